@@ -1,0 +1,221 @@
+//! NFA segmentation of U-Flow latents (thesis 5.3.4, reference section 5): per scale, the tree of
+//! upper level sets of u = mean_c z^2, a Chernoff-bound log10 PFA per node, prune/merge, the
+//! per-scale log10 PFA map; then all scales upsampled and combined by a pixelwise minimum, plus
+//! log10 N_T.
+
+use ndarray::{Array2, ArrayView3};
+use rayon::prelude::*;
+
+use super::tree::{MaxTree, leaf_of_nodes, significant_leaves};
+
+/// Polyomino count approximation: alpha * beta^r / r regions of r pixels (4-connected).
+const POLYOMINO_ALPHA: f64 = 0.316915;
+const POLYOMINO_BETA: f64 = 4.062570;
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SegmentOptions {
+    /// Reproduce the published implementation exactly: no clamp where t = lambda_min / C < 1.
+    /// There the Chernoff bound exceeds 1, and slightly shrunk latents would make the whole image
+    /// "significant"; by default such nodes get PFA = 1 (log10 PFA = 0).
+    pub parity: bool,
+}
+
+/// log10 of the Chernoff bound of P(chi2_C >= lambda)^area, with t = lambda / C.
+pub fn log10_pfa(area: u32, channels: usize, t: f64, parity: bool) -> f64 {
+    if !parity && t <= 1.0 {
+        return 0.0;
+    }
+    area as f64 * (channels as f64 / 2.0) * (1.0 + t.ln() - t) / std::f64::consts::LN_10
+}
+
+/// log10 of the number of tests: sum over scales of H_s W_s * sum_{r=1}^{H_s W_s} alpha beta^r / r,
+/// computed in log space (the sum overflows any float).
+pub fn log10_number_of_tests(scale_sizes: &[usize]) -> f64 {
+    let (ln_a, ln_b) = (POLYOMINO_ALPHA.ln(), POLYOMINO_BETA.ln());
+    let per_scale: Vec<f64> = scale_sizes
+        .iter()
+        .map(|&n| {
+            // ln sum_r exp(ln a + r ln b - ln r), anchored at the largest (last) term.
+            let top = ln_a + n as f64 * ln_b - (n as f64).ln();
+            let mut acc = 0.0;
+            for r in (1..=n).rev() {
+                let term = ln_a + r as f64 * ln_b - (r as f64).ln() - top;
+                if term < -40.0 {
+                    break;
+                }
+                acc += term.exp();
+            }
+            (n as f64).ln() + top + acc.ln()
+        })
+        .collect();
+    let top = per_scale.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let sum: f64 = per_scale.iter().map(|v| (v - top).exp()).sum();
+    (top + sum.ln()) / std::f64::consts::LN_10
+}
+
+/// The result of one scale.
+#[derive(Debug, Clone)]
+pub struct ScaleResult {
+    /// log10 PFA of the final region each pixel belongs to; 0 where none.
+    pub log_pfa: Array2<f32>,
+    pub channels: usize,
+    /// Number of final regions (leaves after prune/merge).
+    pub regions: usize,
+}
+
+/// Segment one scale: `z` is C x H x W.
+pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResult {
+    let (c, h, w) = z.dim();
+    // Sum of squares over channels, accumulated channel by channel in f32 (numpy's order for an
+    // axis-0 reduction), so parity mode sees the same values as the reference.
+    let mut sq = vec![0.0f32; h * w];
+    for ch in z.outer_iter() {
+        match ch.as_slice() {
+            Some(s) => sq.iter_mut().zip(s).for_each(|(a, v)| *a += v * v),
+            None => sq.iter_mut().zip(ch.iter()).for_each(|(a, v)| *a += v * v),
+        }
+    }
+    let tree = MaxTree::build(&sq, h, w);
+    let log_pfa: Vec<f64> = (0..tree.len())
+        .map(|v| {
+            // lambda_min of a node's region is its own level (all descendants are higher).
+            let t = (tree.level[v] / c as f32) as f64;
+            log10_pfa(tree.area[v], c, t, opts.parity)
+        })
+        .collect();
+    let leaves = significant_leaves(&tree, &log_pfa);
+    let owner = leaf_of_nodes(&tree, &leaves);
+    let map: Vec<f32> = tree
+        .node_of
+        .iter()
+        .map(|&node| owner[node as usize].map_or(0.0, |l| log_pfa[l as usize] as f32))
+        .collect();
+    ScaleResult {
+        log_pfa: Array2::from_shape_vec((h, w), map).expect("shape"),
+        channels: c,
+        regions: leaves.len(),
+    }
+}
+
+/// Bilinear resize with align_corners = false (PyTorch's `F.interpolate` convention).
+pub fn resize_bilinear(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f32> {
+    let (h, w) = src.dim();
+    if (h, w) == (out_h, out_w) {
+        return src.clone();
+    }
+    let axis = |o: usize, n_in: usize, n_out: usize| {
+        let s = ((o as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5).max(0.0);
+        let i0 = (s.floor() as usize).min(n_in - 1);
+        let i1 = (i0 + 1).min(n_in - 1);
+        (i0, i1, (s - i0 as f64) as f32)
+    };
+    let xs: Vec<_> = (0..out_w).map(|x| axis(x, w, out_w)).collect();
+    let mut out = Array2::<f32>::zeros((out_h, out_w));
+    for (y, mut row) in out.outer_iter_mut().enumerate() {
+        let (y0, y1, fy) = axis(y, h, out_h);
+        for (x, v) in row.iter_mut().enumerate() {
+            let (x0, x1, fx) = xs[x];
+            let top = src[(y0, x0)] * (1.0 - fx) + src[(y0, x1)] * fx;
+            let bottom = src[(y1, x0)] * (1.0 - fx) + src[(y1, x1)] * fx;
+            *v = top * (1.0 - fy) + bottom * fy;
+        }
+    }
+    out
+}
+
+/// All scales of one image, combined.
+#[derive(Debug, Clone)]
+pub struct Segmentation {
+    pub scales: Vec<ScaleResult>,
+    pub log10_nt: f64,
+    /// log10 NFA at the output size: log10 N_T + min over scales of the upsampled log10 PFA.
+    pub log_nfa: Array2<f32>,
+    /// Scale (0 = finest) that gave each pixel its minimum.
+    pub best_scale: Array2<u8>,
+}
+
+/// Segment the latents of one image (`latents[s]` is C_s x H_s x W_s, finest first) and combine at
+/// `out_size` (default: the finest scale's size).
+pub fn segment(
+    latents: &[ArrayView3<'_, f32>],
+    out_size: Option<(usize, usize)>,
+    opts: SegmentOptions,
+) -> Segmentation {
+    assert!(!latents.is_empty(), "no scales to segment");
+    let scales: Vec<ScaleResult> = latents
+        .par_iter()
+        .map(|z| segment_scale(z.view(), opts))
+        .collect();
+    let sizes: Vec<usize> = latents.iter().map(|z| z.dim().1 * z.dim().2).collect();
+    let log10_nt = log10_number_of_tests(&sizes);
+    let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
+    let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
+    let mut best_scale = Array2::<u8>::zeros((oh, ow));
+    for (s, r) in scales.iter().enumerate() {
+        let up = resize_bilinear(&r.log_pfa, oh, ow);
+        ndarray::Zip::from(&mut min_map)
+            .and(&mut best_scale)
+            .and(&up)
+            .for_each(|m, b, &v| {
+                if v < *m {
+                    *m = v;
+                    *b = s as u8;
+                }
+            });
+    }
+    let nt = log10_nt as f32;
+    let log_nfa = min_map.mapv(|v| v + nt);
+    Segmentation {
+        scales,
+        log10_nt,
+        log_nfa,
+        best_scale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn number_of_tests_matches_the_thesis_values() {
+        assert!((log10_number_of_tests(&[784, 196]) - 476.924).abs() < 1e-3);
+        assert!((log10_number_of_tests(&[4096, 1024, 256]) - 2493.27).abs() < 1e-2);
+    }
+
+    #[test]
+    fn chernoff_values_match_the_reference_table() {
+        // Per-pixel log10 PFA for C = 816 (reference section 5).
+        for (t, want) in [
+            (0.85, -2.22),
+            (1.2, -3.13),
+            (1.5, -16.75),
+            (2.0, -54.37),
+            (3.0, -159.7),
+        ] {
+            let got = log10_pfa(1, 816, t, true);
+            assert!(
+                (got - want).abs() < 0.01 * want.abs().max(1.0),
+                "t={t}: {got} vs {want}"
+            );
+        }
+        assert_eq!(
+            log10_pfa(10, 816, 0.85, false),
+            0.0,
+            "t < 1 is clamped to PFA = 1"
+        );
+    }
+
+    #[test]
+    fn resize_matches_align_corners_false() {
+        let src = Array2::from_shape_vec((2, 2), vec![0.0f32, 1.0, 2.0, 3.0]).unwrap();
+        let up = resize_bilinear(&src, 4, 4);
+        // PyTorch: F.interpolate([[0,1],[2,3]], size=4, bilinear, align_corners=False)
+        let want = [
+            0.0, 0.25, 0.75, 1.0, 0.5, 0.75, 1.25, 1.5, 1.5, 1.75, 2.25, 2.5, 2.0, 2.25, 2.75, 3.0,
+        ];
+        for (a, b) in up.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{up:?}");
+        }
+    }
+}

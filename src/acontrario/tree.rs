@@ -1,0 +1,351 @@
+//! The tree of connected components of the upper level sets of one scale's map (thesis 5.3.4),
+//! built as a max-tree with union-find in O(N log N), and the PFA prune/merge that keeps, in each
+//! branch, the most significant component.
+
+/// Max-tree of a 2-D map with 4-connectivity. Pixels at the same level in one connected component
+/// share a node; a node's region is its pixels plus those of all its descendants.
+pub struct MaxTree {
+    /// Node of each pixel.
+    pub node_of: Vec<u32>,
+    /// Parent of each node (the root is its own parent).
+    pub parent: Vec<u32>,
+    /// Level (map value) of each node.
+    pub level: Vec<f32>,
+    /// Number of pixels in each node's region.
+    pub area: Vec<u32>,
+    /// Nodes ordered from the root to the leaves (each parent before its children).
+    pub order: Vec<u32>,
+}
+
+fn find(zpar: &mut [u32], mut x: u32) -> u32 {
+    let mut root = x;
+    while zpar[root as usize] != root {
+        root = zpar[root as usize];
+    }
+    while zpar[x as usize] != root {
+        let next = zpar[x as usize];
+        zpar[x as usize] = root;
+        x = next;
+    }
+    root
+}
+
+impl MaxTree {
+    /// Build the tree of `map` (`h` rows of `w` values, row-major).
+    pub fn build(map: &[f32], h: usize, w: usize) -> Self {
+        let n = map.len();
+        assert_eq!(n, h * w, "map size does not match its shape");
+        // Pixels by decreasing level; ties in raster order (a stable sort), which makes the tree
+        // deterministic.
+        let mut sorted: Vec<u32> = (0..n as u32).collect();
+        sorted.sort_by(|&a, &b| map[b as usize].total_cmp(&map[a as usize]).then(a.cmp(&b)));
+        const UNSEEN: u32 = u32::MAX;
+        let mut par = vec![UNSEEN; n];
+        let mut zpar = vec![UNSEEN; n];
+        for &p in &sorted {
+            par[p as usize] = p;
+            zpar[p as usize] = p;
+            let (y, x) = (p as usize / w, p as usize % w);
+            let mut visit = |q: usize| {
+                if zpar[q] != UNSEEN {
+                    let r = find(&mut zpar, q as u32);
+                    if r != p {
+                        par[r as usize] = p;
+                        zpar[r as usize] = p;
+                    }
+                }
+            };
+            if x > 0 {
+                visit(p as usize - 1);
+            }
+            if x + 1 < w {
+                visit(p as usize + 1);
+            }
+            if y > 0 {
+                visit(p as usize - w);
+            }
+            if y + 1 < h {
+                visit(p as usize + w);
+            }
+        }
+        // Canonicalise, root first: a pixel's parent at the same level is replaced by that
+        // pixel's canonical representative, so one node = one (level, component).
+        for &p in sorted.iter().rev() {
+            let q = par[p as usize];
+            if map[par[q as usize] as usize] == map[q as usize] {
+                par[p as usize] = par[q as usize];
+            }
+        }
+        // Number the canonical pixels as nodes, root first.
+        let mut node_of = vec![0u32; n];
+        let mut canon_id = vec![UNSEEN; n];
+        let mut parent = Vec::new();
+        let mut level = Vec::new();
+        let mut order = Vec::new();
+        for &p in sorted.iter().rev() {
+            let q = par[p as usize];
+            let canonical = q == p || map[q as usize] != map[p as usize];
+            if canonical {
+                let id = level.len() as u32;
+                canon_id[p as usize] = id;
+                level.push(map[p as usize]);
+                parent.push(if q == p { id } else { canon_id[q as usize] });
+                order.push(id);
+                node_of[p as usize] = id;
+            } else {
+                node_of[p as usize] = canon_id[q as usize];
+            }
+        }
+        let mut area = vec![0u32; level.len()];
+        for &node in &node_of {
+            area[node as usize] += 1;
+        }
+        for &node in order.iter().rev() {
+            let pa = parent[node as usize];
+            if pa != node {
+                area[pa as usize] += area[node as usize];
+            }
+        }
+        Self {
+            node_of,
+            parent,
+            level,
+            area,
+            order,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.level.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.level.is_empty()
+    }
+}
+
+/// Run the PFA prune/merge iterations on `tree` whose nodes have significance `log_pfa` (lower is
+/// more significant) and return the surviving leaves: disjoint components, each the most
+/// significant of its branch.
+///
+/// - Prune: from each leaf, its branch is the leaf and its successive parents while each parent has
+///   exactly one child; only the branch's node of lowest log PFA is kept (ties: the leaf side).
+/// - Merge: a node all of whose (two or more) children are leaves and whose log PFA is at most
+///   theirs replaces them.
+///
+/// Repeated until no merge happens, then pruned once more, as in the thesis.
+pub fn significant_leaves(tree: &MaxTree, log_pfa: &[f64]) -> Vec<u32> {
+    let n = tree.len();
+    let mut parent = tree.parent.clone();
+    let mut alive = vec![true; n];
+    let mut children = vec![0u32; n];
+    // Alive nodes, root first: ancestors always precede descendants.
+    let mut nodes: Vec<u32> = tree.order.clone();
+    let count_children = |nodes: &[u32], parent: &[u32], children: &mut [u32]| {
+        for &v in nodes {
+            children[v as usize] = 0;
+        }
+        for &v in nodes {
+            let p = parent[v as usize];
+            if p != v {
+                children[p as usize] += 1;
+            }
+        }
+    };
+    let prune =
+        |nodes: &mut Vec<u32>, parent: &mut [u32], alive: &mut [bool], children: &mut [u32]| {
+            count_children(nodes, parent, children);
+            let mut branch = Vec::new();
+            for i in (0..nodes.len()).rev() {
+                let leaf = nodes[i];
+                if !alive[leaf as usize] || children[leaf as usize] != 0 {
+                    continue;
+                }
+                branch.clear();
+                branch.push(leaf);
+                let mut v = leaf;
+                loop {
+                    let p = parent[v as usize];
+                    if p == v || children[p as usize] != 1 {
+                        break;
+                    }
+                    branch.push(p);
+                    v = p;
+                }
+                if branch.len() == 1 {
+                    continue;
+                }
+                let mut best = 0;
+                for (k, &b) in branch.iter().enumerate() {
+                    if log_pfa[b as usize] < log_pfa[branch[best] as usize] {
+                        best = k;
+                    }
+                }
+                let top = *branch.last().unwrap();
+                let keep = branch[best];
+                let top_parent = parent[top as usize];
+                parent[keep as usize] = if top_parent == top { keep } else { top_parent };
+                children[keep as usize] = 0;
+                for &b in &branch {
+                    if b != keep {
+                        alive[b as usize] = false;
+                    }
+                }
+            }
+            nodes.retain(|&v| alive[v as usize]);
+        };
+    let merge = |nodes: &mut Vec<u32>, parent: &[u32], alive: &mut [bool], children: &mut [u32]| {
+        count_children(nodes, parent, children);
+        // For each node: does it have a non-leaf child, and its children's lowest log PFA.
+        let mut has_inner_child = vec![false; 0];
+        has_inner_child.resize(n, false);
+        let mut min_child = vec![f64::INFINITY; 0];
+        min_child.resize(n, f64::INFINITY);
+        for &v in nodes.iter() {
+            let p = parent[v as usize];
+            if p != v {
+                if children[v as usize] > 0 {
+                    has_inner_child[p as usize] = true;
+                }
+                min_child[p as usize] = min_child[p as usize].min(log_pfa[v as usize]);
+            }
+        }
+        // Merges only turn a node into a leaf, which matters to its ancestors only; those were
+        // already visited (root first), as in the reference, so one pass decides from the state
+        // at its start.
+        let mut merged = false;
+        let mut absorbed = vec![false; 0];
+        absorbed.resize(n, false);
+        for &v in nodes.iter() {
+            let vi = v as usize;
+            if children[vi] > 1 && !has_inner_child[vi] && log_pfa[vi] <= min_child[vi] {
+                absorbed[vi] = true;
+                merged = true;
+            }
+        }
+        if merged {
+            for &v in nodes.iter() {
+                let p = parent[v as usize];
+                if p != v && absorbed[p as usize] {
+                    alive[v as usize] = false;
+                }
+            }
+            nodes.retain(|&v| alive[v as usize]);
+        }
+        merged
+    };
+    prune(&mut nodes, &mut parent, &mut alive, &mut children);
+    while merge(&mut nodes, &parent, &mut alive, &mut children) {
+        prune(&mut nodes, &mut parent, &mut alive, &mut children);
+    }
+    prune(&mut nodes, &mut parent, &mut alive, &mut children);
+    count_children(&nodes, &parent, &mut children);
+    nodes
+        .into_iter()
+        .filter(|&v| children[v as usize] == 0)
+        .collect()
+}
+
+/// For each original node, the surviving leaf whose region contains it (if any).
+pub fn leaf_of_nodes(tree: &MaxTree, leaves: &[u32]) -> Vec<Option<u32>> {
+    let mut owner: Vec<Option<u32>> = vec![None; tree.len()];
+    for &l in leaves {
+        owner[l as usize] = Some(l);
+    }
+    // Root first: a node inherits its parent's owner, so each leaf's region covers its subtree.
+    for &v in &tree.order {
+        let p = tree.parent[v as usize];
+        if p != v && owner[v as usize].is_none() {
+            owner[v as usize] = owner[p as usize];
+        }
+    }
+    owner
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Region of node `v` computed by brute force: pixels >= level connected to v's pixels.
+    fn brute_region(map: &[f32], h: usize, w: usize, seed: usize) -> Vec<usize> {
+        let lvl = map[seed];
+        let mut seen = vec![false; map.len()];
+        let mut stack = vec![seed];
+        seen[seed] = true;
+        let mut out = vec![];
+        while let Some(p) = stack.pop() {
+            out.push(p);
+            let (y, x) = (p / w, p % w);
+            let mut nb = vec![];
+            if x > 0 {
+                nb.push(p - 1)
+            }
+            if x + 1 < w {
+                nb.push(p + 1)
+            }
+            if y > 0 {
+                nb.push(p - w)
+            }
+            if y + 1 < h {
+                nb.push(p + w)
+            }
+            for q in nb {
+                if !seen[q] && map[q] >= lvl {
+                    seen[q] = true;
+                    stack.push(q);
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn areas_match_brute_force_components_with_ties() {
+        let (h, w) = (7, 9);
+        let map: Vec<f32> = (0..h * w)
+            .map(|i| ((i * 37 + 11) % 13 / 3) as f32)
+            .collect();
+        let t = MaxTree::build(&map, h, w);
+        for p in 0..h * w {
+            let node = t.node_of[p] as usize;
+            assert_eq!(t.level[node], map[p]);
+            assert_eq!(
+                t.area[node] as usize,
+                brute_region(&map, h, w, p).len(),
+                "pixel {p}"
+            );
+        }
+        // One root, and parents strictly lower.
+        let roots = (0..t.len()).filter(|&v| t.parent[v] as usize == v).count();
+        assert_eq!(roots, 1);
+        for v in 0..t.len() {
+            let p = t.parent[v] as usize;
+            if p != v {
+                assert!(t.level[p] < t.level[v]);
+            }
+        }
+    }
+
+    #[test]
+    fn two_peaks_become_two_leaves_when_each_is_most_significant() {
+        // Two bumps on a flat floor: significance favours the bumps over the floor.
+        let (h, w) = (5, 11);
+        let mut map = vec![0.0f32; h * w];
+        map[2 * w + 2] = 5.0;
+        map[2 * w + 8] = 4.0;
+        let t = MaxTree::build(&map, h, w);
+        let lp: Vec<f64> = (0..t.len()).map(|v| -(t.level[v] as f64) * 10.0).collect();
+        let leaves = significant_leaves(&t, &lp);
+        let mut lv: Vec<f32> = leaves.iter().map(|&l| t.level[l as usize]).collect();
+        lv.sort_by(f32::total_cmp);
+        assert_eq!(lv, vec![4.0, 5.0]);
+        // If the floor is more significant than both bumps, they merge into it.
+        let lp2: Vec<f64> = (0..t.len())
+            .map(|v| if t.level[v] == 0.0 { -100.0 } else { -1.0 })
+            .collect();
+        let leaves2 = significant_leaves(&t, &lp2);
+        assert_eq!(leaves2.len(), 1);
+        assert_eq!(t.area[leaves2[0] as usize] as usize, h * w);
+    }
+}

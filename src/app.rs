@@ -1,0 +1,195 @@
+//! Application state and commands, independent of any window: the GUI is a thin layer that draws
+//! this state and turns clicks and keys into [`AppCommand`]s. Everything here is testable headless.
+
+use std::path::{Path, PathBuf};
+
+use crate::project::Project;
+use crate::runtime::TorchInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A visible, dismissable message (errors never crash the app; they end up here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub id: u64,
+    pub level: NoticeLevel,
+    pub text: String,
+}
+
+/// Every user action, from menus, shortcuts, buttons and tests alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppCommand {
+    OpenProject(PathBuf),
+    OpenImageFolder(PathBuf),
+    OpenDemo,
+    Select(usize),
+    SelectNext,
+    SelectPrevious,
+    ShowLabels(Option<String>),
+    DismissNotice(u64),
+}
+
+pub struct AppState {
+    pub project: Option<Project>,
+    /// Index into `project.file.images`.
+    pub selected: Option<usize>,
+    /// Annotator whose labels are overlaid on the viewer.
+    pub label_layer: Option<String>,
+    pub label_opacity: f32,
+    pub notices: Vec<Notice>,
+    pub torch: Option<TorchInfo>,
+    /// Bumped whenever a different project is opened, so late background results for the old one
+    /// are recognised and dropped.
+    pub generation: u64,
+    next_notice: u64,
+    demo_dir: PathBuf,
+}
+
+/// Where the bundled demo project lives: `CONTRARIO_DEMO`, else `projects/demo` next to the
+/// working directory, else the one in the source tree this binary was built from.
+pub fn demo_project_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONTRARIO_DEMO") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("projects/demo");
+    if local.join(crate::project::PROJECT_FILE).exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
+}
+
+impl AppState {
+    pub fn new(demo_dir: PathBuf) -> Self {
+        Self {
+            project: None,
+            selected: None,
+            label_layer: None,
+            label_opacity: 0.45,
+            notices: Vec::new(),
+            torch: None,
+            generation: 0,
+            next_notice: 0,
+            demo_dir,
+        }
+    }
+
+    pub fn notify(&mut self, level: NoticeLevel, text: impl Into<String>) {
+        self.next_notice += 1;
+        self.notices.push(Notice {
+            id: self.next_notice,
+            level,
+            text: text.into(),
+        });
+    }
+
+    pub fn image_count(&self) -> usize {
+        self.project.as_ref().map_or(0, |p| p.file.images.len())
+    }
+
+    pub fn apply(&mut self, cmd: AppCommand) {
+        match cmd {
+            AppCommand::OpenProject(dir) => match Project::open(&dir) {
+                Ok(p) => self.set_project(p),
+                Err(e) => self.notify(NoticeLevel::Error, format!("Could not open project: {e}")),
+            },
+            AppCommand::OpenImageFolder(dir) => match Project::from_image_folder(&dir) {
+                Ok(p) => self.set_project(p),
+                Err(e) => self.notify(NoticeLevel::Error, format!("Could not open folder: {e}")),
+            },
+            AppCommand::OpenDemo => {
+                let dir = self.demo_dir.clone();
+                self.apply(AppCommand::OpenProject(dir));
+            }
+            AppCommand::Select(i) => {
+                if i < self.image_count() {
+                    self.selected = Some(i);
+                }
+            }
+            AppCommand::SelectNext => self.step_selection(1),
+            AppCommand::SelectPrevious => self.step_selection(-1),
+            AppCommand::ShowLabels(layer) => self.label_layer = layer,
+            AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
+        }
+    }
+
+    fn step_selection(&mut self, delta: isize) {
+        let n = self.image_count();
+        if n == 0 {
+            return;
+        }
+        let cur = self
+            .selected
+            .map_or(if delta > 0 { -1 } else { n as isize }, |s| s as isize);
+        self.selected = Some((cur + delta).clamp(0, n as isize - 1) as usize);
+    }
+
+    fn set_project(&mut self, p: Project) {
+        self.generation += 1;
+        self.selected = if p.file.images.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
+        // Show the first human annotator's labels by default, if any image has labels at all.
+        let has_labels = p.file.images.iter().any(|i| !i.labels.is_empty());
+        self.label_layer = has_labels
+            .then(|| p.file.annotators.first().map(|a| a.id.clone()))
+            .flatten();
+        self.project = Some(p);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_paths_become_notices_and_keep_the_current_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let img_dir = dir.path().join("imgs");
+        std::fs::create_dir(&img_dir).unwrap();
+        image::RgbImage::new(4, 4)
+            .save(img_dir.join("a.png"))
+            .unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenImageFolder(img_dir.clone()));
+        assert_eq!(s.image_count(), 1);
+        assert_eq!(s.selected, Some(0));
+        s.apply(AppCommand::OpenProject(dir.path().join("missing")));
+        s.apply(AppCommand::OpenDemo);
+        assert_eq!(s.notices.len(), 2);
+        assert_eq!(
+            s.image_count(),
+            1,
+            "a failed open must not close the current project"
+        );
+        let id = s.notices[0].id;
+        s.apply(AppCommand::DismissNotice(id));
+        assert_eq!(s.notices.len(), 1);
+    }
+
+    #[test]
+    fn selection_steps_and_clamps() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b", "c"] {
+            image::RgbImage::new(2, 2)
+                .save(dir.path().join(format!("{n}.png")))
+                .unwrap();
+        }
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenImageFolder(dir.path().into()));
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::SelectNext);
+        assert_eq!(s.selected, Some(2));
+        s.apply(AppCommand::SelectPrevious);
+        assert_eq!(s.selected, Some(1));
+        s.apply(AppCommand::Select(99));
+        assert_eq!(s.selected, Some(1));
+    }
+}

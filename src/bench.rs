@@ -1,0 +1,84 @@
+//! `contrario bench`: timings measured side by side in one run, reported as ratios. Run with the
+//! release build (`cargo run --release -- bench nfa`).
+
+use ndarray::{Array2, Array3};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use std::time::Instant;
+
+use crate::acontrario::{self, SegmentOptions};
+
+fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize) -> Array3<f32> {
+    Array3::from_shape_simple_fn((c, h, w), || StandardNormal.sample(rng))
+}
+
+fn time<R>(repeat: usize, mut f: impl FnMut() -> R) -> f64 {
+    let _ = f(); // warm-up
+    let start = Instant::now();
+    for _ in 0..repeat {
+        std::hint::black_box(f());
+    }
+    start.elapsed().as_secs_f64() / repeat as f64
+}
+
+/// Segmentation of the two reference latent layouts, against the published Python
+/// implementation's times from the shared fixtures (measured on this kind of machine), and
+/// re-thresholding plus outline tracing of a 1024 x 1024 log-NFA map.
+pub fn nfa(repeat: usize) -> serde_json::Value {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut out = serde_json::Map::new();
+    // Python reference seconds per image (sum over scales) from shared/fixtures/nfa/*/ref.json.
+    // (name, [(channels, side)] per scale, Python seconds)
+    type Layout = (&'static str, Vec<(usize, usize)>, f64);
+    let layouts: [Layout; 2] = [
+        (
+            "ms_cait_816x28x28_192x14x14",
+            vec![(816, 28), (192, 14)],
+            0.02133 + 0.00418,
+        ),
+        (
+            "resnet18_84x64x64_80x32x32_128x16x16",
+            vec![(84, 64), (80, 32), (128, 16)],
+            0.20828 + 0.02937 + 0.00525,
+        ),
+    ];
+    for (name, scales, python_s) in layouts {
+        let z: Vec<Array3<f32>> = scales
+            .iter()
+            .map(|&(c, s)| normal(&mut rng, c, s, s))
+            .collect();
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        let ours = time(repeat, || {
+            acontrario::segment(&views, None, SegmentOptions::default())
+        });
+        out.insert(
+            name.into(),
+            serde_json::json!({
+                "contrario_seconds": ours,
+                "python_reference_seconds": python_s,
+                "speedup": python_s / ours,
+            }),
+        );
+    }
+    // A 1024 x 1024 map with a few dozen blobs, as the viewer would get after upsampling.
+    let mut map = Array2::<f32>::from_elem((1024, 1024), 50.0);
+    for k in 0..40usize {
+        let (cy, cx, r) = ((k * 397) % 980 + 20, (k * 613) % 980 + 20, 6 + k % 20);
+        for y in cy.saturating_sub(r)..(cy + r).min(1024) {
+            for x in cx.saturating_sub(r)..(cx + r).min(1024) {
+                let d = ((y as f32 - cy as f32).powi(2) + (x as f32 - cx as f32).powi(2)).sqrt();
+                map[(y, x)] = map[(y, x)].min(d - r as f32 * 0.8 - k as f32);
+            }
+        }
+    }
+    let th = time(repeat.max(20), || {
+        acontrario::regions_at(&map, None, 0.0, 0.35)
+    });
+    let regions = acontrario::regions_at(&map, None, 0.0, 0.35).len();
+    out.insert(
+        "rethreshold_1024x1024".into(),
+        serde_json::json!({"seconds": th, "regions": regions, "target_seconds": 0.005}),
+    );
+    serde_json::Value::Object(out)
+}

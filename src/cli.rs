@@ -1,0 +1,294 @@
+//! Command-line interface: no subcommand opens the window; subcommands do headless work and exit
+//! non-zero with a message on bad input.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::worker::{Command, Message, Worker};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "contrario",
+    version,
+    about = "Review industrial visual anomalies and correct their labels"
+)]
+pub struct Cli {
+    /// Project folder (or folder of images) to open in the window; default: the demo project.
+    #[arg(long, global = false)]
+    pub project: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Open the window (the default).
+    Gui {
+        #[arg(long)]
+        project: Option<PathBuf>,
+    },
+    /// Generate the procedural demo project (textures, planted defects, two annotators).
+    Demo {
+        /// Output folder.
+        #[arg(long, default_value = "projects/demo")]
+        out: PathBuf,
+        #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+        seed: u64,
+        /// Overwrite an existing project there.
+        #[arg(long)]
+        force: bool,
+    },
+    /// A contrario segmentation of latents: reads DIR/z_1.npy, z_2.npy, ... (float32, C x H x W,
+    /// finest first), writes per-scale log10 PFA maps, the combined log10 NFA map and the regions.
+    Segment {
+        #[arg(long)]
+        latents: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Reproduce the published implementation exactly (no clamp of the bound where t < 1).
+        #[arg(long)]
+        parity: bool,
+        /// Detection threshold on log10 NFA.
+        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+        threshold: f32,
+        /// Output size HxW of the combined map (default: the finest scale's size).
+        #[arg(long)]
+        size: Option<String>,
+        /// Segment N times and report the mean time (segmentation only, no file I/O).
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
+        /// Print a JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The training-free detector (thesis chapter 3) on one image: writes log_nfa.npy and
+    /// anomaly_score.png.
+    Detect {
+        #[arg(long)]
+        image: PathBuf,
+        #[arg(long, default_value = "detect-out")]
+        out: PathBuf,
+        #[command(flatten)]
+        params: TrainFreeArgs,
+    },
+    /// Pixel AUROC of the training-free detector's variants on MVTec-style categories.
+    TrainfreeEval {
+        /// MVTec-style root (category/test/..., category/ground_truth/...).
+        #[arg(long)]
+        data: PathBuf,
+        /// Categories (default: every category under --data).
+        #[arg(long)]
+        category: Vec<String>,
+        /// Variants as FEATURES+NFA, e.g. pca+pixel (default: all six).
+        #[arg(long)]
+        variant: Vec<String>,
+        #[command(flatten)]
+        params: TrainFreeArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks, measured side by side in one run (use a release build).
+    Bench {
+        /// What to measure: `nfa` (segmentation and re-thresholding).
+        #[arg(default_value = "nfa")]
+        what: String,
+        #[arg(long, default_value_t = 50)]
+        repeat: usize,
+    },
+    /// Show the libtorch version, the compute device and the built-in backbone weights.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parameters of the training-free detector (defaults: the thesis').
+#[derive(clap::Args, Debug)]
+pub struct TrainFreeArgs {
+    /// pca or gabor.
+    #[arg(long, default_value = "pca")]
+    features: String,
+    /// pixel, block or region.
+    #[arg(long, default_value = "pixel")]
+    nfa: String,
+    #[arg(long, default_value_t = 4)]
+    scales: usize,
+    /// Patch-PCA components kept (m).
+    #[arg(long, default_value_t = 45)]
+    components: usize,
+    /// Patch side (s).
+    #[arg(long, default_value_t = 17)]
+    patch: usize,
+    /// Block side (w) and stride of the block NFA.
+    #[arg(long, default_value_t = 51)]
+    block: usize,
+    #[arg(long, default_value_t = 10)]
+    stride: usize,
+    /// Longest side the image is resized to (0: native size).
+    #[arg(long, default_value_t = 256)]
+    work_size: usize,
+}
+
+impl TrainFreeArgs {
+    fn params(&self) -> anyhow::Result<crate::acontrario::trainfree::Params> {
+        use crate::trainfree_cmd::{parse_features, parse_nfa};
+        if self.patch == 0 || self.components == 0 || self.scales == 0 || self.block == 0 {
+            anyhow::bail!("--patch, --components, --scales and --block must be positive");
+        }
+        Ok(crate::acontrario::trainfree::Params {
+            features: parse_features(&self.features)?,
+            nfa: parse_nfa(&self.nfa)?,
+            scales: self.scales,
+            pca_components: self.components.min(self.patch * self.patch),
+            patch: self.patch,
+            block: self.block,
+            stride: self.stride.max(1),
+            work_size: (self.work_size > 0).then_some(self.work_size),
+            ..Default::default()
+        })
+    }
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main_with(cli: Cli) -> i32 {
+    let result = match cli.command {
+        None => crate::gui::run(cli.project),
+        Some(Cmd::Gui { project }) => crate::gui::run(project.or(cli.project)),
+        Some(Cmd::Demo { out, seed, force }) => crate::demo::generate(&out, seed, force).map(|p| {
+            println!("wrote {} images to {}", p.file.images.len(), out.display());
+        }),
+        Some(Cmd::Info { json }) => info(json),
+        Some(Cmd::Detect { image, out, params }) => params
+            .params()
+            .and_then(|p| crate::trainfree_cmd::detect(&image, &out, &p)),
+        Some(Cmd::TrainfreeEval {
+            data,
+            category,
+            variant,
+            params,
+            json,
+        }) => (|| {
+            use crate::trainfree_cmd::{parse_features, parse_nfa};
+            let base = params.params()?;
+            let cats = if category.is_empty() {
+                crate::dataset::mvtec_categories(&data)?
+            } else {
+                category
+            };
+            let variants = if variant.is_empty() {
+                [
+                    "pca+pixel",
+                    "pca+block",
+                    "pca+region",
+                    "gabor+pixel",
+                    "gabor+block",
+                    "gabor+region",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+            } else {
+                variant
+            };
+            let variants = variants
+                .iter()
+                .map(|v| {
+                    let (f, n) = v
+                        .split_once('+')
+                        .ok_or_else(|| anyhow::anyhow!("variant {v:?} is not FEATURES+NFA"))?;
+                    Ok((parse_features(f)?, parse_nfa(n)?))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let rows = crate::trainfree_cmd::eval(&data, &cats, &variants, &base)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!(
+                    "{:<10} {:<8} {:<7} {:>11} {:>9}",
+                    "category", "features", "nfa", "pixel AUROC", "s/image"
+                );
+                for r in rows.as_array().unwrap() {
+                    println!(
+                        "{:<10} {:<8} {:<7} {:>11.4} {:>9.2}",
+                        r["category"].as_str().unwrap_or(""),
+                        r["features"].as_str().unwrap_or(""),
+                        r["nfa"].as_str().unwrap_or(""),
+                        r["pixel_auroc"].as_f64().unwrap_or(f64::NAN),
+                        r["seconds_per_image"].as_f64().unwrap_or(f64::NAN)
+                    );
+                }
+            }
+            Ok(())
+        })(),
+        Some(Cmd::Bench { what, repeat }) => match what.as_str() {
+            "nfa" => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&crate::bench::nfa(repeat.max(1)))
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
+            other => Err(anyhow::anyhow!("unknown benchmark {other:?} (known: nfa)")),
+        },
+        Some(Cmd::Segment {
+            latents,
+            out,
+            parity,
+            threshold,
+            size,
+            repeat,
+            json,
+        }) => crate::segment_cmd::run(&crate::segment_cmd::Args {
+            latents,
+            out,
+            parity,
+            threshold,
+            size,
+            repeat,
+            json,
+        }),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("contrario: error: {e:#}");
+            1
+        }
+    }
+}
+
+fn info(json: bool) -> anyhow::Result<()> {
+    let worker = Worker::spawn(Box::new(|| {}));
+    worker.send(Command::Probe);
+    worker.send(Command::CheckBackbone);
+    let mut torch = None;
+    let mut backbone = Err(String::from("no answer from the worker"));
+    for _ in 0..2 {
+        match worker.recv() {
+            Some(Message::Torch(t)) => torch = Some(t),
+            Some(Message::BackboneReady { path, tensors }) => backbone = Ok((path, tensors)),
+            Some(Message::Error { message, .. }) => backbone = Err(message),
+            None => break,
+        }
+    }
+    let torch = torch.ok_or_else(|| anyhow::anyhow!("the worker thread did not answer"))?;
+    if json {
+        let weights = match &backbone {
+            Ok((p, n)) => serde_json::json!({"path": p, "tensors": n}),
+            Err(e) => serde_json::json!({"error": e}),
+        };
+        let out = serde_json::json!({"torch": torch, "builtin_backbone": weights});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", torch.summary());
+        match &backbone {
+            Ok((p, n)) => println!(
+                "built-in backbone: EfficientNet-Lite0, {n} tensors, {}",
+                p.display()
+            ),
+            Err(e) => println!("built-in backbone: {e}"),
+        }
+    }
+    backbone.map(|_| ()).map_err(|e| anyhow::anyhow!(e))
+}

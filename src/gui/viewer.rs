@@ -1,0 +1,142 @@
+//! The image viewer: zoom with the wheel around the cursor, pan by dragging, fit on double-click
+//! or `F`, 1:1 on `1`. Textures magnify with nearest-neighbour filtering, so pixels stay crisp past
+//! 1:1, and minify linearly. Coordinates are kept in image pixels, so overlays stay aligned.
+
+use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
+
+/// egui-wgpu's texture size limit: larger images are downsampled for display.
+pub const MAX_TEXTURE_SIDE: u32 = 8192;
+const MIN_ZOOM: f32 = 0.02;
+const MAX_ZOOM: f32 = 64.0;
+
+pub const CRISP: egui::TextureOptions = egui::TextureOptions {
+    magnification: egui::TextureFilter::Nearest,
+    minification: egui::TextureFilter::Linear,
+    wrap_mode: egui::TextureWrapMode::ClampToEdge,
+    mipmap_mode: None,
+};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewState {
+    /// Screen points per image pixel.
+    pub zoom: f32,
+    /// Image coordinate shown at the centre of the view.
+    pub center: Pos2,
+    /// Fit at the next frame (the view's size is only known while drawing).
+    pub fit_pending: bool,
+}
+
+impl Default for ViewState {
+    fn default() -> Self {
+        Self {
+            zoom: 1.0,
+            center: Pos2::ZERO,
+            fit_pending: true,
+        }
+    }
+}
+
+impl ViewState {
+    pub fn fit(&mut self) {
+        self.fit_pending = true;
+    }
+
+    pub fn to_screen(&self, view: Rect, p: Pos2) -> Pos2 {
+        view.center() + (p - self.center) * self.zoom
+    }
+
+    pub fn to_image(&self, view: Rect, s: Pos2) -> Pos2 {
+        self.center + (s - view.center()) / self.zoom
+    }
+
+    /// Zoom by `factor` keeping the image point under `anchor` (screen) in place.
+    pub fn zoom_about(&mut self, view: Rect, anchor: Pos2, factor: f32) {
+        let before = self.to_image(view, anchor);
+        self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
+        self.center = before - (anchor - view.center()) / self.zoom;
+    }
+
+    fn apply_fit(&mut self, view: Rect, image_size: Vec2) {
+        let z = (view.width() / image_size.x).min(view.height() / image_size.y) * 0.98;
+        self.zoom = z.clamp(MIN_ZOOM, MAX_ZOOM);
+        self.center = (image_size / 2.0).to_pos2();
+        self.fit_pending = false;
+    }
+}
+
+/// One layer drawn over the image, in image coordinates.
+pub struct Layer<'a> {
+    pub texture: &'a TextureHandle,
+    pub opacity: f32,
+}
+
+pub struct ViewerOutput {
+    pub response: egui::Response,
+    /// Image pixel under the pointer, when it is over the image.
+    pub hovered_pixel: Option<(u32, u32)>,
+}
+
+/// Draw `texture` (an image of `image_size` pixels) with its overlay layers in the available space.
+pub fn show(
+    ui: &mut egui::Ui,
+    state: &mut ViewState,
+    texture: &TextureHandle,
+    image_size: Vec2,
+    layers: &[Layer<'_>],
+) -> ViewerOutput {
+    let (view, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image viewer"));
+    if state.fit_pending || response.double_clicked() {
+        state.apply_fit(view, image_size);
+    }
+    if response.dragged() {
+        state.center -= response.drag_delta() / state.zoom;
+    }
+    if let Some(pointer) = response.hover_pos() {
+        let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+        let factor = pinch * (scroll * 0.002).exp();
+        if (factor - 1.0).abs() > 1e-4 {
+            state.zoom_about(view, pointer, factor);
+        }
+    }
+    let painter = ui.painter_at(view);
+    painter.rect_filled(view, 0.0, Color32::from_gray(24));
+    let rect = Rect::from_min_max(
+        state.to_screen(view, Pos2::ZERO),
+        state.to_screen(view, image_size.to_pos2()),
+    );
+    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    painter.image(texture.id(), rect, uv, Color32::WHITE);
+    for layer in layers {
+        let tint = Color32::from_white_alpha((layer.opacity.clamp(0.0, 1.0) * 255.0) as u8);
+        painter.image(layer.texture.id(), rect, uv, tint);
+    }
+    let hovered_pixel = response.hover_pos().and_then(|p| {
+        let q = state.to_image(view, p);
+        (q.x >= 0.0 && q.y >= 0.0 && q.x < image_size.x && q.y < image_size.y)
+            .then_some((q.x as u32, q.y as u32))
+    });
+    ViewerOutput {
+        response,
+        hovered_pixel,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoom_keeps_the_anchor_pixel_fixed_and_fit_centres() {
+        let view = Rect::from_min_size(Pos2::new(10.0, 20.0), Vec2::new(400.0, 300.0));
+        let mut s = ViewState::default();
+        s.apply_fit(view, Vec2::new(200.0, 100.0));
+        assert!((s.zoom - 1.96).abs() < 1e-4);
+        assert_eq!(s.to_screen(view, Pos2::new(100.0, 50.0)), view.center());
+        let anchor = Pos2::new(50.0, 60.0);
+        let before = s.to_image(view, anchor);
+        s.zoom_about(view, anchor, 3.0);
+        let after = s.to_image(view, anchor);
+        assert!((before - after).length() < 1e-3);
+    }
+}

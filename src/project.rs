@@ -1,0 +1,353 @@
+//! A project is a folder with a versioned `project.ron`: the images (by path relative to the
+//! project when inside it), their split and category, the annotators, the defect classes, and one
+//! label mask per (annotator, image). Label masks are 8-bit PNGs holding a class index per pixel
+//! (0 = normal), so binary masks are the one-class case.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::imaging;
+use crate::storage;
+
+/// Version of `project.ron` this build writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const PROJECT_FILE: &str = "project.ron";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{path} was written by a newer Contrario (format {found}, this build reads up to {FORMAT_VERSION}): update Contrario"
+    )]
+    TooNew { path: PathBuf, found: u32 },
+    #[error("{path} is not a project folder (no {PROJECT_FILE} in it)")]
+    NotAProject { path: PathBuf },
+    #[error("no images found in {path} (looked for PNG, JPEG, BMP and TIFF files)")]
+    NoImages { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Split {
+    /// Normal images the model trains on.
+    Train,
+    /// Images to review: normal or defective.
+    #[default]
+    Test,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Annotator {
+    pub id: String,
+    pub name: String,
+    /// Imported ground truth is read-only: relabelling goes to a person's own layer.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefectClass {
+    /// Pixel value in label masks (1..=255).
+    pub index: u8,
+    pub name: String,
+    /// sRGB colour of the overlay.
+    pub color: [u8; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageEntry {
+    /// Stable identifier, unique in the project.
+    pub id: String,
+    /// Relative to the project folder, or absolute for images outside it.
+    pub path: PathBuf,
+    #[serde(default)]
+    pub split: Split,
+    #[serde(default)]
+    pub category: String,
+    /// "good" for normal images, the defect type otherwise; empty when unknown.
+    #[serde(default)]
+    pub kind: String,
+    /// Label mask per annotator id, relative to the project folder.
+    #[serde(default)]
+    pub labels: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Detection threshold on log10 NFA: regions with log10 NFA below it are shown. 0 means one
+    /// false alarm expected per image under the normal model.
+    pub log10_nfa_threshold: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            log10_nfa_threshold: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectFile {
+    pub format_version: u32,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub annotators: Vec<Annotator>,
+    #[serde(default)]
+    pub classes: Vec<DefectClass>,
+    #[serde(default)]
+    pub images: Vec<ImageEntry>,
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+impl ProjectFile {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            name: name.into(),
+            description: String::new(),
+            annotators: Vec::new(),
+            classes: Vec::new(),
+            images: Vec::new(),
+            settings: Settings::default(),
+        }
+    }
+}
+
+/// An opened project: its folder and its description. A folder of images opened directly is a
+/// project without a file on disk (`saved == false`) until the user saves it.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub file: ProjectFile,
+    pub saved: bool,
+}
+
+impl Project {
+    /// Open `dir/project.ron` (or the file itself when `dir` names it).
+    pub fn open(dir: &Path) -> Result<Self, ProjectError> {
+        let (root, path) = if dir.is_file() {
+            (
+                dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
+                dir.to_path_buf(),
+            )
+        } else {
+            (dir.to_path_buf(), dir.join(PROJECT_FILE))
+        };
+        if !path.exists() {
+            if !root.exists() {
+                return Err(ProjectError::Io {
+                    path: root,
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+                });
+            }
+            return Err(ProjectError::NotAProject { path: root });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| ProjectError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let file = parse_project(&text, &path)?;
+        Ok(Self {
+            root,
+            file,
+            saved: true,
+        })
+    }
+
+    /// A transient project over every image found in `dir` (recursively, sorted by path).
+    pub fn from_image_folder(dir: &Path) -> Result<Self, ProjectError> {
+        let mut paths = Vec::new();
+        collect_images(dir, 0, &mut paths).map_err(|source| ProjectError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if paths.is_empty() {
+            return Err(ProjectError::NoImages {
+                path: dir.to_path_buf(),
+            });
+        }
+        paths.sort();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut file = ProjectFile::new(name);
+        for p in paths {
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_path_buf();
+            let id = rel
+                .with_extension("")
+                .to_string_lossy()
+                .replace(['/', '\\'], "_");
+            file.images.push(ImageEntry {
+                id,
+                path: rel,
+                split: Split::Test,
+                category: String::new(),
+                kind: String::new(),
+                labels: BTreeMap::new(),
+            });
+        }
+        Ok(Self {
+            root: dir.to_path_buf(),
+            file,
+            saved: false,
+        })
+    }
+
+    pub fn image_path(&self, entry: &ImageEntry) -> PathBuf {
+        self.root.join(&entry.path)
+    }
+
+    pub fn label_path(&self, entry: &ImageEntry, annotator: &str) -> Option<PathBuf> {
+        entry.labels.get(annotator).map(|p| self.root.join(p))
+    }
+
+    pub fn class(&self, index: u8) -> Option<&DefectClass> {
+        self.file.classes.iter().find(|c| c.index == index)
+    }
+
+    /// Write `project.ron` atomically.
+    pub fn save(&mut self) -> std::io::Result<()> {
+        let text = to_ron(&self.file);
+        storage::write_atomic(&self.root.join(PROJECT_FILE), text.as_bytes())?;
+        self.saved = true;
+        Ok(())
+    }
+}
+
+pub fn to_ron(file: &ProjectFile) -> String {
+    let cfg = ron::ser::PrettyConfig::new()
+        .struct_names(true)
+        .indentor("  ".to_string());
+    ron::ser::to_string_pretty(file, cfg).expect("project serialisation cannot fail")
+}
+
+/// Parse a project file, checking its version first so that a newer file gets a version message
+/// rather than a confusing field error.
+pub fn parse_project(text: &str, path: &Path) -> Result<ProjectFile, ProjectError> {
+    if let Some(found) = scan_version(text)
+        && found > FORMAT_VERSION
+    {
+        return Err(ProjectError::TooNew {
+            path: path.to_path_buf(),
+            found,
+        });
+    }
+    ron::from_str::<ProjectFile>(text).map_err(|e| ProjectError::Parse {
+        path: path.to_path_buf(),
+        line: e.span.start.line,
+        column: e.span.start.col,
+        message: e.code.to_string(),
+    })
+}
+
+/// The `format_version: N` field, read without trusting the rest of the file.
+fn scan_version(text: &str) -> Option<u32> {
+    let at = text.find("format_version")?;
+    let rest = text[at + "format_version".len()..]
+        .trim_start()
+        .strip_prefix(':')?;
+    let digits: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect();
+    digits.parse().ok()
+}
+
+fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    // Depth limit: a mistaken click on `/` must not scan the whole disk.
+    if depth > 6 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let p = entry.path();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            let hidden = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if !hidden {
+                // Unreadable sub-folders are skipped, not fatal.
+                let _ = collect_images(&p, depth + 1, out);
+            }
+        } else if imaging::is_image_path(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_through_ron() {
+        let mut f = ProjectFile::new("t");
+        f.annotators.push(Annotator {
+            id: "a".into(),
+            name: "A".into(),
+            read_only: false,
+        });
+        f.images.push(ImageEntry {
+            id: "x".into(),
+            path: "images/x.png".into(),
+            split: Split::Train,
+            category: "c".into(),
+            kind: "good".into(),
+            labels: BTreeMap::from([("a".to_string(), PathBuf::from("labels/a/x.png"))]),
+        });
+        let text = to_ron(&f);
+        assert_eq!(parse_project(&text, Path::new("p.ron")).unwrap(), f);
+    }
+
+    #[test]
+    fn damaged_file_names_file_and_line() {
+        let text = "ProjectFile(\n  format_version: 1,\n  name: \"x\",\n  images: [oops],\n)";
+        let err = parse_project(text, Path::new("/tmp/p/project.ron"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/tmp/p/project.ron:4:"), "{err}");
+    }
+
+    #[test]
+    fn newer_version_is_refused_clearly() {
+        let text = "ProjectFile(format_version: 99, name: \"x\", future_field: 3)";
+        let err = parse_project(text, Path::new("p.ron")).unwrap_err();
+        assert!(
+            matches!(err, ProjectError::TooNew { found: 99, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn folder_without_images_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "hi").unwrap();
+        assert!(matches!(
+            Project::from_image_folder(dir.path()),
+            Err(ProjectError::NoImages { .. })
+        ));
+        assert!(matches!(
+            Project::open(dir.path()),
+            Err(ProjectError::NotAProject { .. })
+        ));
+    }
+}

@@ -1,0 +1,75 @@
+//! What libtorch this build runs on and which device the worker computes on.
+
+use serde::Serialize;
+
+/// PyTorch version of the libtorch this binary was linked against (read by build.rs).
+pub const LIBTORCH_VERSION: &str = match option_env!("CONTRARIO_LIBTORCH_VERSION") {
+    Some(v) => v,
+    None => "unknown",
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TorchInfo {
+    pub libtorch_version: String,
+    /// "cuda:0" when a GPU is usable, else "cpu".
+    pub device: String,
+    pub cuda_devices: i64,
+    pub cudnn: bool,
+    pub cpu_threads: i32,
+}
+
+impl TorchInfo {
+    /// The status bar's text.
+    pub fn summary(&self) -> String {
+        let dev = if self.cuda_devices > 0 {
+            format!("GPU {} ({} CUDA device(s))", self.device, self.cuda_devices)
+        } else {
+            format!("CPU ({} threads)", self.cpu_threads)
+        };
+        format!("{dev} · libtorch {}", self.libtorch_version)
+    }
+
+    pub fn tch_device(&self) -> tch::Device {
+        if self.cuda_devices > 0 {
+            tch::Device::Cuda(0)
+        } else {
+            tch::Device::Cpu
+        }
+    }
+}
+
+/// Query libtorch. Call it on the worker thread: the first call loads the CUDA libraries.
+pub fn probe() -> TorchInfo {
+    let cuda_devices = if tch::Cuda::is_available() {
+        tch::Cuda::device_count()
+    } else {
+        0
+    };
+    TorchInfo {
+        libtorch_version: LIBTORCH_VERSION.to_string(),
+        device: if cuda_devices > 0 {
+            "cuda:0".into()
+        } else {
+            "cpu".into()
+        },
+        cuda_devices,
+        cudnn: tch::Cuda::cudnn_is_available(),
+        cpu_threads: tch::get_num_threads(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn libtorch_is_the_pinned_version_and_computes() {
+        assert!(
+            super::LIBTORCH_VERSION.starts_with("2.13.0"),
+            "{}",
+            super::LIBTORCH_VERSION
+        );
+        let info = super::probe();
+        let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]).to_device(info.tch_device());
+        assert_eq!((&t * &t).sum(tch::Kind::Float).double_value(&[]), 14.0);
+        assert!(info.summary().contains("libtorch 2.13.0"));
+    }
+}

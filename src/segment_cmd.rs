@@ -1,0 +1,135 @@
+//! `contrario segment`: the a contrario engine on latents from files, for debugging and for
+//! side-by-side comparison with other implementations on identical inputs.
+
+use anyhow::{Context, bail};
+use ndarray::{Array3, Ix3};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::acontrario::{self, SegmentOptions};
+use crate::npy;
+
+pub struct Args {
+    pub latents: PathBuf,
+    pub out: PathBuf,
+    pub parity: bool,
+    pub threshold: f32,
+    pub size: Option<String>,
+    pub repeat: usize,
+    pub json: bool,
+}
+
+/// `HxW` -> (H, W).
+pub fn parse_size(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (h, w) = s
+        .split_once(['x', 'X'])
+        .with_context(|| format!("size {s:?} is not HxW"))?;
+    let h: usize = h
+        .trim()
+        .parse()
+        .with_context(|| format!("bad height in {s:?}"))?;
+    let w: usize = w
+        .trim()
+        .parse()
+        .with_context(|| format!("bad width in {s:?}"))?;
+    if h == 0 || w == 0 || h > 16384 || w > 16384 {
+        bail!("size {s:?} must be between 1x1 and 16384x16384");
+    }
+    Ok((h, w))
+}
+
+/// Read `dir/z_1.npy`, `dir/z_2.npy`, ... until the next one is missing.
+pub fn read_latents(dir: &std::path::Path) -> anyhow::Result<Vec<Array3<f32>>> {
+    let mut out = Vec::new();
+    for s in 1.. {
+        let p = dir.join(format!("z_{s}.npy"));
+        if !p.exists() {
+            break;
+        }
+        let a = npy::read_f32(&p)?;
+        let a = a
+            .into_dimensionality::<Ix3>()
+            .map_err(|_| anyhow::anyhow!("{} must be 3-D (C x H x W)", p.display()))?;
+        if a.is_empty() {
+            bail!("{} is empty", p.display());
+        }
+        if a.iter().any(|v| !v.is_finite()) {
+            bail!("{} holds NaN or infinite values", p.display());
+        }
+        out.push(a);
+    }
+    if out.is_empty() {
+        bail!(
+            "no latents in {}: expected z_1.npy, z_2.npy, ...",
+            dir.display()
+        );
+    }
+    Ok(out)
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let latents = read_latents(&args.latents)?;
+    let size = args.size.as_deref().map(parse_size).transpose()?;
+    let opts = SegmentOptions {
+        parity: args.parity,
+    };
+    let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
+    let repeat = args.repeat.max(1);
+    let start = Instant::now();
+    let mut seg = acontrario::segment(&views, size, opts);
+    for _ in 1..repeat {
+        seg = acontrario::segment(&views, size, opts);
+    }
+    let seconds = start.elapsed().as_secs_f64() / repeat as f64;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    for (s, r) in seg.scales.iter().enumerate() {
+        let (h, w) = r.log_pfa.dim();
+        npy::write_f32(
+            &args.out.join(format!("log_pfa_{}.npy", s + 1)),
+            &[h, w],
+            r.log_pfa.iter().copied(),
+        )?;
+    }
+    let (h, w) = seg.log_nfa.dim();
+    npy::write_f32(
+        &args.out.join("log_nfa.npy"),
+        &[h, w],
+        seg.log_nfa.iter().copied(),
+    )?;
+    let regions = acontrario::regions_at(&seg.log_nfa, Some(&seg.best_scale), args.threshold, 0.35);
+    let summary = serde_json::json!({
+        "scales": latents.iter().zip(&seg.scales).map(|(z, r)| serde_json::json!({
+            "shape": z.shape(),
+            "final_regions": r.regions,
+            "min_log_pfa": r.log_pfa.iter().copied().fold(0.0f32, f32::min),
+        })).collect::<Vec<_>>(),
+        "log10_nt": seg.log10_nt,
+        "threshold": args.threshold,
+        "parity": args.parity,
+        "size": [h, w],
+        "repeat": repeat,
+        "seconds_per_image": seconds,
+        "regions": regions.len(),
+    });
+    crate::storage::write_atomic(
+        &args.out.join("regions.json"),
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "summary": summary, "regions": regions }),
+        )?
+        .as_bytes(),
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!(
+            "{} region(s) at log10 NFA < {}; log10 N_T = {:.3}; {:.3} ms per image; wrote {}",
+            regions.len(),
+            args.threshold,
+            seg.log10_nt,
+            seconds * 1e3,
+            args.out.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,204 @@
+//! The a contrario engine: parity with the published implementation on the shared fixtures, and
+//! statistical tests that fail if the statistics are wrong.
+
+use ndarray::{Array3, s};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{ChiSquared, Distribution, StandardNormal};
+use std::path::PathBuf;
+
+use contrario::acontrario::nfa::{log10_pfa, segment_scale};
+use contrario::acontrario::{SegmentOptions, regions_at, segment};
+use contrario::npy;
+use contrario::segment_cmd::read_latents;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nfa")
+}
+
+fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize, scale: f32) -> Array3<f32> {
+    Array3::from_shape_simple_fn((c, h, w), || {
+        let v: f32 = StandardNormal.sample(rng);
+        v * scale
+    })
+}
+
+#[test]
+fn per_scale_maps_match_the_reference_fixtures_in_parity_mode() {
+    for case in ["cait_h0", "cait_blob_1p5", "resnet_h0"] {
+        let dir = fixtures().join(case);
+        let z = read_latents(&dir).unwrap();
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        let seg = segment(&views, None, SegmentOptions { parity: true });
+        let refj: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
+        let nt = refj["log10_nt"].as_f64().unwrap();
+        assert!(
+            (seg.log10_nt - nt).abs() < 1e-3,
+            "{case}: log10 N_T {} vs {nt}",
+            seg.log10_nt
+        );
+        for (s, r) in seg.scales.iter().enumerate() {
+            let want = npy::read_f32(&dir.join(format!("ref_log_pfa_{}.npy", s + 1))).unwrap();
+            assert_eq!(want.shape(), r.log_pfa.shape());
+            let mut worst = 0.0f32;
+            for (a, b) in r.log_pfa.iter().zip(want.iter()) {
+                let err = (a - b).abs() / b.abs().max(1.0);
+                worst = worst.max(err);
+            }
+            assert!(
+                worst < 1e-4,
+                "{case} scale {}: worst relative error {worst}",
+                s + 1
+            );
+        }
+    }
+}
+
+#[test]
+fn blob_fixture_is_found_with_its_extent() {
+    let z = read_latents(&fixtures().join("cait_blob_1p5")).unwrap();
+    let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+    let seg = segment(&views, None, SegmentOptions::default());
+    let regions = regions_at(&seg.log_nfa, Some(&seg.best_scale), 0.0, 0.0);
+    assert_eq!(regions.len(), 1, "{regions:?}");
+    let r = &regions[0];
+    // The 4x4 block at rows/cols 10..14: the most significant level set is the block less its
+    // weakest pixel (15 x the bound at t = 2.11 beats 16 x the bound at t = 2.05), as in the
+    // reference's map.
+    assert!(
+        r.bbox[0] >= 10 && r.bbox[1] >= 10 && r.bbox[2] <= 14 && r.bbox[3] <= 14,
+        "{:?}",
+        r.bbox
+    );
+    assert!((15..=16).contains(&r.area), "area {}", r.area);
+}
+
+#[test]
+fn planted_blobs_strong_found_exactly_weak_not_found() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut z1 = normal(&mut rng, 816, 28, 28, 1.0);
+    let z2 = normal(&mut rng, 192, 14, 14, 1.0);
+    z1.slice_mut(s![.., 6..10, 16..20])
+        .mapv_inplace(|v| v * 1.5);
+    let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+    let r = regions_at(&seg.log_nfa, None, 0.0, 0.0);
+    assert_eq!(r.len(), 1);
+    // All of the blob, or all but its weakest pixel (when dropping it is more significant), and
+    // nothing outside it.
+    assert!((15..=16).contains(&r[0].area), "area {}", r[0].area);
+    assert!(
+        r[0].pixels
+            .iter()
+            .all(|&p| (6..10).contains(&(p / 28)) && (16..20).contains(&(p % 28)))
+    );
+    // A 4x4 blob scaled by 1.2 is not enough evidence against 10^477 tests.
+    let mut rng = StdRng::seed_from_u64(8);
+    let mut z1 = normal(&mut rng, 816, 28, 28, 1.0);
+    let z2 = normal(&mut rng, 192, 14, 14, 1.0);
+    z1.slice_mut(s![.., 6..10, 16..20])
+        .mapv_inplace(|v| v * 1.2);
+    let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+    assert!(regions_at(&seg.log_nfa, None, 0.0, 0.0).is_empty());
+    // Globally inflated latents (z * 1.15) are detected, pure noise is not.
+    let mut inflated = 0;
+    for seed in 0..10 {
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        for (scale, count) in [(1.15f32, &mut inflated), (1.0, &mut 0)] {
+            let z1 = normal(&mut rng, 816, 28, 28, scale);
+            let z2 = normal(&mut rng, 192, 14, 14, scale);
+            let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+            let found = !regions_at(&seg.log_nfa, None, 0.0, 0.0).is_empty();
+            if scale == 1.0 {
+                assert!(!found, "pure noise detected (seed {seed})");
+            }
+            *count += found as usize;
+        }
+    }
+    eprintln!("inflated latents detected in {inflated} of 10 draws");
+    assert!(
+        inflated >= 9,
+        "inflated latents detected in only {inflated} of 10 draws"
+    );
+}
+
+#[test]
+fn clamp_keeps_shrunk_latents_quiet_where_parity_mode_fires() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let z1 = normal(&mut rng, 816, 28, 28, 0.9);
+    let z2 = normal(&mut rng, 192, 14, 14, 0.9);
+    let views = [z1.view(), z2.view()];
+    let clamped = segment(&views, None, SegmentOptions::default());
+    assert!(regions_at(&clamped.log_nfa, None, 0.0, 0.0).is_empty());
+    let parity = segment(&views, None, SegmentOptions { parity: true });
+    let area: usize = regions_at(&parity.log_nfa, None, 0.0, 0.0)
+        .iter()
+        .map(|r| r.area)
+        .sum();
+    assert!(
+        area > 700,
+        "the unclamped bound flags shrunk latents everywhere ({area} px)"
+    );
+}
+
+/// One-sided binomial upper bound (normal approximation plus continuity, 4 sigma) on the count
+/// of events with probability p in n trials.
+fn upper_bound(n: usize, p: f64) -> f64 {
+    n as f64 * p + 4.0 * (n as f64 * p * (1.0 - p)).sqrt() + 1.0
+}
+
+#[test]
+fn chernoff_bound_is_a_valid_pfa_for_chi_square() {
+    // Under H0, P(PFA bound <= 10^-k) must not exceed 10^-k: a wrong constant (ln vs log10, C
+    // vs C/2) breaks this.
+    let mut rng = StdRng::seed_from_u64(11);
+    let n = 200_000;
+    for c in [16usize, 192, 816] {
+        let chi = ChiSquared::new(c as f64).unwrap();
+        for k in [1.0, 2.0] {
+            let hits = (0..n)
+                .filter(|_| log10_pfa(1, c, chi.sample(&mut rng) / c as f64, false) <= -k)
+                .count();
+            let bound = upper_bound(n, 10f64.powf(-k));
+            assert!((hits as f64) <= bound, "C={c} k={k}: {hits} hits > {bound}");
+            // And not absurdly conservative: the tail is at least a tenth of the bound.
+            assert!(hits > 0, "C={c} k={k}: no hits at all");
+        }
+    }
+}
+
+#[test]
+fn false_alarms_under_pure_noise_stay_within_their_bound() {
+    // Mean number of detections per image at log10 NFA < -k below 10^-k (k = 0, 1), over many
+    // pure-noise images at two scales.
+    let trials = 400;
+    let mut counts = [0usize; 2];
+    let mut rng = StdRng::seed_from_u64(12);
+    for _ in 0..trials {
+        let z1 = normal(&mut rng, 64, 24, 24, 1.0);
+        let z2 = normal(&mut rng, 64, 12, 12, 1.0);
+        let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+        for (i, k) in [0.0f32, 1.0].iter().enumerate() {
+            counts[i] += regions_at(&seg.log_nfa, None, -k, 0.0).len();
+        }
+    }
+    for (i, k) in [0.0f64, 1.0].iter().enumerate() {
+        let bound = upper_bound(trials, 10f64.powf(-k));
+        assert!(
+            (counts[i] as f64) <= bound,
+            "k={k}: {} detections in {trials} images",
+            counts[i]
+        );
+    }
+}
+
+#[test]
+fn per_scale_map_is_zero_outside_final_regions_and_negative_inside() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let mut z = normal(&mut rng, 32, 16, 16, 1.0);
+    z.slice_mut(s![.., 4..8, 4..8]).mapv_inplace(|v| v * 2.0);
+    let r = segment_scale(z.view(), SegmentOptions::default());
+    assert!(r.log_pfa[(5, 5)] < -20.0);
+    assert!(r.log_pfa.iter().all(|&v| v <= 0.0));
+    assert!(r.regions >= 1);
+}

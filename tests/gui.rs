@@ -1,0 +1,118 @@
+//! Headless GUI tests: the real `ContrarioApp` on the bundled demo project, rendered by wgpu on
+//! the software Vulkan driver (lavapipe). The snapshots are the README's screenshots.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use contrario::app::AppCommand;
+use contrario::gui::ContrarioApp;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn harness(project: Option<PathBuf>) -> Harness<'static, ContrarioApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1200.0, 760.0))
+        .with_render_cursor(false)
+        .wgpu()
+        .build_eframe(move |cc| ContrarioApp::new(&cc.egui_ctx, project));
+    settle(&mut h);
+    h
+}
+
+/// Step until background decoding and the worker's device probe have arrived.
+fn settle(h: &mut Harness<'static, ContrarioApp>) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.state().is_settled() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "app did not settle"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // A few more frames so thumbnails requested by the last layout arrive and are drawn.
+    for _ in 0..50 {
+        h.step();
+        if h.state().is_settled() && h.run_ok().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Compare with (or, with UPDATE_SNAPSHOTS=1, write) tests/snapshots/NAME.png; tolerances are in
+/// kittest.toml.
+fn snapshot(h: &mut Harness<'static, ContrarioApp>, name: &str) {
+    h.snapshot(name);
+}
+
+#[test]
+fn opens_the_demo_project_with_image_list_viewer_and_status_bar() {
+    let mut h = harness(None);
+    let st = &h.state().state;
+    let project = st.project.as_ref().expect("demo project opens by default");
+    assert_eq!(project.file.name, "Contrario demo");
+    assert_eq!(st.selected, Some(0));
+    // The status bar shows the device and the libtorch version reported by the worker.
+    h.get_by_label_contains("libtorch 2.13.0");
+    h.get_by_label_contains("Contrario demo · 54 images");
+    h.get_by_label("Image viewer");
+    snapshot(&mut h, "main_window");
+}
+
+#[test]
+fn stepping_to_a_defect_shows_its_labels() {
+    let mut h = harness(None);
+    let idx = {
+        let p = h.state().state.project.as_ref().unwrap();
+        p.file
+            .images
+            .iter()
+            .position(|e| e.kind == "combined")
+            .unwrap()
+    };
+    h.state_mut().apply(AppCommand::Select(idx));
+    h.state_mut()
+        .apply(AppCommand::ShowLabels(Some("gt".into())));
+    settle(&mut h);
+    h.get_by_label_contains("leather/test/combined/003");
+    snapshot(&mut h, "defect_with_ground_truth");
+    // Keyboard: the right arrow goes to the next image.
+    h.key_press(egui::Key::ArrowRight);
+    settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(idx + 1));
+}
+
+#[test]
+fn unreadable_folder_gives_a_dismissable_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(None);
+    h.state_mut()
+        .apply(AppCommand::OpenImageFolder(dir.path().to_path_buf()));
+    h.run_ok();
+    h.get_by_label_contains("no images found");
+    h.get_by_label("Dismiss").click();
+    h.run_ok();
+    assert!(h.query_by_label_contains("no images found").is_none());
+    assert!(
+        h.state().state.project.is_some(),
+        "the demo project stays open"
+    );
+}
+
+#[test]
+fn corrupt_image_gives_a_notice_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.png"), b"\x89PNG\r\n\x1a\ngarbage").unwrap();
+    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+        .save(dir.path().join("ok.png"))
+        .unwrap();
+    let mut h = harness(Some(dir.path().to_path_buf()));
+    h.get_by_label_contains("cannot decode image");
+    h.state_mut().apply(AppCommand::SelectNext);
+    settle(&mut h);
+    h.get_by_label_contains("ok · 8×8");
+}
