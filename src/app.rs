@@ -31,6 +31,13 @@ pub enum AppCommand {
     SelectNext,
     SelectPrevious,
     ShowLabels(Option<String>),
+    /// Run the training-free a contrario detector on the selected image.
+    DetectSelected,
+    /// Detect automatically on every image that gets selected.
+    SetAutoDetect(bool),
+    /// The NFA level: regions with log10 NFA below it are shown.
+    SetNfaThreshold(f32),
+    ShowHeatmap(bool),
     DismissNotice(u64),
 }
 
@@ -43,6 +50,14 @@ pub struct AppState {
     pub label_opacity: f32,
     pub notices: Vec<Notice>,
     pub torch: Option<TorchInfo>,
+    /// Detection display: log10 NFA threshold ("expected false alarms per image" = 10^threshold),
+    /// heatmap on/off and opacity, automatic detection on selection.
+    pub nfa_threshold: f32,
+    pub show_heatmap: bool,
+    pub heatmap_opacity: f32,
+    pub auto_detect: bool,
+    /// Detection requests the GUI has not picked up yet (image indices).
+    pub detect_requests: Vec<usize>,
     /// Bumped whenever a different project is opened, so late background results for the old one
     /// are recognised and dropped.
     pub generation: u64,
@@ -72,6 +87,11 @@ impl AppState {
             label_opacity: 0.45,
             notices: Vec::new(),
             torch: None,
+            nfa_threshold: 0.0,
+            show_heatmap: true,
+            heatmap_opacity: 0.6,
+            auto_detect: false,
+            detect_requests: Vec::new(),
             generation: 0,
             next_notice: 0,
             demo_dir,
@@ -107,12 +127,32 @@ impl AppState {
             }
             AppCommand::Select(i) => {
                 if i < self.image_count() {
-                    self.selected = Some(i);
+                    self.select(i);
                 }
             }
             AppCommand::SelectNext => self.step_selection(1),
             AppCommand::SelectPrevious => self.step_selection(-1),
             AppCommand::ShowLabels(layer) => self.label_layer = layer,
+            AppCommand::DetectSelected => {
+                if let Some(i) = self.selected {
+                    self.detect_requests.push(i);
+                }
+            }
+            AppCommand::SetAutoDetect(on) => {
+                self.auto_detect = on;
+                if on {
+                    self.apply(AppCommand::DetectSelected);
+                }
+            }
+            AppCommand::SetNfaThreshold(t) => {
+                // log10 NFA from -20 (one false alarm in 10^20 images) to 2 (a hundred per image).
+                self.nfa_threshold = if t.is_finite() {
+                    t.clamp(-20.0, 2.0)
+                } else {
+                    0.0
+                };
+            }
+            AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
             AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
         }
     }
@@ -125,7 +165,14 @@ impl AppState {
         let cur = self
             .selected
             .map_or(if delta > 0 { -1 } else { n as isize }, |s| s as isize);
-        self.selected = Some((cur + delta).clamp(0, n as isize - 1) as usize);
+        self.select((cur + delta).clamp(0, n as isize - 1) as usize);
+    }
+
+    fn select(&mut self, i: usize) {
+        self.selected = Some(i);
+        if self.auto_detect {
+            self.detect_requests.push(i);
+        }
     }
 
     fn set_project(&mut self, p: Project) {
@@ -140,7 +187,14 @@ impl AppState {
         self.label_layer = has_labels
             .then(|| p.file.annotators.first().map(|a| a.id.clone()))
             .flatten();
+        self.nfa_threshold = p.file.settings.log10_nfa_threshold as f32;
+        self.detect_requests.clear();
         self.project = Some(p);
+        if self.auto_detect
+            && let Some(i) = self.selected
+        {
+            self.detect_requests.push(i);
+        }
     }
 }
 
@@ -171,6 +225,27 @@ mod tests {
         let id = s.notices[0].id;
         s.apply(AppCommand::DismissNotice(id));
         assert_eq!(s.notices.len(), 1);
+    }
+
+    #[test]
+    fn detection_requests_and_threshold_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b"] {
+            image::RgbImage::new(2, 2)
+                .save(dir.path().join(format!("{n}.png")))
+                .unwrap();
+        }
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenImageFolder(dir.path().into()));
+        s.apply(AppCommand::DetectSelected);
+        assert_eq!(s.detect_requests, vec![0]);
+        s.apply(AppCommand::SetAutoDetect(true));
+        s.apply(AppCommand::SelectNext);
+        assert_eq!(s.detect_requests, vec![0, 0, 1]);
+        s.apply(AppCommand::SetNfaThreshold(-1e9));
+        assert_eq!(s.nfa_threshold, -20.0);
+        s.apply(AppCommand::SetNfaThreshold(f32::NAN));
+        assert_eq!(s.nfa_threshold, 0.0);
     }
 
     #[test]

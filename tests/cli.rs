@@ -42,3 +42,123 @@ fn unknown_subcommand_exits_non_zero() {
     let out = contrario().arg("frobnicate").output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn segment_writes_maps_and_regions_and_reports_timing() {
+    let latents = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/nfa/cait_blob_1p5");
+    let out = tempfile::tempdir().unwrap();
+    let run = contrario()
+        .args(["segment", "--latents"])
+        .arg(&latents)
+        .arg("--out")
+        .arg(out.path())
+        .args([
+            "--parity",
+            "--size",
+            "56x56",
+            "--repeat",
+            "3",
+            "--json",
+            "--threshold",
+            "-1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(v["seconds_per_image"].as_f64().unwrap() > 0.0);
+    assert!((v["log10_nt"].as_f64().unwrap() - 476.924).abs() < 1e-3);
+    assert_eq!(v["regions"], 1);
+    let nfa = contrario::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
+    assert_eq!(nfa.shape(), &[56, 56]);
+    let p2 = contrario::npy::read_f32(&out.path().join("log_pfa_2.npy")).unwrap();
+    assert_eq!(p2.shape(), &[14, 14]);
+    let regions: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("regions.json")).unwrap())
+            .unwrap();
+    let r = &regions["regions"][0];
+    assert!(r["outlines"][0].as_array().unwrap().len() >= 4);
+    assert!(r["log10_nfa"].as_f64().unwrap() < -400.0);
+}
+
+#[test]
+fn segment_bad_input_fails_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = contrario()
+        .args(["segment", "--latents"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no latents"));
+    std::fs::write(dir.path().join("z_1.npy"), b"\x93NUMPY\x01\x00garbage").unwrap();
+    let run = contrario()
+        .args(["segment", "--latents"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("z_1.npy"));
+    let run = contrario()
+        .args(["segment", "--latents"])
+        .arg(dir.path())
+        .args(["--out", "x", "--size", "big"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+}
+
+#[test]
+fn detect_runs_the_training_free_detector_on_an_image() {
+    let out = tempfile::tempdir().unwrap();
+    let image = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("projects/demo/images/wood/test/hole/002.png");
+    let run = contrario()
+        .args(["detect", "--image"])
+        .arg(&image)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--components", "12", "--patch", "9", "--scales", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let nfa = contrario::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
+    assert_eq!(nfa.shape(), &[256, 256]);
+    // The planted hole is detected where the ground truth says.
+    let gt = image::open(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("projects/demo/labels/gt/wood/test/hole/002.png"),
+    )
+    .unwrap()
+    .to_luma8();
+    let (mut inside, mut n) = (f32::INFINITY, 0);
+    for (x, y, p) in gt.enumerate_pixels() {
+        if p.0[0] != 0 {
+            inside = inside.min(nfa[[y as usize, x as usize]]);
+            n += 1;
+        }
+    }
+    assert!(
+        n > 0 && inside < 0.0,
+        "hole not detected: min log NFA {inside}"
+    );
+    assert!(out.path().join("anomaly_score.png").exists());
+    let bad = contrario()
+        .args(["detect", "--image", "/nonexistent.png"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}

@@ -116,3 +116,32 @@ fn corrupt_image_gives_a_notice_not_a_crash() {
     settle(&mut h);
     h.get_by_label_contains("ok · 8×8");
 }
+
+#[test]
+fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
+    let mut h = harness(None);
+    let idx = {
+        let p = h.state().state.project.as_ref().unwrap();
+        p.file
+            .images
+            .iter()
+            .position(|e| e.id == "wood/test/hole/002")
+            .unwrap()
+    };
+    h.state_mut().apply(AppCommand::Select(idx));
+    h.state_mut().apply(AppCommand::ShowLabels(None));
+    settle(&mut h);
+    h.get_by_label("Detect anomalies").click();
+    settle(&mut h);
+    let text = h
+        .get_by_label_contains("region(s)")
+        .value()
+        .unwrap_or_default();
+    let regions: usize = text.split(' ').next().unwrap().parse().unwrap();
+    assert!(regions >= 1, "the planted hole is detected: {text}");
+    snapshot(&mut h, "detection");
+    // The strictest level keeps only overwhelming evidence; the map is not recomputed.
+    h.state_mut().apply(AppCommand::SetNfaThreshold(-20.0));
+    settle(&mut h);
+    h.get_by_label_contains("1 false alarm per 10^20.0 images");
+}

@@ -72,6 +72,8 @@ pub struct Layer<'a> {
 
 pub struct ViewerOutput {
     pub response: egui::Response,
+    /// The screen rectangle of the view (for drawing overlays with `ViewState::to_screen`).
+    pub view: Rect,
     /// Image pixel under the pointer, when it is over the image.
     pub hovered_pixel: Option<(u32, u32)>,
 }
@@ -118,6 +120,7 @@ pub fn show(
     });
     ViewerOutput {
         response,
+        view,
         hovered_pixel,
     }
 }
