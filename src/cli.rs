@@ -40,27 +40,7 @@ pub enum Cmd {
     },
     /// A contrario segmentation of latents: reads DIR/z_1.npy, z_2.npy, ... (float32, C x H x W,
     /// finest first), writes per-scale log10 PFA maps, the combined log10 NFA map and the regions.
-    Segment {
-        #[arg(long)]
-        latents: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Reproduce the published implementation exactly (no clamp of the bound where t < 1).
-        #[arg(long)]
-        parity: bool,
-        /// Detection threshold on log10 NFA.
-        #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-        threshold: f32,
-        /// Output size HxW of the combined map (default: the finest scale's size).
-        #[arg(long)]
-        size: Option<String>,
-        /// Segment N times and report the mean time (segmentation only, no file I/O).
-        #[arg(long, default_value_t = 1)]
-        repeat: usize,
-        /// Print a JSON summary on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Segment(crate::segment_cmd::Args),
     /// The training-free detector (thesis chapter 3) on one image: writes log_nfa.npy and
     /// anomaly_score.png.
     Detect {
@@ -231,23 +211,7 @@ pub fn main_with(cli: Cli) -> i32 {
             }
             other => Err(anyhow::anyhow!("unknown benchmark {other:?} (known: nfa)")),
         },
-        Some(Cmd::Segment {
-            latents,
-            out,
-            parity,
-            threshold,
-            size,
-            repeat,
-            json,
-        }) => crate::segment_cmd::run(&crate::segment_cmd::Args {
-            latents,
-            out,
-            parity,
-            threshold,
-            size,
-            repeat,
-            json,
-        }),
+        Some(Cmd::Segment(args)) => crate::segment_cmd::run(&args),
     };
     match result {
         Ok(()) => 0,

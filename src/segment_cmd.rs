@@ -9,13 +9,28 @@ use std::time::Instant;
 use crate::acontrario::{self, SegmentOptions};
 use crate::npy;
 
+#[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Folder with z_1.npy, z_2.npy, ...
+    #[arg(long)]
     pub latents: PathBuf,
+    /// Output folder.
+    #[arg(long)]
     pub out: PathBuf,
+    /// Reproduce the published implementation exactly (no clamp of the bound where t < 1).
+    #[arg(long)]
     pub parity: bool,
+    /// Detection threshold on log10 NFA.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f32,
+    /// Output size HxW of the combined map (default: the finest scale's size).
+    #[arg(long)]
     pub size: Option<String>,
+    /// Segment N times and report the mean time (segmentation only, no file I/O).
+    #[arg(long, default_value_t = 1)]
     pub repeat: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
     pub json: bool,
 }
 

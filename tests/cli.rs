@@ -89,32 +89,24 @@ fn segment_writes_maps_and_regions_and_reports_timing() {
 #[test]
 fn segment_bad_input_fails_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let run = contrario()
-        .args(["segment", "--latents"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let segment = |extra: &[&str]| {
+        contrario()
+            .args(["segment", "--latents"])
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let run = segment(&[]);
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("no latents"));
     std::fs::write(dir.path().join("z_1.npy"), b"\x93NUMPY\x01\x00garbage").unwrap();
-    let run = contrario()
-        .args(["segment", "--latents"])
-        .arg(dir.path())
-        .arg("--out")
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let run = segment(&[]);
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("z_1.npy"));
-    let run = contrario()
-        .args(["segment", "--latents"])
-        .arg(dir.path())
-        .args(["--out", "x", "--size", "big"])
-        .output()
-        .unwrap();
-    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(segment(&["--size", "big"]).status.code(), Some(1));
 }
 
 #[test]

@@ -43,6 +43,15 @@ fn settle(h: &mut Harness<'static, ContrarioApp>) {
     }
 }
 
+/// Index of the first demo image matching `pred`.
+fn find(
+    h: &Harness<'static, ContrarioApp>,
+    pred: impl Fn(&contrario::project::ImageEntry) -> bool,
+) -> usize {
+    let p = h.state().state.project.as_ref().unwrap();
+    p.file.images.iter().position(pred).unwrap()
+}
+
 /// Compare with (or, with UPDATE_SNAPSHOTS=1, write) tests/snapshots/NAME.png; tolerances are in
 /// kittest.toml.
 fn snapshot(h: &mut Harness<'static, ContrarioApp>, name: &str) {
@@ -66,14 +75,7 @@ fn opens_the_demo_project_with_image_list_viewer_and_status_bar() {
 #[test]
 fn stepping_to_a_defect_shows_its_labels() {
     let mut h = harness(None);
-    let idx = {
-        let p = h.state().state.project.as_ref().unwrap();
-        p.file
-            .images
-            .iter()
-            .position(|e| e.kind == "combined")
-            .unwrap()
-    };
+    let idx = find(&h, |e| e.kind == "combined");
     h.state_mut().apply(AppCommand::Select(idx));
     h.state_mut()
         .apply(AppCommand::ShowLabels(Some("gt".into())));
@@ -120,14 +122,7 @@ fn corrupt_image_gives_a_notice_not_a_crash() {
 #[test]
 fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     let mut h = harness(None);
-    let idx = {
-        let p = h.state().state.project.as_ref().unwrap();
-        p.file
-            .images
-            .iter()
-            .position(|e| e.id == "wood/test/hole/002")
-            .unwrap()
-    };
+    let idx = find(&h, |e| e.id == "wood/test/hole/002");
     h.state_mut().apply(AppCommand::Select(idx));
     h.state_mut().apply(AppCommand::ShowLabels(None));
     settle(&mut h);
