@@ -38,7 +38,8 @@ impl MaxTree {
         // Pixels by decreasing level; ties in raster order (a stable sort), which makes the tree
         // deterministic.
         let mut sorted: Vec<u32> = (0..n as u32).collect();
-        sorted.sort_by(|&a, &b| map[b as usize].total_cmp(&map[a as usize]).then(a.cmp(&b)));
+        sorted
+            .sort_unstable_by(|&a, &b| map[b as usize].total_cmp(&map[a as usize]).then(a.cmp(&b)));
         const UNSEEN: u32 = u32::MAX;
         let mut par = vec![UNSEEN; n];
         let mut zpar = vec![UNSEEN; n];
@@ -135,115 +136,148 @@ impl MaxTree {
 ///
 /// Repeated until no merge happens, then pruned once more, as in the thesis.
 pub fn significant_leaves(tree: &MaxTree, log_pfa: &[f64]) -> Vec<u32> {
-    let n = tree.len();
-    let mut parent = tree.parent.clone();
-    let mut alive = vec![true; n];
-    let mut children = vec![0u32; n];
-    // Alive nodes, root first: ancestors always precede descendants.
-    let mut nodes: Vec<u32> = tree.order.clone();
-    let count_children = |nodes: &[u32], parent: &[u32], children: &mut [u32]| {
-        for &v in nodes {
-            children[v as usize] = 0;
+    let mut p = Pruner::new(tree, log_pfa);
+    p.prune();
+    while p.merge() {
+        p.prune();
+    }
+    p.prune();
+    p.count_children();
+    let Pruner {
+        nodes, children, ..
+    } = p;
+    nodes
+        .into_iter()
+        .filter(|&v| children[v as usize] == 0)
+        .collect()
+}
+
+/// Working state of the prune/merge iterations; buffers are allocated once per tree.
+struct Pruner<'a> {
+    log_pfa: &'a [f64],
+    parent: Vec<u32>,
+    alive: Vec<bool>,
+    children: Vec<u32>,
+    /// Alive nodes, root first: ancestors always precede descendants.
+    nodes: Vec<u32>,
+    has_inner_child: Vec<bool>,
+    min_child: Vec<f64>,
+    absorbed: Vec<bool>,
+    branch: Vec<u32>,
+}
+
+impl<'a> Pruner<'a> {
+    fn new(tree: &MaxTree, log_pfa: &'a [f64]) -> Self {
+        let n = tree.len();
+        Self {
+            log_pfa,
+            parent: tree.parent.clone(),
+            alive: vec![true; n],
+            children: vec![0; n],
+            nodes: tree.order.clone(),
+            has_inner_child: vec![false; n],
+            min_child: vec![f64::INFINITY; n],
+            absorbed: vec![false; n],
+            branch: Vec::new(),
         }
-        for &v in nodes {
-            let p = parent[v as usize];
+    }
+
+    fn count_children(&mut self) {
+        for &v in &self.nodes {
+            self.children[v as usize] = 0;
+        }
+        for &v in &self.nodes {
+            let p = self.parent[v as usize];
             if p != v {
-                children[p as usize] += 1;
+                self.children[p as usize] += 1;
             }
         }
-    };
-    let prune =
-        |nodes: &mut Vec<u32>, parent: &mut [u32], alive: &mut [bool], children: &mut [u32]| {
-            count_children(nodes, parent, children);
-            let mut branch = Vec::new();
-            for i in (0..nodes.len()).rev() {
-                let leaf = nodes[i];
-                if !alive[leaf as usize] || children[leaf as usize] != 0 {
-                    continue;
+    }
+
+    fn prune(&mut self) {
+        self.count_children();
+        let lp = self.log_pfa;
+        for i in (0..self.nodes.len()).rev() {
+            let leaf = self.nodes[i];
+            if !self.alive[leaf as usize] || self.children[leaf as usize] != 0 {
+                continue;
+            }
+            self.branch.clear();
+            self.branch.push(leaf);
+            let mut v = leaf;
+            loop {
+                let p = self.parent[v as usize];
+                if p == v || self.children[p as usize] != 1 {
+                    break;
                 }
-                branch.clear();
-                branch.push(leaf);
-                let mut v = leaf;
-                loop {
-                    let p = parent[v as usize];
-                    if p == v || children[p as usize] != 1 {
-                        break;
-                    }
-                    branch.push(p);
-                    v = p;
-                }
-                if branch.len() == 1 {
-                    continue;
-                }
-                let mut best = 0;
-                for (k, &b) in branch.iter().enumerate() {
-                    if log_pfa[b as usize] < log_pfa[branch[best] as usize] {
-                        best = k;
-                    }
-                }
-                let top = *branch.last().unwrap();
-                let keep = branch[best];
-                let top_parent = parent[top as usize];
-                parent[keep as usize] = if top_parent == top { keep } else { top_parent };
-                children[keep as usize] = 0;
-                for &b in &branch {
-                    if b != keep {
-                        alive[b as usize] = false;
-                    }
+                self.branch.push(p);
+                v = p;
+            }
+            if self.branch.len() == 1 {
+                continue;
+            }
+            // Lowest log PFA of the branch; ties go to the leaf side (first found).
+            let mut best = 0;
+            for (k, &b) in self.branch.iter().enumerate() {
+                if lp[b as usize] < lp[self.branch[best] as usize] {
+                    best = k;
                 }
             }
-            nodes.retain(|&v| alive[v as usize]);
-        };
-    let merge = |nodes: &mut Vec<u32>, parent: &[u32], alive: &mut [bool], children: &mut [u32]| {
-        count_children(nodes, parent, children);
-        // For each node: does it have a non-leaf child, and its children's lowest log PFA.
-        let mut has_inner_child = vec![false; 0];
-        has_inner_child.resize(n, false);
-        let mut min_child = vec![f64::INFINITY; 0];
-        min_child.resize(n, f64::INFINITY);
-        for &v in nodes.iter() {
-            let p = parent[v as usize];
-            if p != v {
-                if children[v as usize] > 0 {
-                    has_inner_child[p as usize] = true;
+            let top = *self.branch.last().unwrap();
+            let keep = self.branch[best];
+            let top_parent = self.parent[top as usize];
+            self.parent[keep as usize] = if top_parent == top { keep } else { top_parent };
+            self.children[keep as usize] = 0;
+            for &b in &self.branch {
+                if b != keep {
+                    self.alive[b as usize] = false;
                 }
-                min_child[p as usize] = min_child[p as usize].min(log_pfa[v as usize]);
+            }
+        }
+        let alive = &self.alive;
+        self.nodes.retain(|&v| alive[v as usize]);
+    }
+
+    fn merge(&mut self) -> bool {
+        self.count_children();
+        let lp = self.log_pfa;
+        for &v in &self.nodes {
+            self.has_inner_child[v as usize] = false;
+            self.min_child[v as usize] = f64::INFINITY;
+        }
+        for &v in &self.nodes {
+            let p = self.parent[v as usize];
+            if p != v {
+                if self.children[v as usize] > 0 {
+                    self.has_inner_child[p as usize] = true;
+                }
+                let m = &mut self.min_child[p as usize];
+                *m = m.min(lp[v as usize]);
             }
         }
         // Merges only turn a node into a leaf, which matters to its ancestors only; those were
         // already visited (root first), as in the reference, so one pass decides from the state
         // at its start.
         let mut merged = false;
-        let mut absorbed = vec![false; 0];
-        absorbed.resize(n, false);
-        for &v in nodes.iter() {
+        for &v in &self.nodes {
             let vi = v as usize;
-            if children[vi] > 1 && !has_inner_child[vi] && log_pfa[vi] <= min_child[vi] {
-                absorbed[vi] = true;
-                merged = true;
-            }
+            let absorb =
+                self.children[vi] > 1 && !self.has_inner_child[vi] && lp[vi] <= self.min_child[vi];
+            self.absorbed[vi] = absorb;
+            merged |= absorb;
         }
         if merged {
-            for &v in nodes.iter() {
-                let p = parent[v as usize];
-                if p != v && absorbed[p as usize] {
-                    alive[v as usize] = false;
+            for &v in &self.nodes {
+                let p = self.parent[v as usize];
+                if p != v && self.absorbed[p as usize] {
+                    self.alive[v as usize] = false;
                 }
             }
-            nodes.retain(|&v| alive[v as usize]);
+            let alive = &self.alive;
+            self.nodes.retain(|&v| alive[v as usize]);
         }
         merged
-    };
-    prune(&mut nodes, &mut parent, &mut alive, &mut children);
-    while merge(&mut nodes, &parent, &mut alive, &mut children) {
-        prune(&mut nodes, &mut parent, &mut alive, &mut children);
     }
-    prune(&mut nodes, &mut parent, &mut alive, &mut children);
-    count_children(&nodes, &parent, &mut children);
-    nodes
-        .into_iter()
-        .filter(|&v| children[v as usize] == 0)
-        .collect()
 }
 
 /// For each original node, the surviving leaf whose region contains it (if any).
