@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod dataset;
 pub mod demo;
+pub mod flow;
 pub mod gui;
 pub mod imaging;
 pub mod loader;
