@@ -15,6 +15,7 @@ pub mod gui;
 pub mod imaging;
 pub mod loader;
 pub mod metrics;
+pub mod model;
 pub mod npy;
 pub mod project;
 pub mod runtime;

@@ -1,0 +1,588 @@
+//! A trained U-Flow model: preprocessing, cached backbone features, training on normal images
+//! with a held-out validation split, calibration, the model files (safetensors + `model.ron`), and
+//! inference (latents, anomaly map, image score, a contrario segmentation).
+
+use anyhow::{Context, bail};
+use ndarray::Array3;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+
+use crate::acontrario::{self, SegmentOptions};
+use crate::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
+use crate::flow::{FlowShape, UFlow, nll_loss};
+use crate::imaging;
+
+/// Version of `model.ron` this build writes and reads.
+pub const MODEL_FORMAT: u32 = 1;
+pub const BUILTIN_BACKBONE: &str = "efficientnet-lite0";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Square input side the images are resized to (a multiple of 32).
+    pub input_size: i64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Fraction of the normal training images held out for validation (epoch selection and
+    /// calibration); test images are never used for either.
+    pub validation_fraction: f64,
+    pub seed: u64,
+    /// Reproducible training: the same seed and data give the same model.
+    #[serde(default = "yes")]
+    pub deterministic: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TrainConfig {
+    /// Defaults that train a useful model on 2 CPU cores in minutes.
+    fn default() -> Self {
+        Self {
+            input_size: 256,
+            batch_size: 8,
+            epochs: 60,
+            learning_rate: 1e-3,
+            weight_decay: 1e-5,
+            validation_fraction: 0.2,
+            seed: 0,
+            deterministic: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Mean z^2 per scale on the validation normals: close to 1 when the flow is calibrated.
+    pub mean_z2_per_scale: Vec<f64>,
+    /// Detected regions per validation normal image at log10 NFA < 0 (the bound is 1).
+    pub false_alarms_per_normal_image: f64,
+    pub validation_images: usize,
+    pub validation_nll: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format_version: u32,
+    pub backbone: String,
+    pub input_size: i64,
+    pub shape: FlowShape,
+    pub permutations: Vec<Vec<i64>>,
+    pub train: TrainConfig,
+    /// Hash of the training images' paths and bytes: tells whether a model saw these images.
+    pub training_fingerprint: String,
+    pub training_images: usize,
+    pub best_epoch: usize,
+    pub calibration: Calibration,
+}
+
+/// Progress reported during training.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    Features {
+        done: usize,
+        total: usize,
+    },
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f64,
+    },
+    Epoch {
+        epoch: usize,
+        epochs: usize,
+        train_loss: f64,
+        validation_nll: f64,
+        eta_seconds: f64,
+    },
+}
+
+/// Image file -> normalised 3 x S x S tensor.
+pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
+    let img = imaging::load_dynamic(path)?.to_rgb8();
+    let img = image::imageops::resize(
+        &img,
+        size as u32,
+        size as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let data: Vec<f32> = img.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let t = Tensor::from_slice(&data)
+        .view([size, size, 3])
+        .permute([2, 0, 1]);
+    let mean = Tensor::from_slice(&IMAGENET_MEAN).view([3, 1, 1]);
+    let std = Tensor::from_slice(&IMAGENET_STD).view([3, 1, 1]);
+    Ok(((t - mean) / std).contiguous())
+}
+
+/// Backbone features of each image (finest first), computed once: the backbone is frozen, so
+/// every epoch after the first costs only the flow.
+pub fn extract_features(
+    backbone: &dyn Backbone,
+    paths: &[PathBuf],
+    size: i64,
+    device: Device,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> anyhow::Result<Vec<Vec<Tensor>>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(8) {
+        if cancel.load(Ordering::Relaxed) {
+            bail!("cancelled");
+        }
+        let batch: Vec<Tensor> = chunk
+            .iter()
+            .map(|p| preprocess(p, size))
+            .collect::<anyhow::Result<_>>()?;
+        let x = Tensor::stack(&batch, 0).to_device(device);
+        let feats = backbone.features(&x);
+        for i in 0..chunk.len() as i64 {
+            out.push(
+                feats
+                    .iter()
+                    .map(|f| f.get(i).to_device(Device::Cpu))
+                    .collect(),
+            );
+        }
+        progress(Progress::Features {
+            done: out.len(),
+            total: paths.len(),
+        });
+    }
+    Ok(out)
+}
+
+fn fingerprint(paths: &[PathBuf]) -> String {
+    // FNV-1a over paths and contents: cheap, stable, good enough to tell training sets apart.
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    };
+    for p in paths {
+        eat(p.to_string_lossy().as_bytes());
+        if let Ok(b) = std::fs::read(p) {
+            eat(&b);
+        }
+    }
+    format!("{h:016x}")
+}
+
+fn batch_of(feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> Vec<Tensor> {
+    let scales = feats[0].len();
+    (0..scales)
+        .map(|s| {
+            Tensor::stack(
+                &idx.iter()
+                    .map(|&i| feats[i][s].shallow_clone())
+                    .collect::<Vec<_>>(),
+                0,
+            )
+            .to_device(device)
+        })
+        .collect()
+}
+
+/// A loaded or freshly trained model, ready for inference (lives on the worker thread).
+pub struct Model {
+    pub file: ModelFile,
+    pub vs: nn::VarStore,
+    pub flow: UFlow,
+    pub backbone: Box<dyn Backbone>,
+    pub device: Device,
+}
+
+/// Inference result for one image.
+pub struct Inference {
+    /// Latents per scale (C x H x W), finest first.
+    pub latents: Vec<Array3<f32>>,
+    /// 1 - mean over scales of exp(-0.5 mean_c z^2), at the input size; one scale for every
+    /// image, never normalised per image.
+    pub anomaly_map: ndarray::Array2<f32>,
+    pub image_score: f32,
+    pub segmentation: acontrario::Segmentation,
+}
+
+fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
+    let channels = backbone.channels();
+    let sizes = (0..channels.len())
+        .map(|s| {
+            let side = size / (backbone.first_stride() << s);
+            (side, side)
+        })
+        .collect();
+    FlowShape {
+        channels,
+        sizes,
+        steps_per_scale: 4,
+    }
+}
+
+impl Model {
+    /// Train on `train` (normal images only), holding out a validation split.
+    pub fn train(
+        train_paths: &[PathBuf],
+        config: &TrainConfig,
+        device: Device,
+        cancel: &AtomicBool,
+        mut progress: impl FnMut(Progress),
+    ) -> anyhow::Result<Model> {
+        if train_paths.is_empty() {
+            bail!("no normal training images");
+        }
+        if config.input_size % 32 != 0 || config.input_size < 64 {
+            bail!(
+                "input size {} must be a multiple of 32, at least 64",
+                config.input_size
+            );
+        }
+        tch::manual_seed(config.seed as i64);
+        if config.deterministic {
+            // Pin libtorch's intra-op thread pool before any work: with its lazy default set-up,
+            // the first training of a process ran with other kernels than later ones (seen as
+            // two trainings with one seed diverging).
+            tch::set_num_threads(tch::get_num_threads());
+        }
+        Self::train_seeded(train_paths, config, device, cancel, &mut progress)
+    }
+
+    fn train_seeded(
+        train_paths: &[PathBuf],
+        config: &TrainConfig,
+        device: Device,
+        cancel: &AtomicBool,
+        mut progress: impl FnMut(Progress),
+    ) -> anyhow::Result<Model> {
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut paths = train_paths.to_vec();
+        paths.sort();
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        order.shuffle(&mut rng);
+        let n_val = if paths.len() >= 2 {
+            ((paths.len() as f64 * config.validation_fraction).round() as usize)
+                .clamp(1, paths.len() - 1)
+        } else {
+            0
+        };
+        let (val_idx, train_idx) = order.split_at(n_val);
+        let backbone = EfficientNetLite0::builtin(device)?;
+        let feats = extract_features(
+            &backbone,
+            &paths,
+            config.input_size,
+            device,
+            cancel,
+            &mut progress,
+        )?;
+        let shape = flow_shape(&backbone, config.input_size);
+        let vs = nn::VarStore::new(device);
+        let flow = UFlow::new(&vs.root(), shape.clone(), None, config.seed);
+        let mut opt = nn::Adam {
+            wd: config.weight_decay,
+            ..Default::default()
+        }
+        .build(&vs, config.learning_rate)
+        .context("building the optimiser")?;
+        // With a single image there is nothing to hold out: validate on it (reported).
+        let val_idx: Vec<usize> = if val_idx.is_empty() {
+            train_idx.to_vec()
+        } else {
+            val_idx.to_vec()
+        };
+        let mut train_idx = train_idx.to_vec();
+        let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+        let start = Instant::now();
+        for epoch in 0..config.epochs {
+            train_idx.shuffle(&mut rng);
+            let steps = train_idx.len().div_ceil(config.batch_size.max(1));
+            let mut total = 0.0;
+            for (step, chunk) in train_idx.chunks(config.batch_size.max(1)).enumerate() {
+                if cancel.load(Ordering::Relaxed) {
+                    bail!("cancelled");
+                }
+                let x = batch_of(&feats, chunk, device);
+                let (z, logdet) = flow.forward(&x);
+                let loss = nll_loss(&z, &logdet);
+                opt.backward_step(&loss);
+                let l = loss.double_value(&[]);
+                if !l.is_finite() {
+                    bail!("the loss diverged at epoch {epoch} (try a lower learning rate)");
+                }
+                total += l;
+                progress(Progress::Step {
+                    epoch,
+                    step,
+                    steps,
+                    loss: l,
+                });
+            }
+            let val = validation_nll(&flow, &feats, &val_idx, device);
+            let per_epoch = start.elapsed().as_secs_f64() / (epoch + 1) as f64;
+            progress(Progress::Epoch {
+                epoch,
+                epochs: config.epochs,
+                train_loss: total / steps.max(1) as f64,
+                validation_nll: val,
+                eta_seconds: per_epoch * (config.epochs - epoch - 1) as f64,
+            });
+            if best.as_ref().is_none_or(|b| val < b.0) {
+                let snapshot = vs
+                    .variables()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.detach().copy()))
+                    .collect();
+                best = Some((val, epoch, snapshot));
+            }
+        }
+        let (val_nll, best_epoch) = match best {
+            Some((val, epoch, snapshot)) => {
+                let mut vars = vs.variables();
+                tch::no_grad(|| {
+                    for (k, v) in &snapshot {
+                        if let Some(t) = vars.get_mut(k) {
+                            t.copy_(v);
+                        }
+                    }
+                });
+                (val, epoch)
+            }
+            None => (f64::NAN, 0),
+        };
+        let calibration = calibrate(&flow, &feats, &val_idx, device, val_nll);
+        let file = ModelFile {
+            format_version: MODEL_FORMAT,
+            backbone: backbone.name(),
+            input_size: config.input_size,
+            shape,
+            permutations: flow.permutations.clone(),
+            train: config.clone(),
+            training_fingerprint: fingerprint(&paths),
+            training_images: paths.len(),
+            best_epoch,
+            calibration,
+        };
+        Ok(Model {
+            file,
+            vs,
+            flow,
+            backbone: Box::new(backbone),
+            device,
+        })
+    }
+
+    /// Write `dir/weights.safetensors` and `dir/model.ron`.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // tch picks the format from the extension, so the temporary name keeps it.
+        let tmp = dir.join(".tmp-weights.safetensors");
+        self.vs.save(&tmp).context("writing the weights")?;
+        std::fs::rename(&tmp, dir.join("weights.safetensors"))?;
+        let cfg = ron::ser::PrettyConfig::new().struct_names(true);
+        let text = ron::ser::to_string_pretty(&self.file, cfg)?;
+        crate::storage::write_atomic(&dir.join("model.ron"), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Load a model directory; other backbones, format versions or damaged files are refused
+    /// with a message naming the file.
+    pub fn load(dir: &Path, device: Device) -> anyhow::Result<Model> {
+        let ron_path = dir.join("model.ron");
+        let text = std::fs::read_to_string(&ron_path)
+            .with_context(|| format!("cannot read {}", ron_path.display()))?;
+        let file: ModelFile = ron::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}:{}: {}",
+                ron_path.display(),
+                e.span.start.line,
+                e.span.start.col,
+                e.code
+            )
+        })?;
+        if file.format_version != MODEL_FORMAT {
+            bail!(
+                "{} has model format {} but this build reads {MODEL_FORMAT}",
+                ron_path.display(),
+                file.format_version
+            );
+        }
+        if file.backbone != BUILTIN_BACKBONE {
+            bail!(
+                "{} was trained with backbone {:?}; this build has {BUILTIN_BACKBONE:?}",
+                ron_path.display(),
+                file.backbone
+            );
+        }
+        let backbone = EfficientNetLite0::builtin(device)?;
+        if flow_shape(&backbone, file.input_size) != file.shape {
+            bail!(
+                "{}: its feature shapes do not match the backbone at input size {}",
+                ron_path.display(),
+                file.input_size
+            );
+        }
+        let mut vs = nn::VarStore::new(device);
+        let flow = UFlow::new(
+            &vs.root(),
+            file.shape.clone(),
+            Some(file.permutations.clone()),
+            0,
+        );
+        let weights = dir.join("weights.safetensors");
+        // libtorch can abort on a truncated file: check it parses before handing it over.
+        let bytes = std::fs::read(&weights)
+            .with_context(|| format!("cannot read {}", weights.display()))?;
+        safetensors_header_ok(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", weights.display()))?;
+        vs.load(&weights)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+        Ok(Model {
+            file,
+            vs,
+            flow,
+            backbone: Box::new(backbone),
+            device,
+        })
+    }
+
+    /// Latents of one preprocessed image.
+    pub fn latents(&self, x: &Tensor) -> Vec<Tensor> {
+        let _g = tch::no_grad_guard();
+        let feats = self
+            .backbone
+            .features(&x.unsqueeze(0).to_device(self.device));
+        self.flow
+            .forward(&feats)
+            .0
+            .into_iter()
+            .map(|z| z.squeeze_dim(0).to_device(Device::Cpu))
+            .collect()
+    }
+
+    pub fn infer(&self, path: &Path) -> anyhow::Result<Inference> {
+        let size = self.file.input_size;
+        let x = preprocess(path, size)?;
+        let z = self.latents(&x);
+        let _g = tch::no_grad_guard();
+        let maps: Vec<Tensor> = z
+            .iter()
+            .map(|t| {
+                let p = (t
+                    .pow_tensor_scalar(2)
+                    .mean_dim([0i64].as_slice(), true, Kind::Float)
+                    * -0.5)
+                    .exp();
+                p.unsqueeze(0)
+                    .upsample_bilinear2d([size, size], false, None, None)
+                    .squeeze()
+            })
+            .collect();
+        let map = 1.0 - Tensor::stack(&maps, 0).mean_dim([0i64].as_slice(), false, Kind::Float);
+        let anomaly_map = to_array2(&map);
+        let image_score = anomaly_map
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
+        let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
+        let segmentation = acontrario::segment(
+            &views,
+            Some((size as usize, size as usize)),
+            SegmentOptions::default(),
+        );
+        Ok(Inference {
+            latents,
+            anomaly_map,
+            image_score,
+            segmentation,
+        })
+    }
+}
+
+fn safetensors_header_ok(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 8 {
+        return Err("too short".into());
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = bytes
+        .get(8..8usize.saturating_add(n))
+        .ok_or("truncated header")?;
+    let v: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    let data_len = bytes.len() - 8 - n;
+    for (k, t) in v.as_object().ok_or("header is not an object")? {
+        if k == "__metadata__" {
+            continue;
+        }
+        let end = t["data_offsets"][1].as_u64().ok_or("missing offsets")? as usize;
+        if end > data_len {
+            return Err(format!("tensor {k} runs past the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+pub fn to_array2(t: &Tensor) -> ndarray::Array2<f32> {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let s = t.size();
+    let v: Vec<f32> = Vec::<f32>::try_from(&t.flatten(0, -1)).unwrap_or_default();
+    ndarray::Array2::from_shape_vec((s[0] as usize, s[1] as usize), v).expect("2-D tensor")
+}
+
+pub fn to_array3(t: &Tensor) -> Array3<f32> {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let s = t.size();
+    let v: Vec<f32> = Vec::<f32>::try_from(&t.flatten(0, -1)).unwrap_or_default();
+    Array3::from_shape_vec((s[0] as usize, s[1] as usize, s[2] as usize), v).expect("3-D tensor")
+}
+
+fn validation_nll(flow: &UFlow, feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> f64 {
+    let _g = tch::no_grad_guard();
+    let mut total = 0.0;
+    for chunk in idx.chunks(8) {
+        let x = batch_of(feats, chunk, device);
+        let (z, logdet) = flow.forward(&x);
+        total += nll_loss(&z, &logdet).double_value(&[]) * chunk.len() as f64;
+    }
+    total / idx.len().max(1) as f64
+}
+
+fn calibrate(
+    flow: &UFlow,
+    feats: &[Vec<Tensor>],
+    idx: &[usize],
+    device: Device,
+    val_nll: f64,
+) -> Calibration {
+    let _g = tch::no_grad_guard();
+    let scales = feats[0].len();
+    let mut sums = vec![0.0; scales];
+    let mut alarms = 0usize;
+    for &i in idx {
+        let x = batch_of(feats, &[i], device);
+        let (z, _) = flow.forward(&x);
+        for (s, t) in z.iter().enumerate() {
+            sums[s] += t.pow_tensor_scalar(2).mean(Kind::Float).double_value(&[]);
+        }
+        let lat: Vec<Array3<f32>> = z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect();
+        let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
+        let seg = acontrario::segment(&views, None, SegmentOptions::default());
+        alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
+    }
+    let n = idx.len().max(1) as f64;
+    Calibration {
+        mean_z2_per_scale: sums.iter().map(|s| s / n).collect(),
+        false_alarms_per_normal_image: alarms as f64 / n,
+        validation_images: idx.len(),
+        validation_nll: val_nll,
+    }
+}

@@ -1,0 +1,138 @@
+//! U-Flow training, model files and inference on the demo project's leather images.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use contrario::model::{Model, Progress, TrainConfig};
+use contrario::project::{Project, Split};
+
+fn demo() -> Project {
+    Project::open(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo")).unwrap()
+}
+
+fn paths(p: &Project, split: Split, category: &str, kind: Option<&str>) -> Vec<PathBuf> {
+    p.file
+        .images
+        .iter()
+        .filter(|e| e.split == split && e.category == category && kind.is_none_or(|k| e.kind == k))
+        .map(|e| p.image_path(e))
+        .collect()
+}
+
+#[test]
+fn trains_saves_loads_and_infers_deterministically() {
+    let p = demo();
+    let train = paths(&p, Split::Train, "leather", None);
+    assert_eq!(train.len(), 10);
+    let cfg = TrainConfig {
+        input_size: 128,
+        epochs: 6,
+        batch_size: 4,
+        ..TrainConfig::default()
+    };
+    let cancel = AtomicBool::new(false);
+    let mut epochs = Vec::new();
+    let model = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |pr| {
+        if let Progress::Epoch { validation_nll, .. } = pr {
+            epochs.push(validation_nll);
+        }
+    })
+    .unwrap();
+    assert_eq!(epochs.len(), 6);
+    assert!(
+        epochs.last().unwrap() < epochs.first().unwrap(),
+        "validation NLL should fall: {epochs:?}"
+    );
+    let cal = &model.file.calibration;
+    assert_eq!(cal.validation_images, 2);
+    assert_eq!(cal.mean_z2_per_scale.len(), 3);
+    assert!(
+        cal.mean_z2_per_scale
+            .iter()
+            .all(|v| v.is_finite() && *v > 0.0)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+    assert_eq!(loaded.file, model.file);
+    let img = paths(&p, Split::Test, "leather", Some("hole"))[0].clone();
+    let a = model.infer(&img).unwrap();
+    let b = loaded.infer(&img).unwrap();
+    assert_eq!(a.anomaly_map.dim(), (128, 128));
+    let diff = a
+        .anomaly_map
+        .iter()
+        .zip(b.anomaly_map.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-5,
+        "a reloaded model must give the same map ({diff})"
+    );
+    assert_eq!(
+        a.latents.iter().map(|z| z.dim().0).collect::<Vec<_>>(),
+        vec![30, 30, 56]
+    );
+    assert!((0.0..=1.0).contains(&a.image_score));
+
+    // Same seed, same data: the same model.
+    let again = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).unwrap();
+    assert_eq!(again.file.calibration, model.file.calibration);
+}
+
+#[test]
+fn damaged_or_foreign_model_files_are_refused_clearly() {
+    let p = demo();
+    let train = paths(&p, Split::Train, "wood", None);
+    let cfg = TrainConfig {
+        input_size: 64,
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let model = Model::train(
+        &train[..3],
+        &cfg,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let ron = std::fs::read_to_string(dir.path().join("model.ron")).unwrap();
+
+    std::fs::write(
+        dir.path().join("model.ron"),
+        ron.replace("efficientnet-lite0", "wide_resnet50_2"),
+    )
+    .unwrap();
+    let e = Model::load(dir.path(), tch::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("wide_resnet50_2"), "{e}");
+
+    std::fs::write(
+        dir.path().join("model.ron"),
+        ron.replace("format_version: 1", "format_version: 9"),
+    )
+    .unwrap();
+    let e = Model::load(dir.path(), tch::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model format 9"), "{e}");
+
+    std::fs::write(dir.path().join("model.ron"), &ron).unwrap();
+    let w = std::fs::read(dir.path().join("weights.safetensors")).unwrap();
+    std::fs::write(dir.path().join("weights.safetensors"), &w[..w.len() / 2]).unwrap();
+    let e = Model::load(dir.path(), tch::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("damaged"), "{e}");
+
+    let cancel = AtomicBool::new(true);
+    assert!(Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).is_err());
+}
