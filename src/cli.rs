@@ -67,6 +67,30 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Import a dataset into a project (created if needed); prints counts per category.
+    Import {
+        #[arg(long)]
+        project: PathBuf,
+        /// Layout of PATH: mvtec (also BTAD-like layouts).
+        #[arg(long, default_value = "mvtec")]
+        format: String,
+        path: PathBuf,
+    },
+    /// Train a U-Flow model on the project's normal training images (one per category).
+    Train(crate::uflow_cmd::TrainArgs),
+    /// Run a model on the project's test images (results cached per model and image).
+    Infer(crate::uflow_cmd::ModelArgs),
+    /// Evaluate a model: pixel/image AUROC, AUPRO, mIoU at the NFA threshold and its oracle,
+    /// false alarms per normal image, latent calibration.
+    Eval {
+        #[command(flatten)]
+        target: crate::uflow_cmd::ModelArgs,
+        /// log10 NFA threshold (default: the project's setting).
+        #[arg(long, allow_negative_numbers = true)]
+        threshold: Option<f32>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
         /// What to measure: `nfa` (segmentation and re-thresholding).
@@ -212,6 +236,18 @@ pub fn main_with(cli: Cli) -> i32 {
             other => Err(anyhow::anyhow!("unknown benchmark {other:?} (known: nfa)")),
         },
         Some(Cmd::Segment(args)) => crate::segment_cmd::run(&args),
+        Some(Cmd::Import {
+            project,
+            format,
+            path,
+        }) => crate::uflow_cmd::import(&project, &format, &path),
+        Some(Cmd::Train(args)) => crate::uflow_cmd::train(&args),
+        Some(Cmd::Infer(args)) => crate::uflow_cmd::infer(&args),
+        Some(Cmd::Eval {
+            target,
+            threshold,
+            json,
+        }) => crate::uflow_cmd::eval(&target, threshold, json),
     };
     match result {
         Ok(()) => 0,
@@ -233,6 +269,7 @@ fn info(json: bool) -> anyhow::Result<()> {
             Some(Message::Torch(t)) => torch = Some(t),
             Some(Message::BackboneReady { path, tensors }) => backbone = Ok((path, tensors)),
             Some(Message::Error { message, .. }) => backbone = Err(message),
+            Some(_) => {}
             None => break,
         }
     }

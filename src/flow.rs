@@ -161,8 +161,7 @@ impl UFlow {
         let mut perms = Vec::new();
         let mut stages = Vec::new();
         let mut norms = Vec::new();
-        for s in 0..shape.channels.len() {
-            let (h, w) = shape.sizes[s];
+        for (s, (&stage_in, &(h, w))) in input.iter().zip(&shape.sizes).enumerate() {
             let ln_cfg = nn::LayerNormConfig {
                 eps: 1e-5,
                 ..Default::default()
@@ -177,12 +176,12 @@ impl UFlow {
                 let idx = perms.len();
                 let perm = match &permutations {
                     Some(given) => given[idx].clone(),
-                    None => permutation(input[s], &mut state),
+                    None => permutation(stage_in, &mut state),
                 };
                 let kernel = if k % 2 == 0 { 3 } else { 1 };
                 steps.push(FlowStep::new(
                     &(p / format!("scale{s}") / format!("step{k}")),
-                    input[s],
+                    stage_in,
                     kernel,
                     &perm,
                 ));
@@ -247,10 +246,10 @@ impl UFlow {
         let n = z.len();
         let mut out = Vec::with_capacity(n);
         let mut up: Option<Tensor> = None;
-        for s in 0..n {
+        for (s, zs) in z.iter().enumerate() {
             let mut y = match up.take() {
-                Some(u) => Tensor::cat(&[u, z[s].shallow_clone()], 1),
-                None => z[s].shallow_clone(),
+                Some(u) => Tensor::cat(&[u, zs.shallow_clone()], 1),
+                None => zs.shallow_clone(),
             };
             for step in self.stages[s].iter().rev() {
                 y = step.reverse(&y);

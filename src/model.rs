@@ -301,7 +301,9 @@ impl Model {
             val_idx.to_vec()
         };
         let mut train_idx = train_idx.to_vec();
-        let mut best: Option<(f64, usize, Vec<(String, Tensor)>)> = None;
+        // (validation NLL, epoch, weights) of the best epoch so far.
+        type Best = (f64, usize, Vec<(String, Tensor)>);
+        let mut best: Option<Best> = None;
         let start = Instant::now();
         for epoch in 0..config.epochs {
             train_idx.shuffle(&mut rng);
@@ -584,5 +586,109 @@ fn calibrate(
         false_alarms_per_normal_image: alarms as f64 / n,
         validation_images: idx.len(),
         validation_nll: val_nll,
+    }
+}
+
+/// What inference keeps per image: enough to display, threshold and evaluate without the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceSummary {
+    pub anomaly_map: ndarray::Array2<f32>,
+    pub log_nfa: ndarray::Array2<f32>,
+    pub image_score: f32,
+    pub mean_z2_per_scale: Vec<f64>,
+}
+
+impl From<&Inference> for InferenceSummary {
+    fn from(i: &Inference) -> Self {
+        Self {
+            anomaly_map: i.anomaly_map.clone(),
+            log_nfa: i.segmentation.log_nfa.clone(),
+            image_score: i.image_score,
+            mean_z2_per_scale: i
+                .latents
+                .iter()
+                .map(|z| z.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / z.len().max(1) as f64)
+                .collect(),
+        }
+    }
+}
+
+/// FNV-1a of the things that decide a result: the model files and the image file.
+fn cache_key(model_dir: &Path, image: &Path) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    };
+    if let Ok(t) = std::fs::read(model_dir.join("model.ron")) {
+        eat(&t);
+    }
+    for p in [model_dir.join("weights.safetensors"), image.to_path_buf()] {
+        eat(p.to_string_lossy().as_bytes());
+        if let Ok(m) = std::fs::metadata(&p) {
+            eat(&m.len().to_le_bytes());
+            if let Ok(t) = m.modified().and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_err(std::io::Error::other)
+            }) {
+                eat(&t.as_nanos().to_le_bytes());
+            }
+        }
+    }
+    format!("{h:016x}")
+}
+
+impl Model {
+    /// Inference through the per-(model, image) cache: a changed model or image gives another
+    /// key, so stale results are never read.
+    pub fn infer_cached(
+        &self,
+        model_dir: &Path,
+        id: &str,
+        image: &Path,
+        cache: Option<&Path>,
+    ) -> anyhow::Result<InferenceSummary> {
+        let Some(cache) = cache else {
+            return Ok(InferenceSummary::from(&self.infer(image)?));
+        };
+        let stem = format!(
+            "{}-{}",
+            id.replace(['/', '\\', ':'], "__"),
+            cache_key(model_dir, image)
+        );
+        let (map_p, nfa_p, meta_p) = (
+            cache.join(format!("{stem}.map.npy")),
+            cache.join(format!("{stem}.nfa.npy")),
+            cache.join(format!("{stem}.json")),
+        );
+        let read = || -> anyhow::Result<InferenceSummary> {
+            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_p)?)?;
+            let two = |a: ndarray::ArrayD<f32>| {
+                a.into_dimensionality::<ndarray::Ix2>()
+                    .map_err(anyhow::Error::from)
+            };
+            Ok(InferenceSummary {
+                anomaly_map: two(crate::npy::read_f32(&map_p)?)?,
+                log_nfa: two(crate::npy::read_f32(&nfa_p)?)?,
+                image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
+                mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone())?,
+            })
+        };
+        if meta_p.exists()
+            && let Ok(s) = read()
+        {
+            return Ok(s);
+        }
+        let s = InferenceSummary::from(&self.infer(image)?);
+        let (h, w) = s.anomaly_map.dim();
+        crate::npy::write_f32(&map_p, &[h, w], s.anomaly_map.iter().copied())?;
+        let (h, w) = s.log_nfa.dim();
+        crate::npy::write_f32(&nfa_p, &[h, w], s.log_nfa.iter().copied())?;
+        let meta = serde_json::json!({"image_score": s.image_score, "mean_z2_per_scale": s.mean_z2_per_scale});
+        // Written last: its presence says the entry is complete.
+        crate::storage::write_atomic(&meta_p, meta.to_string().as_bytes())?;
+        Ok(s)
     }
 }

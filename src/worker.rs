@@ -7,7 +7,11 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use crate::backbone;
+use crate::model::{InferenceSummary, Model, ModelFile, Progress, TrainConfig};
 use crate::runtime::{self, TorchInfo};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug)]
 pub enum Command {
@@ -15,19 +19,50 @@ pub enum Command {
     Probe,
     /// Locate and load the built-in backbone weights, reporting how many tensors they hold.
     CheckBackbone,
+    /// Train a U-Flow on normal images and save it to `out` (progress as it goes).
+    Train {
+        images: Vec<PathBuf>,
+        config: TrainConfig,
+        out: PathBuf,
+    },
+    /// Run a saved model on images (id, path); results are cached in `cache` when given.
+    Infer {
+        model: PathBuf,
+        images: Vec<(String, PathBuf)>,
+        cache: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Torch(TorchInfo),
-    BackboneReady { path: PathBuf, tensors: usize },
-    Error { context: String, message: String },
+    BackboneReady {
+        path: PathBuf,
+        tensors: usize,
+    },
+    Progress(Progress),
+    Trained {
+        dir: PathBuf,
+        file: Box<ModelFile>,
+        seconds: f64,
+    },
+    Inferred {
+        id: String,
+        result: Box<InferenceSummary>,
+    },
+    /// A multi-message command finished (successfully or not).
+    Finished,
+    Error {
+        context: String,
+        message: String,
+    },
 }
 
 /// Wakes the receiver (the GUI's `request_repaint`) after each message.
 pub type Notify = Box<dyn Fn() + Send>;
 
 pub struct Worker {
+    cancel: Arc<AtomicBool>,
     tx: Option<Sender<Command>>,
     rx: Receiver<Message>,
     handle: Option<JoinHandle<()>>,
@@ -37,23 +72,38 @@ impl Worker {
     pub fn spawn(notify: Notify) -> Self {
         let (tx, cmd_rx) = mpsc::channel::<Command>();
         let (msg_tx, rx) = mpsc::channel::<Message>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
         let handle = std::thread::Builder::new()
             .name("contrario-worker".into())
             .spawn(move || {
+                let mut models: HashMap<PathBuf, Model> = HashMap::new();
+                let emit = |m: Message| {
+                    let ok = msg_tx.send(m).is_ok();
+                    notify();
+                    ok
+                };
                 for cmd in cmd_rx {
-                    let msg = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cmd)))
-                        .unwrap_or_else(|panic| Message::Error {
-                            context: format!("{cmd:?}"),
+                    flag.store(false, Ordering::Relaxed);
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(&cmd, &mut models, &flag, &emit)
+                    }));
+                    let last = match outcome {
+                        Ok(Some(m)) => m,
+                        Ok(None) => continue,
+                        Err(panic) => Message::Error {
+                            context: cmd.context(),
                             message: panic_text(&panic),
-                        });
-                    if msg_tx.send(msg).is_err() {
+                        },
+                    };
+                    if !emit(last) {
                         break;
                     }
-                    notify();
                 }
             })
             .expect("spawning the worker thread");
         Self {
+            cancel,
             tx: Some(tx),
             rx,
             handle: Some(handle),
@@ -65,6 +115,11 @@ impl Worker {
             // A closed channel means the worker is gone; the caller sees no reply, not a panic.
             let _ = tx.send(cmd);
         }
+    }
+
+    /// Ask the running command to stop (training stops within a batch, inference between images).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
     }
 
     /// Next pending message, if any (never blocks).
@@ -87,8 +142,29 @@ impl Drop for Worker {
     }
 }
 
-fn run(cmd: &Command) -> Message {
-    match cmd {
+impl Command {
+    fn context(&self) -> String {
+        match self {
+            Command::Probe => "libtorch".into(),
+            Command::CheckBackbone => "built-in backbone".into(),
+            Command::Train { out, .. } => format!("training {}", out.display()),
+            Command::Infer { model, .. } => format!("inference with {}", model.display()),
+        }
+    }
+}
+
+/// Run one command; intermediate messages go through `emit`, the last one is returned.
+fn run(
+    cmd: &Command,
+    models: &mut HashMap<PathBuf, Model>,
+    cancel: &AtomicBool,
+    emit: &dyn Fn(Message) -> bool,
+) -> Option<Message> {
+    let error = |e: anyhow::Error| Message::Error {
+        context: cmd.context(),
+        message: format!("{e:#}"),
+    };
+    Some(match cmd {
         Command::Probe => Message::Torch(runtime::probe()),
         Command::CheckBackbone => {
             let result = backbone::builtin_weights_path()
@@ -96,12 +172,73 @@ fn run(cmd: &Command) -> Message {
             match result {
                 Ok((path, tensors)) => Message::BackboneReady { path, tensors },
                 Err(e) => Message::Error {
-                    context: "built-in backbone".into(),
+                    context: cmd.context(),
                     message: e.to_string(),
                 },
             }
         }
-    }
+        Command::Train {
+            images,
+            config,
+            out,
+        } => {
+            let start = std::time::Instant::now();
+            let device = runtime::probe().tch_device();
+            let trained = Model::train(images, config, device, cancel, |p| {
+                emit(Message::Progress(p));
+            })
+            .and_then(|m| m.save(out).map(|_| m));
+            match trained {
+                Ok(m) => {
+                    let msg = Message::Trained {
+                        dir: out.clone(),
+                        file: Box::new(m.file.clone()),
+                        seconds: start.elapsed().as_secs_f64(),
+                    };
+                    models.insert(out.clone(), m);
+                    msg
+                }
+                Err(e) => error(e),
+            }
+        }
+        Command::Infer {
+            model,
+            images,
+            cache,
+        } => {
+            if !models.contains_key(model) {
+                match Model::load(model, runtime::probe().tch_device()) {
+                    Ok(m) => {
+                        models.insert(model.clone(), m);
+                    }
+                    Err(e) => return Some(error(e)),
+                }
+            }
+            let m = &models[model];
+            for (id, path) in images {
+                if cancel.load(Ordering::Relaxed) {
+                    return Some(Message::Error {
+                        context: cmd.context(),
+                        message: "cancelled".into(),
+                    });
+                }
+                let msg = match m.infer_cached(model, id, path, cache.as_deref()) {
+                    Ok(result) => Message::Inferred {
+                        id: id.clone(),
+                        result: Box::new(result),
+                    },
+                    Err(e) => Message::Error {
+                        context: format!("{}: {id}", cmd.context()),
+                        message: format!("{e:#}"),
+                    },
+                };
+                if !emit(msg) {
+                    return None;
+                }
+            }
+            Message::Finished
+        }
+    })
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {

@@ -139,7 +139,12 @@ impl ContrarioApp {
         while let Some(msg) = self.worker.try_recv() {
             match msg {
                 Message::Torch(info) => self.state.torch = Some(info),
-                Message::BackboneReady { .. } => {}
+                // Training and inference from the window come with the U-Flow GUI work.
+                Message::BackboneReady { .. }
+                | Message::Progress(_)
+                | Message::Trained { .. }
+                | Message::Inferred { .. }
+                | Message::Finished => {}
                 Message::Error { context, message } => self
                     .state
                     .notify(NoticeLevel::Warning, format!("{context}: {message}")),

@@ -1,0 +1,395 @@
+//! `contrario import`, `train`, `infer` and `eval`: U-Flow on a project, headless. The work runs
+//! on the worker thread, as it does for the window.
+
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::import::GT_ANNOTATOR;
+use crate::metrics;
+use crate::model::{InferenceSummary, Progress, TrainConfig};
+use crate::project::{ImageEntry, Project, Split};
+use crate::worker::{Command, Message, Worker};
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Project folder.
+    #[arg(long)]
+    pub project: PathBuf,
+    /// Model name (stored under PROJECT/models/NAME[/CATEGORY]).
+    #[arg(long)]
+    pub model: String,
+    /// Category; required when the project has several. Repeatable for eval/infer.
+    #[arg(long)]
+    pub category: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub target: ModelArgs,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch: usize,
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    pub lr: f64,
+    /// Square input side (multiple of 32).
+    #[arg(long, default_value_t = TrainConfig::default().input_size)]
+    pub input_size: i64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut all: Vec<String> = project
+        .file
+        .images
+        .iter()
+        .map(|e| e.category.clone())
+        .collect();
+    all.sort();
+    all.dedup();
+    if asked.is_empty() {
+        return Ok(all);
+    }
+    for c in asked {
+        if !all.contains(c) {
+            bail!(
+                "category {c:?} is not in the project (it has: {})",
+                all.join(", ")
+            );
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+pub fn model_dir(project: &Project, name: &str, category: &str) -> PathBuf {
+    let base = project.root.join("models").join(name);
+    if category.is_empty() {
+        base
+    } else {
+        base.join(category)
+    }
+}
+
+fn images<'a>(project: &'a Project, category: &str, split: Split) -> Vec<&'a ImageEntry> {
+    project
+        .file
+        .images
+        .iter()
+        .filter(|e| e.category == category && e.split == split)
+        .collect()
+}
+
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let project = Project::open(&args.target.project)?;
+    let cats = categories(&project, &args.target.category)?;
+    if cats.len() > 1 && args.target.category.is_empty() {
+        bail!(
+            "the project has several categories ({}): pick one with --category (one model per category)",
+            cats.join(", ")
+        );
+    }
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch.max(1),
+        learning_rate: args.lr,
+        input_size: args.input_size,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let worker = Worker::spawn(Box::new(|| {}));
+    for cat in cats {
+        let train: Vec<PathBuf> = images(&project, &cat, Split::Train)
+            .iter()
+            .map(|e| project.image_path(e))
+            .collect();
+        if train.is_empty() {
+            bail!("category {cat:?} has no normal training images");
+        }
+        let out = model_dir(&project, &args.target.model, &cat);
+        eprintln!(
+            "training {} on {} normal image(s) of {cat:?}",
+            out.display(),
+            train.len()
+        );
+        worker.send(Command::Train {
+            images: train,
+            config: config.clone(),
+            out: out.clone(),
+        });
+        loop {
+            match worker.recv() {
+                Some(Message::Progress(Progress::Epoch {
+                    epoch,
+                    epochs,
+                    train_loss,
+                    validation_nll,
+                    eta_seconds,
+                })) => eprintln!(
+                    "epoch {}/{epochs}: loss {train_loss:.1}, validation NLL {validation_nll:.1}, ETA {eta_seconds:.0} s",
+                    epoch + 1
+                ),
+                Some(Message::Progress(Progress::Features { done, total })) if done == total => {
+                    eprintln!("backbone features of {total} image(s) cached")
+                }
+                Some(Message::Progress(_)) => {}
+                Some(Message::Trained { dir, file, seconds }) => {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "model": dir, "category": cat, "seconds": seconds, "best_epoch": file.best_epoch,
+                            "calibration": file.calibration,
+                        })
+                    );
+                    break;
+                }
+                Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+                Some(_) => {}
+                None => bail!("the worker stopped"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Infer every test image of `category` (through the cache) on the worker.
+fn infer_category(
+    worker: &Worker,
+    project: &Project,
+    name: &str,
+    category: &str,
+) -> anyhow::Result<Vec<(ImageEntry, InferenceSummary)>> {
+    let dir = model_dir(project, name, category);
+    if !dir.join("model.ron").exists() {
+        bail!(
+            "no model {} (train it with `contrario train`)",
+            dir.display()
+        );
+    }
+    let tests: Vec<&ImageEntry> = images(project, category, Split::Test);
+    let by_id: BTreeMap<String, &ImageEntry> = tests.iter().map(|e| (e.id.clone(), *e)).collect();
+    let cache = project.root.join("cache").join(name).join(category);
+    worker.send(Command::Infer {
+        model: dir,
+        images: tests
+            .iter()
+            .map(|e| (e.id.clone(), project.image_path(e)))
+            .collect(),
+        cache: Some(cache),
+    });
+    let mut out = Vec::new();
+    loop {
+        match worker.recv() {
+            Some(Message::Inferred { id, result }) => out.push((by_id[&id].clone(), *result)),
+            Some(Message::Finished) => break,
+            Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+            Some(_) => {}
+            None => bail!("the worker stopped"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
+    let project = Project::open(&args.project)?;
+    let worker = Worker::spawn(Box::new(|| {}));
+    for cat in categories(&project, &args.category)? {
+        for (e, r) in infer_category(&worker, &project, &args.model, &cat)? {
+            let regions = crate::acontrario::regions_at(
+                &r.log_nfa,
+                None,
+                project.file.settings.log10_nfa_threshold as f32,
+                0.0,
+            );
+            let min = r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
+            println!(
+                "{}",
+                serde_json::json!({"image": e.id, "score": r.image_score, "min_log10_nfa": min, "regions": regions.len()})
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Ground truth of an image at `size`: the project's read-only annotator (or "gt"), any non-zero
+/// pixel anomalous; no mask means normal.
+fn ground_truth(
+    project: &Project,
+    e: &ImageEntry,
+    (h, w): (usize, usize),
+) -> anyhow::Result<Vec<bool>> {
+    let who = project
+        .file
+        .annotators
+        .iter()
+        .find(|a| a.read_only)
+        .map(|a| a.id.clone())
+        .unwrap_or_else(|| GT_ANNOTATOR.to_string());
+    let Some(p) = project.label_path(e, &who) else {
+        return Ok(vec![false; h * w]);
+    };
+    let m = crate::imaging::load_dynamic(&p)?.to_luma8();
+    let bin = image::GrayImage::from_fn(m.width(), m.height(), |x, y| {
+        image::Luma([if m.get_pixel(x, y).0[0] != 0 { 255 } else { 0 }])
+    });
+    let r = image::imageops::resize(
+        &bin,
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    Ok(r.pixels().map(|v| v.0[0] >= 128).collect())
+}
+
+/// Evaluation of one category's test results.
+pub fn evaluate(
+    project: &Project,
+    results: &[(ImageEntry, InferenceSummary)],
+    threshold: f32,
+) -> anyhow::Result<serde_json::Value> {
+    let mut scores = Vec::new();
+    let mut labels = Vec::new();
+    let mut masks = Vec::new();
+    let mut image_scores = Vec::new();
+    let mut image_labels = Vec::new();
+    let (mut alarms, mut normals) = (0usize, 0usize);
+    let mut z2: Vec<f64> = Vec::new();
+    for (e, r) in results {
+        let dim = r.anomaly_map.dim();
+        let gt = ground_truth(project, e, dim)?;
+        scores.extend(r.anomaly_map.iter().copied());
+        labels.extend(gt.iter().copied());
+        image_scores.push(r.image_score);
+        let defective = e.kind != "good" && gt.iter().any(|&g| g);
+        image_labels.push(defective);
+        if !defective {
+            normals += 1;
+            alarms += crate::acontrario::regions_at(&r.log_nfa, None, threshold, 0.0).len();
+            if z2.is_empty() {
+                z2 = vec![0.0; r.mean_z2_per_scale.len()];
+            }
+            z2.iter_mut()
+                .zip(&r.mean_z2_per_scale)
+                .for_each(|(a, b)| *a += b);
+        }
+        masks.push(gt);
+    }
+    let pct = |v: Option<f64>| v.map(|x| x * 100.0);
+    let scored: Vec<metrics::ScoredImage> = results
+        .iter()
+        .zip(&masks)
+        .map(|((_, r), m)| metrics::ScoredImage {
+            scores: r.anomaly_map.as_slice().unwrap(),
+            mask: m,
+            width: r.anomaly_map.dim().1,
+        })
+        .collect();
+    let nfa_maps: Vec<&[f32]> = results
+        .iter()
+        .map(|(_, r)| r.log_nfa.as_slice().unwrap())
+        .collect();
+    let mask_refs: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
+    // Candidate thresholds for the oracle: quantiles of all log NFA values, plus the asked one.
+    let mut all: Vec<f32> = nfa_maps.iter().flat_map(|m| m.iter().copied()).collect();
+    all.sort_by(f32::total_cmp);
+    let mut thresholds: Vec<f32> = (0..=100)
+        .map(|q| all[(all.len() - 1) * q / 100] + 1e-3)
+        .collect();
+    thresholds.push(threshold);
+    let (_, (best_t, best)) = metrics::miou_curve(&nfa_maps, &mask_refs, &thresholds);
+    Ok(serde_json::json!({
+        "images": results.len(),
+        "pixel_auroc": pct(metrics::auroc(&scores, &labels)),
+        "aupro": pct(metrics::aupro(&scored, 0.3)),
+        "image_auroc": pct(metrics::auroc(&image_scores, &image_labels)),
+        "miou_nfa": metrics::miou_below(&nfa_maps, &mask_refs, threshold),
+        "miou_oracle": best,
+        "oracle_threshold": best_t,
+        "false_alarms_per_normal_image": if normals > 0 { Some(alarms as f64 / normals as f64) } else { None },
+        "mean_z2_per_scale": z2.iter().map(|v| v / normals.max(1) as f64).collect::<Vec<_>>(),
+    }))
+}
+
+pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Result<()> {
+    let project = Project::open(&args.project)?;
+    let threshold = threshold.unwrap_or(project.file.settings.log10_nfa_threshold as f32);
+    let worker = Worker::spawn(Box::new(|| {}));
+    let mut per = serde_json::Map::new();
+    for cat in categories(&project, &args.category)? {
+        let results = infer_category(&worker, &project, &args.model, &cat)?;
+        if results.is_empty() {
+            continue;
+        }
+        let mut v = evaluate(&project, &results, threshold)?;
+        let calib =
+            std::fs::read_to_string(model_dir(&project, &args.model, &cat).join("model.ron"))
+                .ok()
+                .and_then(|t| ron::from_str::<crate::model::ModelFile>(&t).ok())
+                .map(|f| f.calibration);
+        v["validation_calibration"] = serde_json::to_value(calib)?;
+        per.insert(cat, v);
+    }
+    if per.is_empty() {
+        bail!("no test images to evaluate");
+    }
+    let keys = [
+        "pixel_auroc",
+        "aupro",
+        "image_auroc",
+        "miou_nfa",
+        "miou_oracle",
+        "false_alarms_per_normal_image",
+    ];
+    let mut overall = serde_json::Map::new();
+    for k in keys {
+        let vals: Vec<f64> = per.values().filter_map(|v| v[k].as_f64()).collect();
+        overall.insert(
+            k.into(),
+            if vals.is_empty() {
+                serde_json::Value::Null
+            } else {
+                (vals.iter().sum::<f64>() / vals.len() as f64).into()
+            },
+        );
+    }
+    let out = serde_json::json!({"threshold": threshold, "categories": per, "overall": overall});
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{:<12} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+            "category", "pixAUC", "AUPRO", "imgAUC", "mIoU@T", "mIoU*", "FA/img"
+        );
+        let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+        for (k, v) in per.iter().chain([(
+            &"overall".to_string(),
+            &serde_json::Value::Object(overall.clone()),
+        )]) {
+            println!(
+                "{:<12} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+                k,
+                f(&v["pixel_auroc"]),
+                f(&v["aupro"]),
+                f(&v["image_auroc"]),
+                f(&v["miou_nfa"]),
+                f(&v["miou_oracle"]),
+                f(&v["false_alarms_per_normal_image"])
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn import(project: &Path, format: &str, path: &Path) -> anyhow::Result<()> {
+    let counts = match format {
+        "mvtec" | "btad" => crate::import::import_mvtec(project, path)?,
+        other => bail!("unknown format {other:?} (this build imports: mvtec, btad)"),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&counts).context("summary")?
+    );
+    Ok(())
+}
