@@ -154,3 +154,147 @@ fn detect_runs_the_training_free_detector_on_an_image() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn import_mvtec_counts_the_shared_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mvtec_ad");
+    let run = contrario()
+        .args(["import", "--project"])
+        .arg(dir.path())
+        .args(["--format", "mvtec"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        v["leather"],
+        serde_json::json!({"images": 19, "train_normal": 4, "test": 15, "ground_truth_masks": 11})
+    );
+    assert_eq!(v["bottle"]["train_normal"], 40);
+    assert_eq!(v["bottle"]["ground_truth_masks"], 8);
+    let p = contrario::project::Project::open(dir.path()).unwrap();
+    assert!(
+        p.file
+            .annotators
+            .iter()
+            .any(|a| a.id == "gt" && a.read_only)
+    );
+    // Importing again replaces, never duplicates.
+    contrario()
+        .args(["import", "--project"])
+        .arg(dir.path())
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(
+        contrario::project::Project::open(dir.path())
+            .unwrap()
+            .file
+            .images
+            .len(),
+        p.file.images.len()
+    );
+    let bad = contrario()
+        .args(["import", "--project"])
+        .arg(dir.path())
+        .args(["--format", "visa", "/nonexistent"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn train_infer_eval_on_a_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&demo)
+        .arg(dir.path().join("p"))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let p = dir.path().join("p");
+    // Several categories and none chosen: a clear refusal.
+    let run = contrario()
+        .args(["train", "--project"])
+        .arg(&p)
+        .args(["--model", "m"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--category"));
+    let run = contrario()
+        .args(["train", "--project"])
+        .arg(&p)
+        .args([
+            "--model",
+            "m",
+            "--category",
+            "fabric",
+            "--epochs",
+            "2",
+            "--input-size",
+            "64",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(p.join("models/m/fabric/weights.safetensors").exists());
+    let run = contrario()
+        .args(["eval", "--project"])
+        .arg(&p)
+        .args(["--model", "m", "--category", "fabric", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let c = &v["categories"]["fabric"];
+    for k in [
+        "pixel_auroc",
+        "aupro",
+        "image_auroc",
+        "miou_nfa",
+        "miou_oracle",
+        "false_alarms_per_normal_image",
+    ] {
+        assert!(c[k].is_number(), "{k} missing: {c}");
+    }
+    assert!(c["miou_oracle"].as_f64() >= c["miou_nfa"].as_f64());
+    assert_eq!(c["mean_z2_per_scale"].as_array().unwrap().len(), 3);
+    assert!(v["overall"]["pixel_auroc"].is_number());
+    // Results were cached: a second evaluation reads them back and agrees.
+    let cached = std::fs::read_dir(p.join("cache/m/fabric")).unwrap().count();
+    assert_eq!(cached, 8 * 3, "three files per test image");
+    let again = contrario()
+        .args(["eval", "--project"])
+        .arg(&p)
+        .args(["--model", "m", "--category", "fabric", "--json"])
+        .output()
+        .unwrap();
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(w["categories"]["fabric"]["pixel_auroc"], c["pixel_auroc"]);
+    // A model that does not exist.
+    let run = contrario()
+        .args(["eval", "--project"])
+        .arg(&p)
+        .args(["--model", "nope", "--category", "fabric"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("no model"));
+}
