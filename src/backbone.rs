@@ -397,3 +397,140 @@ mod golden {
         assert_eq!(net.channels(), vec![24, 40, 112]);
     }
 }
+
+/// Any TorchScript module that maps a normalised N x 3 x H x W batch to a list (or tuple) of
+/// feature maps, finest first (see `scripts/export_torchscript_backbone.py`).
+pub struct TorchScriptBackbone {
+    module: tch::CModule,
+    channels: Vec<i64>,
+    first_stride: i64,
+    name: String,
+    device: tch::Device,
+}
+
+fn tensors_of(v: tch::IValue) -> Result<Vec<tch::Tensor>, String> {
+    match v {
+        tch::IValue::TensorList(t) => Ok(t),
+        tch::IValue::Tuple(items) | tch::IValue::GenericList(items) => items
+            .into_iter()
+            .map(|i| match i {
+                tch::IValue::Tensor(t) => Ok(t),
+                _ => Err("the module's list holds something other than tensors".to_string()),
+            })
+            .collect(),
+        tch::IValue::Tensor(t) => Ok(vec![t]),
+        _ => Err("the module returns neither a tensor nor a list of tensors".into()),
+    }
+}
+
+impl TorchScriptBackbone {
+    /// Load and probe with a 256 x 256 input: the outputs must be 4-D, finest first, each half the
+    /// previous.
+    pub fn load(path: &std::path::Path, device: tch::Device) -> Result<Self, BackboneError> {
+        let err = |message: String| BackboneError::Load {
+            path: path.to_path_buf(),
+            message,
+        };
+        let p = path.to_path_buf();
+        let mut module = std::panic::catch_unwind(move || tch::CModule::load_on_device(&p, device))
+            .map_err(|_| err("libtorch could not read the module".into()))?
+            .map_err(|e| err(e.to_string()))?;
+        module.set_eval();
+        let probe = tch::Tensor::zeros([1, 3, 256, 256], (tch::Kind::Float, device));
+        let out = {
+            let _g = tch::no_grad_guard();
+            module
+                .forward_is(&[tch::IValue::Tensor(probe)])
+                .map_err(|e| err(e.to_string()))?
+        };
+        let feats = tensors_of(out).map_err(err)?;
+        if feats.is_empty() || feats.iter().any(|f| f.dim() != 4) {
+            return Err(err("expected a list of N x C x H x W feature maps".into()));
+        }
+        for w in feats.windows(2) {
+            if w[1].size()[2] * 2 != w[0].size()[2] {
+                return Err(err(
+                    "each feature map must be half the size of the previous one, finest first"
+                        .into(),
+                ));
+            }
+        }
+        let channels = feats.iter().map(|f| f.size()[1]).collect();
+        let first_stride = 256 / feats[0].size()[2];
+        let name = format!(
+            "torchscript:{}",
+            path.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        Ok(Self {
+            module,
+            channels,
+            first_stride,
+            name,
+            device,
+        })
+    }
+}
+
+impl Backbone for TorchScriptBackbone {
+    fn features(&self, x: &tch::Tensor) -> Vec<tch::Tensor> {
+        let _g = tch::no_grad_guard();
+        self.module
+            .forward_is(&[tch::IValue::Tensor(x.to_device(self.device))])
+            .map_err(|e| e.to_string())
+            .and_then(tensors_of)
+            .unwrap_or_default()
+    }
+
+    fn channels(&self) -> Vec<i64> {
+        self.channels.clone()
+    }
+
+    fn first_stride(&self) -> i64 {
+        self.first_stride
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod torchscript {
+    use super::*;
+
+    #[test]
+    fn a_torchscript_backbone_feeds_the_flow() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny_backbone.pt");
+        let b = TorchScriptBackbone::load(&p, tch::Device::Cpu).unwrap();
+        assert_eq!(b.channels(), vec![8, 12, 16]);
+        assert_eq!(b.first_stride(), 4);
+        let x = tch::Tensor::randn([2, 3, 128, 128], (tch::Kind::Float, tch::Device::Cpu));
+        let f = b.features(&x);
+        assert_eq!(
+            f.iter().map(|t| t.size()).collect::<Vec<_>>(),
+            vec![vec![2, 8, 32, 32], vec![2, 12, 16, 16], vec![2, 16, 8, 8]]
+        );
+        // The flow takes these maps as they are.
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let shape = crate::flow::FlowShape {
+            channels: b.channels(),
+            sizes: vec![(32, 32), (16, 16), (8, 8)],
+            steps_per_scale: 4,
+        };
+        let flow = crate::flow::UFlow::new(&vs.root(), shape, None, 0);
+        let (z, logdet) = flow.forward(&f);
+        assert_eq!(z.len(), 3);
+        assert_eq!(logdet.size(), vec![2]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_torchscript_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.pt");
+        std::fs::write(&p, b"not a module").unwrap();
+        assert!(TorchScriptBackbone::load(&p, tch::Device::Cpu).is_err());
+    }
+}

@@ -34,6 +34,9 @@ pub struct TrainConfig {
     /// calibration); test images are never used for either.
     pub validation_fraction: f64,
     pub seed: u64,
+    /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
+    #[serde(default)]
+    pub backbone: Option<PathBuf>,
     /// Reproducible training: the same seed and data give the same model.
     #[serde(default = "yes")]
     pub deterministic: bool,
@@ -54,6 +57,7 @@ impl Default for TrainConfig {
             weight_decay: 1e-5,
             validation_fraction: 0.2,
             seed: 0,
+            backbone: None,
             deterministic: true,
         }
     }
@@ -73,6 +77,9 @@ pub struct Calibration {
 pub struct ModelFile {
     pub format_version: u32,
     pub backbone: String,
+    /// The TorchScript file of a `torchscript:` backbone (absent for the built-in one).
+    #[serde(default)]
+    pub backbone_path: Option<PathBuf>,
     pub input_size: i64,
     pub shape: FlowShape,
     pub permutations: Vec<Vec<i64>>,
@@ -214,6 +221,13 @@ pub struct Inference {
     pub segmentation: acontrario::Segmentation,
 }
 
+fn open_backbone(path: Option<&Path>, device: Device) -> anyhow::Result<Box<dyn Backbone>> {
+    Ok(match path {
+        Some(p) => Box::new(crate::backbone::TorchScriptBackbone::load(p, device)?),
+        None => Box::new(EfficientNetLite0::builtin(device)?),
+    })
+}
+
 fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
     let channels = backbone.channels();
     let sizes = (0..channels.len())
@@ -276,16 +290,16 @@ impl Model {
             0
         };
         let (val_idx, train_idx) = order.split_at(n_val);
-        let backbone = EfficientNetLite0::builtin(device)?;
+        let backbone = open_backbone(config.backbone.as_deref(), device)?;
         let feats = extract_features(
-            &backbone,
+            backbone.as_ref(),
             &paths,
             config.input_size,
             device,
             cancel,
             &mut progress,
         )?;
-        let shape = flow_shape(&backbone, config.input_size);
+        let shape = flow_shape(backbone.as_ref(), config.input_size);
         let vs = nn::VarStore::new(device);
         let flow = UFlow::new(&vs.root(), shape.clone(), None, config.seed);
         let mut opt = nn::Adam {
@@ -365,6 +379,7 @@ impl Model {
         let file = ModelFile {
             format_version: MODEL_FORMAT,
             backbone: backbone.name(),
+            backbone_path: config.backbone.clone(),
             input_size: config.input_size,
             shape,
             permutations: flow.permutations.clone(),
@@ -378,7 +393,7 @@ impl Model {
             file,
             vs,
             flow,
-            backbone: Box::new(backbone),
+            backbone,
             device,
         })
     }
@@ -418,15 +433,18 @@ impl Model {
                 file.format_version
             );
         }
-        if file.backbone != BUILTIN_BACKBONE {
-            bail!(
-                "{} was trained with backbone {:?}; this build has {BUILTIN_BACKBONE:?}",
+        let backbone: Box<dyn Backbone> = match (&file.backbone_path, file.backbone.as_str()) {
+            (None, BUILTIN_BACKBONE) => Box::new(EfficientNetLite0::builtin(device)?),
+            (Some(p), name) if name.starts_with("torchscript:") => {
+                Box::new(crate::backbone::TorchScriptBackbone::load(p, device)?)
+            }
+            _ => bail!(
+                "{} was trained with backbone {:?}, which this build cannot provide (it has {BUILTIN_BACKBONE:?} and TorchScript files)",
                 ron_path.display(),
                 file.backbone
-            );
-        }
-        let backbone = EfficientNetLite0::builtin(device)?;
-        if flow_shape(&backbone, file.input_size) != file.shape {
+            ),
+        };
+        if flow_shape(backbone.as_ref(), file.input_size) != file.shape {
             bail!(
                 "{}: its feature shapes do not match the backbone at input size {}",
                 ron_path.display(),
@@ -452,7 +470,7 @@ impl Model {
             file,
             vs,
             flow,
-            backbone: Box::new(backbone),
+            backbone,
             device,
         })
     }

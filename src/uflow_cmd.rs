@@ -39,6 +39,10 @@ pub struct TrainArgs {
     pub input_size: i64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A TorchScript backbone (scripts/export_torchscript_backbone.py) instead of the built-in
+    /// EfficientNet-Lite0.
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
 }
 
 fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
@@ -97,6 +101,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         learning_rate: args.lr,
         input_size: args.input_size,
         seed: args.seed,
+        backbone: args
+            .backbone
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         ..TrainConfig::default()
     };
     let worker = Worker::spawn(Box::new(|| {}));

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use contrario::model::{Model, Progress, TrainConfig};
+use std::sync::Mutex;
+
+/// libtorch's random generator is process-wide: tests that seed it must not interleave.
+static TORCH: Mutex<()> = Mutex::new(());
 use contrario::project::{Project, Split};
 
 fn demo() -> Project {
@@ -21,6 +25,7 @@ fn paths(p: &Project, split: Split, category: &str, kind: Option<&str>) -> Vec<P
 
 #[test]
 fn trains_saves_loads_and_infers_deterministically() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
     let train = paths(&p, Split::Train, "leather", None);
     assert_eq!(train.len(), 10);
@@ -83,6 +88,7 @@ fn trains_saves_loads_and_infers_deterministically() {
 
 #[test]
 fn damaged_or_foreign_model_files_are_refused_clearly() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
     let train = paths(&p, Split::Train, "wood", None);
     let cfg = TrainConfig {
@@ -135,4 +141,33 @@ fn damaged_or_foreign_model_files_are_refused_clearly() {
 
     let cancel = AtomicBool::new(true);
     assert!(Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).is_err());
+}
+
+#[test]
+fn a_torchscript_backbone_trains_saves_and_reloads() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    let p = demo();
+    let train = paths(&p, Split::Train, "fabric", None);
+    let ts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_backbone.pt");
+    let cfg = TrainConfig {
+        input_size: 64,
+        epochs: 2,
+        backbone: Some(ts.clone()),
+        ..TrainConfig::default()
+    };
+    let model = Model::train(
+        &train[..4],
+        &cfg,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(model.file.backbone, "torchscript:tiny_backbone.pt");
+    assert_eq!(model.file.shape.channels, vec![8, 12, 16]);
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+    let img = paths(&p, Split::Test, "fabric", Some("hole"))[0].clone();
+    assert_eq!(loaded.infer(&img).unwrap().anomaly_map.dim(), (64, 64));
 }
