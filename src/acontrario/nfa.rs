@@ -142,10 +142,19 @@ pub fn segment(
     opts: SegmentOptions,
 ) -> Segmentation {
     assert!(!latents.is_empty(), "no scales to segment");
-    let scales: Vec<ScaleResult> = latents
-        .par_iter()
-        .map(|z| segment_scale(z.view(), opts))
-        .collect();
+    // Threads pay off only for large latents; waking them costs more than a small map's work.
+    let largest = latents.iter().map(|z| z.len()).max().unwrap_or(0);
+    let scales: Vec<ScaleResult> = if largest > 4_000_000 {
+        latents
+            .par_iter()
+            .map(|z| segment_scale(z.view(), opts))
+            .collect()
+    } else {
+        latents
+            .iter()
+            .map(|z| segment_scale(z.view(), opts))
+            .collect()
+    };
     let sizes: Vec<usize> = latents.iter().map(|z| z.dim().1 * z.dim().2).collect();
     let log10_nt = log10_number_of_tests(&sizes);
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));

@@ -35,11 +35,19 @@ impl MaxTree {
     pub fn build(map: &[f32], h: usize, w: usize) -> Self {
         let n = map.len();
         assert_eq!(n, h * w, "map size does not match its shape");
-        // Pixels by decreasing level; ties in raster order (a stable sort), which makes the tree
-        // deterministic.
-        let mut sorted: Vec<u32> = (0..n as u32).collect();
-        sorted
-            .sort_unstable_by(|&a, &b| map[b as usize].total_cmp(&map[a as usize]).then(a.cmp(&b)));
+        // Pixels by decreasing level, ties in raster order (deterministic): one integer sort of
+        // (order-preserving bits of -level, index) keys, several times faster than comparing floats.
+        let mut keys: Vec<u64> = map
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let b = (-v).to_bits();
+                let ordered = if b >> 31 == 1 { !b } else { b | 0x8000_0000 };
+                ((ordered as u64) << 32) | i as u64
+            })
+            .collect();
+        keys.sort_unstable();
+        let sorted: Vec<u32> = keys.iter().map(|k| *k as u32).collect();
         const UNSEEN: u32 = u32::MAX;
         let mut par = vec![UNSEEN; n];
         let mut zpar = vec![UNSEEN; n];
