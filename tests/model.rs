@@ -171,3 +171,51 @@ fn a_torchscript_backbone_trains_saves_and_reloads() {
     let img = paths(&p, Split::Test, "fabric", Some("hole"))[0].clone();
     assert_eq!(loaded.infer(&img).unwrap().anomaly_map.dim(), (64, 64));
 }
+
+#[test]
+fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    let p = demo();
+    let train = paths(&p, Split::Train, "wood", None);
+    let cfg = TrainConfig {
+        input_size: 64,
+        epochs: 1,
+        ..TrainConfig::default()
+    };
+    let model = Model::train(
+        &train[..3],
+        &cfg,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mdir = dir.path().join("model");
+    model.save(&mdir).unwrap();
+    let cache = dir.path().join("cache");
+    let img = dir.path().join("img.png");
+    std::fs::copy(
+        paths(&p, Split::Test, "wood", Some("hole"))[0].clone(),
+        &img,
+    )
+    .unwrap();
+    let count = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
+    let a = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert_eq!(count(), 3);
+    let b = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert_eq!(a.anomaly_map, b.anomaly_map);
+    assert_eq!(a.log_nfa, b.log_nfa);
+    assert_eq!(a.image_score, b.image_score);
+    assert_eq!(a.mean_z2_per_scale, b.mean_z2_per_scale);
+    assert_eq!(count(), 3, "the second call reads the cache");
+    // A different image under the same name gets a new entry, and a different result.
+    std::fs::copy(
+        paths(&p, Split::Test, "wood", Some("good"))[0].clone(),
+        &img,
+    )
+    .unwrap();
+    let c = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert_eq!(count(), 6);
+    assert_ne!(a.anomaly_map, c.anomaly_map);
+}
