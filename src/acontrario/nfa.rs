@@ -63,18 +63,39 @@ pub struct ScaleResult {
     pub regions: usize,
 }
 
+/// Per pixel, the sum over channels of z^2, accumulated channel by channel in f32 (numpy's order
+/// for an axis-0 reduction, so parity mode sees the reference's values). Large latents are split
+/// by pixel ranges across threads: every pixel keeps the same accumulation order, so the result
+/// is identical to the sequential one.
+fn sum_of_squares(z: ArrayView3<'_, f32>) -> Vec<f32> {
+    let (c, h, w) = z.dim();
+    let n = h * w;
+    let mut sq = vec![0.0f32; n];
+    let standard = z.as_standard_layout();
+    let data = standard.as_slice().expect("standard layout");
+    let accumulate = |start: usize, out: &mut [f32]| {
+        for ch in 0..c {
+            let row = &data[ch * n + start..ch * n + start + out.len()];
+            out.iter_mut().zip(row).for_each(|(a, v)| *a += v * v);
+        }
+    };
+    if c * n >= 200_000 && rayon::current_num_threads() > 1 {
+        let chunk = n.div_ceil(rayon::current_num_threads()).max(64);
+        sq.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(k, out)| accumulate(k * chunk, out));
+    } else {
+        accumulate(0, &mut sq);
+    }
+    sq
+}
+
 /// Segment one scale: `z` is C x H x W.
 pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResult {
     let (c, h, w) = z.dim();
     // Sum of squares over channels, accumulated channel by channel in f32 (numpy's order for an
     // axis-0 reduction), so parity mode sees the same values as the reference.
-    let mut sq = vec![0.0f32; h * w];
-    for ch in z.outer_iter() {
-        match ch.as_slice() {
-            Some(s) => sq.iter_mut().zip(s).for_each(|(a, v)| *a += v * v),
-            None => sq.iter_mut().zip(ch.iter()).for_each(|(a, v)| *a += v * v),
-        }
-    }
+    let sq = sum_of_squares(z);
     let tree = MaxTree::build(&sq, h, w);
     let log_pfa: Vec<f64> = (0..tree.len())
         .map(|v| {
