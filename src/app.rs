@@ -38,6 +38,12 @@ pub enum AppCommand {
     /// The NFA level: regions with log10 NFA below it are shown.
     SetNfaThreshold(f32),
     ShowHeatmap(bool),
+    /// Which detector "Detect anomalies" runs: None for the training-free one, or a U-Flow model
+    /// name (from the project's models folder).
+    SetDetector(Option<String>),
+    /// Train a U-Flow model on the normal training images of the selected image's category.
+    TrainSelectedCategory,
+    CancelTraining,
     DismissNotice(u64),
 }
 
@@ -58,6 +64,14 @@ pub struct AppState {
     pub auto_detect: bool,
     /// Detection requests the GUI has not picked up yet (image indices).
     pub detect_requests: Vec<usize>,
+    /// The detector in use (None: training-free) and the U-Flow models the project has.
+    pub detector: Option<String>,
+    pub models: Vec<String>,
+    /// Training requests (category) and cancellations the GUI has not picked up yet.
+    pub train_requests: Vec<String>,
+    pub cancel_requested: bool,
+    /// Settings of trainings started from the window.
+    pub train_config: crate::model::TrainConfig,
     /// Bumped whenever a different project is opened, so late background results for the old one
     /// are recognised and dropped.
     pub generation: u64,
@@ -78,6 +92,20 @@ pub fn demo_project_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
 }
 
+/// Names of the U-Flow models saved in a project (`models/NAME/...`).
+pub fn model_names(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("models"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 impl AppState {
     pub fn new(demo_dir: PathBuf) -> Self {
         Self {
@@ -92,6 +120,11 @@ impl AppState {
             heatmap_opacity: 0.6,
             auto_detect: false,
             detect_requests: Vec::new(),
+            detector: None,
+            models: Vec::new(),
+            train_requests: Vec::new(),
+            cancel_requested: false,
+            train_config: crate::model::TrainConfig::default(),
             generation: 0,
             next_notice: 0,
             demo_dir,
@@ -153,6 +186,20 @@ impl AppState {
                 };
             }
             AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
+            AppCommand::SetDetector(d) => {
+                if d != self.detector {
+                    self.detector = d;
+                    if self.auto_detect {
+                        self.apply(AppCommand::DetectSelected);
+                    }
+                }
+            }
+            AppCommand::TrainSelectedCategory => {
+                if let (Some(p), Some(i)) = (&self.project, self.selected) {
+                    self.train_requests.push(p.file.images[i].category.clone());
+                }
+            }
+            AppCommand::CancelTraining => self.cancel_requested = true,
             AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
         }
     }
@@ -189,6 +236,8 @@ impl AppState {
             .flatten();
         self.nfa_threshold = p.file.settings.log10_nfa_threshold as f32;
         self.detect_requests.clear();
+        self.models = model_names(&p.root);
+        self.detector = None;
         self.project = Some(p);
         if self.auto_detect
             && let Some(i) = self.selected

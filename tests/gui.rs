@@ -140,3 +140,48 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     settle(&mut h);
     h.get_by_label_contains("1 false alarm per 10^20.0 images");
 }
+
+#[test]
+fn train_u_flow_from_the_window_then_detect_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    assert!(
+        std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&demo)
+            .arg(dir.path().join("p"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut h = harness(Some(dir.path().join("p")));
+    let idx = find(&h, |e| e.id == "fabric/test/hole/002");
+    h.state_mut().apply(AppCommand::Select(idx));
+    h.state_mut().state.train_config = contrario::model::TrainConfig {
+        epochs: 3,
+        input_size: 64,
+        ..Default::default()
+    };
+    settle(&mut h);
+    h.get_by_label("Train U-Flow").click();
+    settle(&mut h);
+    h.get_by_label_contains("U-Flow trained on fabric");
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow"));
+    assert!(
+        dir.path()
+            .join("p/models/uflow/fabric/weights.safetensors")
+            .exists()
+    );
+    h.get_by_label("Detect anomalies").click();
+    settle(&mut h);
+    h.get_by_label_contains("region(s)");
+    assert!(
+        dir.path()
+            .join("p/cache/uflow/fabric")
+            .read_dir()
+            .unwrap()
+            .count()
+            >= 3,
+        "result cached"
+    );
+}

@@ -15,6 +15,7 @@ use image::{GrayImage, RgbaImage};
 use crate::acontrario::{Region, regions_at};
 use crate::app::{AppCommand, AppState, NoticeLevel};
 use crate::loader::{LoadKind, Loaded, Loader};
+use crate::model::Progress;
 use crate::project::Split;
 use crate::worker::{Command, Message, Worker};
 use viewer::{CRISP, Layer, MAX_TEXTURE_SIDE, ViewState};
@@ -33,6 +34,15 @@ struct DetectionView {
 }
 
 type DetectionResult = (u64, usize, Result<(ndarray::Array2<f32>, f64), String>);
+
+/// A U-Flow training running on the worker.
+struct TrainingView {
+    category: String,
+    text: String,
+}
+
+/// Name of the models trained from the window.
+pub const GUI_MODEL: &str = "uflow";
 
 /// Anomaly score (-log10 NFA) at which the heatmap saturates: one fixed, dataset-wide scale,
 /// never per-image normalisation (which makes good images look hot).
@@ -69,6 +79,11 @@ pub struct ContrarioApp {
     detections: HashMap<usize, DetectionView>,
     detecting: HashSet<usize>,
     detect_tx: Sender<DetectionResult>,
+    /// U-Flow inference in flight on the worker: image id -> index.
+    inferring: HashMap<String, usize>,
+    training: Option<TrainingView>,
+    /// The detector the stored detections came from.
+    detections_for: Option<String>,
     detect_rx: Receiver<DetectionResult>,
     repaint: egui::Context,
 }
@@ -113,6 +128,9 @@ impl ContrarioApp {
             detecting: HashSet::new(),
             detect_tx,
             detect_rx,
+            inferring: HashMap::new(),
+            training: None,
+            detections_for: None,
             repaint: ctx.clone(),
         }
     }
@@ -121,6 +139,7 @@ impl ContrarioApp {
     pub fn is_settled(&self) -> bool {
         self.loader.pending() == 0
             && self.detecting.is_empty()
+            && self.training.is_none()
             && self.state.detect_requests.is_empty()
             && self.state.torch.is_some()
             && (self.state.selected.is_none()
@@ -140,14 +159,85 @@ impl ContrarioApp {
             match msg {
                 Message::Torch(info) => self.state.torch = Some(info),
                 // Training and inference from the window come with the U-Flow GUI work.
-                Message::BackboneReady { .. }
-                | Message::Progress(_)
-                | Message::Trained { .. }
-                | Message::Inferred { .. }
-                | Message::Finished => {}
-                Message::Error { context, message } => self
-                    .state
-                    .notify(NoticeLevel::Warning, format!("{context}: {message}")),
+                Message::BackboneReady { .. } | Message::Finished => {}
+                Message::Progress(p) => {
+                    if let Some(t) = &mut self.training {
+                        t.text = match p {
+                            Progress::Features { done, total } => {
+                                format!("features {done}/{total}")
+                            }
+                            Progress::Step {
+                                epoch, step, steps, ..
+                            } => {
+                                format!("epoch {} step {}/{steps}", epoch + 1, step + 1)
+                            }
+                            Progress::Epoch {
+                                epoch,
+                                epochs,
+                                validation_nll,
+                                eta_seconds,
+                                ..
+                            } => format!(
+                                "epoch {}/{epochs} · validation NLL {validation_nll:.0} · {eta_seconds:.0} s left",
+                                epoch + 1
+                            ),
+                        };
+                    }
+                }
+                Message::Trained { file, seconds, .. } => {
+                    let cat = self.training.take().map(|t| t.category).unwrap_or_default();
+                    if let Some(p) = &self.state.project {
+                        self.state.models = crate::app::model_names(&p.root);
+                    }
+                    let z2: Vec<String> = file
+                        .calibration
+                        .mean_z2_per_scale
+                        .iter()
+                        .map(|v| format!("{v:.2}"))
+                        .collect();
+                    self.state.notify(
+                        NoticeLevel::Info,
+                        format!(
+                            "U-Flow trained on {cat} in {seconds:.0} s (best epoch {}; mean z^2 per scale on held-out normals {})",
+                            file.best_epoch + 1,
+                            z2.join(", ")
+                        ),
+                    );
+                    self.apply(AppCommand::SetDetector(Some(GUI_MODEL.into())));
+                    self.detections.clear();
+                }
+                Message::Inferred { id, result } => {
+                    if let Some(index) = self.inferring.remove(&id) {
+                        self.detecting.remove(&index);
+                        let heat = ctx.load_texture(
+                            format!("heat{index}"),
+                            heat_image(&result.log_nfa),
+                            egui::TextureOptions::LINEAR,
+                        );
+                        self.detections.insert(
+                            index,
+                            DetectionView {
+                                log_nfa: result.log_nfa,
+                                heat,
+                                regions: Vec::new(),
+                                traced_at: f32::NAN,
+                                seconds: 0.0,
+                            },
+                        );
+                    }
+                }
+                Message::Error { context, message } => {
+                    if context.starts_with("training") {
+                        self.training = None;
+                    }
+                    if context.starts_with("inference") {
+                        for (_, i) in self.inferring.drain() {
+                            self.detecting.remove(&i);
+                        }
+                    }
+                    self.state
+                        .notify(NoticeLevel::Warning, format!("{context}: {message}"))
+                }
             }
         }
         if self.seen_generation != self.state.generation {
@@ -162,6 +252,7 @@ impl ContrarioApp {
             self.view.fit();
         }
         self.poll_detections(ctx);
+        self.poll_training();
         for Loaded {
             generation,
             index,
@@ -225,6 +316,11 @@ impl ContrarioApp {
     /// Start requested detections and collect finished ones. The training-free detector is pure
     /// Rust (no libtorch state), so it runs on rayon's pool rather than the tch worker.
     fn poll_detections(&mut self, ctx: &egui::Context) {
+        if self.detections_for != self.state.detector {
+            // Results of another detector must not be shown as this one's.
+            self.detections_for = self.state.detector.clone();
+            self.detections.clear();
+        }
         for index in std::mem::take(&mut self.state.detect_requests) {
             let Some(project) = &self.state.project else {
                 break;
@@ -236,6 +332,26 @@ impl ContrarioApp {
                 continue;
             }
             let path = project.image_path(entry);
+            if let Some(name) = &self.state.detector {
+                let model = crate::uflow_cmd::model_dir(project, name, &entry.category);
+                if !model.join("model.ron").exists() {
+                    self.detecting.remove(&index);
+                    let msg = format!(
+                        "model {name:?} has no version for category {:?}: train it first",
+                        entry.category
+                    );
+                    self.state.notify(NoticeLevel::Warning, msg);
+                    continue;
+                }
+                let cache = project.root.join("cache").join(name).join(&entry.category);
+                self.inferring.insert(entry.id.clone(), index);
+                self.worker.send(Command::Infer {
+                    model,
+                    images: vec![(entry.id.clone(), path)],
+                    cache: Some(cache),
+                });
+                continue;
+            }
             let (tx, repaint, generation) = (
                 self.detect_tx.clone(),
                 self.repaint.clone(),
@@ -285,6 +401,46 @@ impl ContrarioApp {
         {
             d.regions = regions_at(&d.log_nfa, None, t, 0.35);
             d.traced_at = t;
+        }
+    }
+
+    fn poll_training(&mut self) {
+        if std::mem::take(&mut self.state.cancel_requested) {
+            self.worker.cancel();
+        }
+        for category in std::mem::take(&mut self.state.train_requests) {
+            let Some(project) = &self.state.project else {
+                break;
+            };
+            if self.training.is_some() {
+                self.state
+                    .notify(NoticeLevel::Warning, "a training is already running");
+                continue;
+            }
+            let images: Vec<PathBuf> = project
+                .file
+                .images
+                .iter()
+                .filter(|e| e.category == category && e.split == crate::project::Split::Train)
+                .map(|e| project.image_path(e))
+                .collect();
+            if images.is_empty() {
+                self.state.notify(
+                    NoticeLevel::Warning,
+                    format!("category {category:?} has no normal training images"),
+                );
+                continue;
+            }
+            let out = crate::uflow_cmd::model_dir(project, GUI_MODEL, &category);
+            self.worker.send(Command::Train {
+                images,
+                config: self.state.train_config.clone(),
+                out,
+            });
+            self.training = Some(TrainingView {
+                category,
+                text: "starting".into(),
+            });
         }
     }
 
@@ -614,6 +770,35 @@ impl ContrarioApp {
                 .clicked()
             {
                 cmds.push(AppCommand::DetectSelected);
+            }
+            let name = |d: &Option<String>| d.as_ref().map_or("training-free".to_string(), |m| format!("U-Flow {m}"));
+            let mut det = self.state.detector.clone();
+            egui::ComboBox::from_label("detector").selected_text(name(&det)).show_ui(ui, |ui| {
+                ui.selectable_value(&mut det, None, name(&None));
+                for m in &self.state.models {
+                    ui.selectable_value(&mut det, Some(m.clone()), name(&Some(m.clone())));
+                }
+            });
+            if det != self.state.detector {
+                cmds.push(AppCommand::SetDetector(det));
+            }
+            match &self.training {
+                Some(t) => {
+                    ui.add(egui::Spinner::new());
+                    ui.label(format!("training {}: {}", t.category, t.text));
+                    if ui.button("Cancel training").clicked() {
+                        cmds.push(AppCommand::CancelTraining);
+                    }
+                }
+                None => {
+                    if ui
+                        .add_enabled(sel.is_some(), egui::Button::new("Train U-Flow"))
+                        .on_hover_text("Train a U-Flow model on this category's normal training images (background)")
+                        .clicked()
+                    {
+                        cmds.push(AppCommand::TrainSelectedCategory);
+                    }
+                }
             }
             let mut auto = self.state.auto_detect;
             if ui.checkbox(&mut auto, "on every image").changed() {
