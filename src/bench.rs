@@ -13,13 +13,22 @@ fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize) -> Array3<f32> {
     Array3::from_shape_simple_fn((c, h, w), || StandardNormal.sample(rng))
 }
 
+/// Seconds per call: the median over 5 batches of `repeat / 5` calls, so that a hiccup of the
+/// machine (other processes, frequency changes) does not decide the figure.
 fn time<R>(repeat: usize, mut f: impl FnMut() -> R) -> f64 {
     let _ = f(); // warm-up
-    let start = Instant::now();
-    for _ in 0..repeat {
-        std::hint::black_box(f());
-    }
-    start.elapsed().as_secs_f64() / repeat as f64
+    let per_batch = (repeat / 5).max(1);
+    let mut batches: Vec<f64> = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_batch {
+                std::hint::black_box(f());
+            }
+            start.elapsed().as_secs_f64() / per_batch as f64
+        })
+        .collect();
+    batches.sort_by(f64::total_cmp);
+    batches[2]
 }
 
 /// Segmentation of the two reference latent layouts, against the published Python

@@ -79,7 +79,7 @@ fn sum_of_squares(z: ArrayView3<'_, f32>) -> Vec<f32> {
             out.iter_mut().zip(row).for_each(|(a, v)| *a += v * v);
         }
     };
-    if c * n >= 200_000 && rayon::current_num_threads() > 1 {
+    if c * n >= 8_000_000 && rayon::current_num_threads() > 1 {
         let chunk = n.div_ceil(rayon::current_num_threads()).max(64);
         sq.par_chunks_mut(chunk)
             .enumerate()
