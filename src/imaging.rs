@@ -67,6 +67,28 @@ pub fn load_label(path: &Path, expected: (u32, u32)) -> Result<GrayImage, ImageL
     Ok(mask)
 }
 
+/// A label mask as a binary map at (h, w): any non-zero class is anomalous; resized bilinearly
+/// and thresholded at half, as the literature evaluates. `None` (no mask) means all normal.
+pub fn binary_mask_at(
+    path: Option<&Path>,
+    (h, w): (usize, usize),
+) -> Result<Vec<bool>, ImageLoadError> {
+    let Some(p) = path else {
+        return Ok(vec![false; h * w]);
+    };
+    let m = load_dynamic(p)?.to_luma8();
+    let bin = GrayImage::from_fn(m.width(), m.height(), |x, y| {
+        image::Luma([if m.get_pixel(x, y).0[0] != 0 { 255 } else { 0 }])
+    });
+    let r = image::imageops::resize(
+        &bin,
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    Ok(r.pixels().map(|v| v.0[0] >= 128).collect())
+}
+
 /// Downscale to fit in `max` x `max`, keeping the aspect ratio (never upscales).
 pub fn fit_within(img: &RgbaImage, max: u32) -> RgbaImage {
     let (w, h) = img.dimensions();

@@ -268,16 +268,6 @@ impl Model {
             // two trainings with one seed diverging).
             tch::set_num_threads(tch::get_num_threads());
         }
-        Self::train_seeded(train_paths, config, device, cancel, &mut progress)
-    }
-
-    fn train_seeded(
-        train_paths: &[PathBuf],
-        config: &TrainConfig,
-        device: Device,
-        cancel: &AtomicBool,
-        mut progress: impl FnMut(Progress),
-    ) -> anyhow::Result<Model> {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let mut paths = train_paths.to_vec();
         paths.sort();

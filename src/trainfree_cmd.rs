@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use ndarray::Array2;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::acontrario::trainfree::{self, Features, NfaKind, Params};
@@ -59,21 +59,6 @@ pub fn detect(image: &Path, out: &Path, params: &Params) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mask_at(path: Option<&PathBuf>, h: usize, w: usize) -> anyhow::Result<Vec<bool>> {
-    let Some(p) = path else {
-        return Ok(vec![false; h * w]);
-    };
-    let m = imaging::load_dynamic(p)?.to_luma8();
-    // Masks are resized with bilinear filtering and thresholded at half, as the literature does.
-    let r = image::imageops::resize(
-        &m,
-        w as u32,
-        h as u32,
-        image::imageops::FilterType::Triangle,
-    );
-    Ok(r.pixels().map(|v| v.0[0] >= 128).collect())
-}
-
 /// Pixel AUROC of each variant on each category; returns JSON rows.
 pub fn eval(
     root: &Path,
@@ -96,7 +81,7 @@ pub fn eval(
             for s in &samples {
                 let log_nfa = detect_file(&s.image, &params)?;
                 let (h, w) = log_nfa.dim();
-                labels.extend(mask_at(s.mask.as_ref(), h, w)?);
+                labels.extend(imaging::binary_mask_at(s.mask.as_deref(), (h, w))?);
                 scores.extend(log_nfa.iter().map(|v| -v));
             }
             let auroc = metrics::auroc(&scores, &labels);

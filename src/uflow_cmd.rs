@@ -235,20 +235,10 @@ fn ground_truth(
         .find(|a| a.read_only)
         .map(|a| a.id.clone())
         .unwrap_or_else(|| GT_ANNOTATOR.to_string());
-    let Some(p) = project.label_path(e, &who) else {
-        return Ok(vec![false; h * w]);
-    };
-    let m = crate::imaging::load_dynamic(&p)?.to_luma8();
-    let bin = image::GrayImage::from_fn(m.width(), m.height(), |x, y| {
-        image::Luma([if m.get_pixel(x, y).0[0] != 0 { 255 } else { 0 }])
-    });
-    let r = image::imageops::resize(
-        &bin,
-        w as u32,
-        h as u32,
-        image::imageops::FilterType::Triangle,
-    );
-    Ok(r.pixels().map(|v| v.0[0] >= 128).collect())
+    Ok(crate::imaging::binary_mask_at(
+        project.label_path(e, &who).as_deref(),
+        (h, w),
+    )?)
 }
 
 /// Evaluation of one category's test results.

@@ -165,6 +165,13 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
     settle(&mut h);
     h.get_by_label("Train U-Flow").click();
     settle(&mut h);
+    let notices = &h.state().state.notices;
+    assert!(
+        notices
+            .iter()
+            .any(|n| n.text.contains("U-Flow trained on fabric")),
+        "{notices:?}"
+    );
     h.get_by_label_contains("U-Flow trained on fabric");
     assert_eq!(h.state().state.detector.as_deref(), Some("uflow"));
     assert!(

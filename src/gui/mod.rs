@@ -140,6 +140,7 @@ impl ContrarioApp {
         self.loader.pending() == 0
             && self.detecting.is_empty()
             && self.training.is_none()
+            && self.state.train_requests.is_empty()
             && self.state.detect_requests.is_empty()
             && self.state.torch.is_some()
             && (self.state.selected.is_none()
