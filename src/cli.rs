@@ -93,7 +93,8 @@ pub enum Cmd {
     },
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
-        /// What to measure: `nfa` (segmentation and re-thresholding).
+        /// What to measure: `nfa` (segmentation and re-thresholding) or `uflow` (inference split
+        /// into backbone / flow / segmentation, and a training epoch).
         #[arg(default_value = "nfa")]
         what: String,
         #[arg(long, default_value_t = 50)]
@@ -233,7 +234,12 @@ pub fn main_with(cli: Cli) -> i32 {
                 );
                 Ok(())
             }
-            other => Err(anyhow::anyhow!("unknown benchmark {other:?} (known: nfa)")),
+            "uflow" => crate::bench::uflow(repeat.max(1), 32, 256).map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }),
+            other => Err(anyhow::anyhow!(
+                "unknown benchmark {other:?} (known: nfa, uflow)"
+            )),
         },
         Some(Cmd::Segment(args)) => crate::segment_cmd::run(&args),
         Some(Cmd::Import {
