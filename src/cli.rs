@@ -71,7 +71,7 @@ pub enum Cmd {
     Import {
         #[arg(long)]
         project: PathBuf,
-        /// Layout of PATH: mvtec (also BTAD-like layouts).
+        /// Layout of PATH: mvtec (also BTAD-like layouts) or magnetic-tile.
         #[arg(long, default_value = "mvtec")]
         format: String,
         path: PathBuf,

@@ -383,7 +383,8 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
 pub fn import(project: &Path, format: &str, path: &Path) -> anyhow::Result<()> {
     let counts = match format {
         "mvtec" | "btad" => crate::import::import_mvtec(project, path)?,
-        other => bail!("unknown format {other:?} (this build imports: mvtec, btad)"),
+        "magnetic-tile" | "mt" => crate::import::import_magnetic_tile(project, path)?,
+        other => bail!("unknown format {other:?} (this build imports: mvtec, btad, magnetic-tile)"),
     };
     println!(
         "{}",

@@ -298,3 +298,37 @@ fn train_infer_eval_on_a_project() {
     assert_eq!(run.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&run.stderr).contains("no model"));
 }
+
+#[test]
+fn import_magnetic_tile_splits_normals_and_keeps_masks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/magnetic_tile");
+    let run = contrario()
+        .args(["import", "--project"])
+        .arg(dir.path())
+        .args(["--format", "magnetic-tile"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        v["magnetic_tile"],
+        serde_json::json!({"images": 1344, "train_normal": 714, "test": 630, "ground_truth_masks": 392})
+    );
+    let mvtec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mvtec_ad");
+    let wrong = contrario()
+        .args(["import", "--project"])
+        .arg(dir.path())
+        .args(["--format", "magnetic-tile"])
+        .arg(&mvtec)
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("not the Magnetic-tile set"));
+}
