@@ -168,22 +168,37 @@ pub fn extract_features(
     Ok(out)
 }
 
-fn fingerprint(paths: &[PathBuf]) -> String {
-    // FNV-1a over paths and contents: cheap, stable, good enough to tell training sets apart.
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut eat = |bytes: &[u8]| {
+/// FNV-1a: cheap and stable, enough to tell training sets and cache entries apart.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Self {
+        Self(0xcbf29ce484222325)
+    }
+
+    fn eat(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x100000001b3);
         }
-    };
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// Hash of the training images' paths and contents.
+fn fingerprint(paths: &[PathBuf]) -> String {
+    let mut h = Fnv::new();
+    let mut eat = |bytes: &[u8]| h.eat(bytes);
     for p in paths {
         eat(p.to_string_lossy().as_bytes());
         if let Ok(b) = std::fs::read(p) {
             eat(&b);
         }
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 fn batch_of(feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> Vec<Tensor> {
@@ -623,13 +638,8 @@ impl From<&Inference> for InferenceSummary {
 
 /// FNV-1a of the things that decide a result: the model files and the image file.
 fn cache_key(model_dir: &Path, image: &Path) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    };
+    let mut h = Fnv::new();
+    let mut eat = |bytes: &[u8]| h.eat(bytes);
     if let Ok(t) = std::fs::read(model_dir.join("model.ron")) {
         eat(&t);
     }
@@ -645,7 +655,7 @@ fn cache_key(model_dir: &Path, image: &Path) -> String {
             }
         }
     }
-    format!("{h:016x}")
+    h.hex()
 }
 
 impl Model {
