@@ -264,8 +264,22 @@ impl UFlow {
     }
 
     /// Latents and log-determinant from raw features.
+    /// The LayerNorms' trainable scales are part of the map from (standardised) features to z,
+    /// so their log-determinant counts in the likelihood. Without it the loss can fall forever by
+    /// shrinking those scales, and the latents collapse (seen on the Magnetic-tile set: mean z^2
+    /// about 0.1 and pixel AUROC 56).
     pub fn forward(&self, features: &[Tensor]) -> (Vec<Tensor>, Tensor) {
-        self.flow_forward(&self.normalise(features))
+        let (z, logdet) = self.flow_forward(&self.normalise(features));
+        let affine = self
+            .norms
+            .iter()
+            .filter_map(|n| n.ws.as_ref())
+            .map(|w| w.abs().log().sum(Kind::Float))
+            .reduce(|a, b| a + b);
+        match affine {
+            Some(a) => (z, logdet + a),
+            None => (z, logdet),
+        }
     }
 }
 
@@ -410,6 +424,27 @@ mod tests {
             (numeric - analytic).abs() < 1e-5,
             "numerical {numeric} vs analytic {analytic}"
         );
+    }
+
+    #[test]
+    fn layer_norm_scales_count_in_the_log_determinant() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let flow = tiny(&vs, vec![3, 8], vec![(2, 2), (1, 1)]);
+        tch::no_grad(|| {
+            for (name, mut v) in vs.variables() {
+                if name.starts_with("norm") && name.ends_with("weight") {
+                    let _ = v.fill_(2.0);
+                }
+            }
+        });
+        let feats = vec![
+            Tensor::randn([1, 3, 2, 2], (Kind::Float, tch::Device::Cpu)),
+            Tensor::randn([1, 8, 1, 1], (Kind::Float, tch::Device::Cpu)),
+        ];
+        let (_, total) = flow.forward(&feats);
+        let (_, inner) = flow.flow_forward(&flow.normalise(&feats));
+        let expected = (3.0 * 4.0 + 8.0) * 2f64.ln();
+        assert!(((total - inner).double_value(&[0]) - expected).abs() < 1e-4);
     }
 
     #[test]
