@@ -6,6 +6,24 @@ fn contrario() -> Command {
     Command::new(env!("CARGO_BIN_EXE_contrario"))
 }
 
+/// A folder of ../shared/data.
+fn shared_data(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data")
+        .join(name)
+}
+
+/// `contrario import --project DIR --format FORMAT DATA`: the process output.
+fn import(dir: &std::path::Path, format: &str, data: &std::path::Path) -> std::process::Output {
+    contrario()
+        .args(["import", "--project"])
+        .arg(dir)
+        .args(["--format", format])
+        .arg(data)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn info_reports_libtorch_and_the_builtin_backbone() {
     let out = contrario().args(["info", "--json"]).output().unwrap();
@@ -158,14 +176,8 @@ fn detect_runs_the_training_free_detector_on_an_image() {
 #[test]
 fn import_mvtec_counts_the_shared_data() {
     let dir = tempfile::tempdir().unwrap();
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mvtec_ad");
-    let run = contrario()
-        .args(["import", "--project"])
-        .arg(dir.path())
-        .args(["--format", "mvtec"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let data = shared_data("mvtec_ad");
+    let run = import(dir.path(), "mvtec", &data);
     assert!(
         run.status.success(),
         "{}",
@@ -200,12 +212,7 @@ fn import_mvtec_counts_the_shared_data() {
             .len(),
         p.file.images.len()
     );
-    let bad = contrario()
-        .args(["import", "--project"])
-        .arg(dir.path())
-        .args(["--format", "visa", "/nonexistent"])
-        .output()
-        .unwrap();
+    let bad = import(dir.path(), "visa", std::path::Path::new("/nonexistent"));
     assert_eq!(bad.status.code(), Some(1));
 }
 
@@ -302,15 +309,7 @@ fn train_infer_eval_on_a_project() {
 #[test]
 fn import_magnetic_tile_splits_normals_and_keeps_masks() {
     let dir = tempfile::tempdir().unwrap();
-    let data =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/magnetic_tile");
-    let run = contrario()
-        .args(["import", "--project"])
-        .arg(dir.path())
-        .args(["--format", "magnetic-tile"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let run = import(dir.path(), "magnetic-tile", &shared_data("magnetic_tile"));
     assert!(
         run.status.success(),
         "{}",
@@ -321,14 +320,7 @@ fn import_magnetic_tile_splits_normals_and_keeps_masks() {
         v["magnetic_tile"],
         serde_json::json!({"images": 1344, "train_normal": 714, "test": 630, "ground_truth_masks": 392})
     );
-    let mvtec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mvtec_ad");
-    let wrong = contrario()
-        .args(["import", "--project"])
-        .arg(dir.path())
-        .args(["--format", "magnetic-tile"])
-        .arg(&mvtec)
-        .output()
-        .unwrap();
+    let wrong = import(dir.path(), "magnetic-tile", &shared_data("mvtec_ad"));
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not the Magnetic-tile set"));
 }

@@ -23,6 +23,28 @@ fn paths(p: &Project, split: Split, category: &str, kind: Option<&str>) -> Vec<P
         .collect()
 }
 
+/// One epoch at 64 px: enough to exercise files, errors and caches, not quality.
+fn quick_config() -> TrainConfig {
+    TrainConfig {
+        input_size: 64,
+        epochs: 1,
+        ..TrainConfig::default()
+    }
+}
+
+/// A quick model on the first three training images of a demo category.
+fn quick_model(p: &Project, category: &str) -> Model {
+    let train = paths(p, Split::Train, category, None);
+    Model::train(
+        &train[..3],
+        &quick_config(),
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap()
+}
+
 #[test]
 fn trains_saves_loads_and_infers_deterministically() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
@@ -91,19 +113,8 @@ fn damaged_or_foreign_model_files_are_refused_clearly() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
     let train = paths(&p, Split::Train, "wood", None);
-    let cfg = TrainConfig {
-        input_size: 64,
-        epochs: 1,
-        ..TrainConfig::default()
-    };
-    let model = Model::train(
-        &train[..3],
-        &cfg,
-        tch::Device::Cpu,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .unwrap();
+    let cfg = quick_config();
+    let model = quick_model(&p, "wood");
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
     let ron = std::fs::read_to_string(dir.path().join("model.ron")).unwrap();
@@ -176,20 +187,7 @@ fn a_torchscript_backbone_trains_saves_and_reloads() {
 fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
-    let train = paths(&p, Split::Train, "wood", None);
-    let cfg = TrainConfig {
-        input_size: 64,
-        epochs: 1,
-        ..TrainConfig::default()
-    };
-    let model = Model::train(
-        &train[..3],
-        &cfg,
-        tch::Device::Cpu,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .unwrap();
+    let model = quick_model(&p, "wood");
     let dir = tempfile::tempdir().unwrap();
     let mdir = dir.path().join("model");
     model.save(&mdir).unwrap();
