@@ -9,7 +9,6 @@
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::project::{Annotator, DefectClass, ImageEntry, Project, ProjectFile, Split};
@@ -369,7 +368,7 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
             split,
             category: cat.into(),
             kind: kind.into(),
-            labels: BTreeMap::new(),
+            ..Default::default()
         });
         file.images.len() - 1
     };
@@ -452,6 +451,7 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
         root: out.to_path_buf(),
         file,
         saved: false,
+        migrated_from: None,
     };
     project.save()?;
     Ok(project)

@@ -150,6 +150,7 @@ fn open_or_create(dir: &Path) -> anyhow::Result<Project> {
             root: dir.to_path_buf(),
             file: ProjectFile::new(name),
             saved: false,
+            migrated_from: None,
         }
     };
     if !project.file.annotators.iter().any(|a| a.id == GT_ANNOTATOR) {
@@ -195,5 +196,6 @@ fn entry(
         category: cat.into(),
         kind: kind.into(),
         labels,
+        group: String::new(),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod acontrario;
 pub mod app;
+pub mod autosave;
 pub mod backbone;
 pub mod bench;
 pub mod cli;
@@ -14,11 +15,13 @@ pub mod flow;
 pub mod gui;
 pub mod imaging;
 pub mod import;
+pub mod labels;
 pub mod loader;
 pub mod metrics;
 pub mod model;
 pub mod npy;
 pub mod project;
+pub mod review;
 pub mod runtime;
 pub mod segment_cmd;
 pub mod storage;

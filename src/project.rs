@@ -11,7 +11,7 @@ use crate::imaging;
 use crate::storage;
 
 /// Version of `project.ron` this build writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const PROJECT_FILE: &str = "project.ron";
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ pub struct DefectClass {
     pub color: [u8; 3],
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ImageEntry {
     /// Stable identifier, unique in the project.
     pub id: String,
@@ -81,6 +81,27 @@ pub struct ImageEntry {
     /// Label mask per annotator id, relative to the project folder.
     #[serde(default)]
     pub labels: BTreeMap<String, PathBuf>,
+    /// Images with the same group are views of one object (reviewed and checked together);
+    /// empty when the image stands alone.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
+}
+
+/// A dataset imported into the project, so that a re-import knows where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetRef {
+    /// mvtec, btad, visa, magnetic-tile or folder.
+    pub format: String,
+    /// Relative to the project folder when inside it.
+    pub path: PathBuf,
+}
+
+/// A trained model of the project (`models/NAME/CATEGORY`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub name: String,
+    pub category: String,
+    pub path: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,12 +109,21 @@ pub struct Settings {
     /// Detection threshold on log10 NFA: regions with log10 NFA below it are shown. 0 means one
     /// false alarm expected per image under the normal model.
     pub log10_nfa_threshold: f64,
+    /// Label issues: detections below this log10 NFA that nobody labelled are listed (-2: one
+    /// such region by chance in a hundred images).
+    #[serde(default = "default_issue_threshold")]
+    pub label_issue_log10_nfa: f64,
+}
+
+fn default_issue_threshold() -> f64 {
+    -2.0
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             log10_nfa_threshold: 0.0,
+            label_issue_log10_nfa: default_issue_threshold(),
         }
     }
 }
@@ -111,6 +141,10 @@ pub struct ProjectFile {
     #[serde(default)]
     pub images: Vec<ImageEntry>,
     #[serde(default)]
+    pub datasets: Vec<DatasetRef>,
+    #[serde(default)]
+    pub models: Vec<ModelRef>,
+    #[serde(default)]
     pub settings: Settings,
 }
 
@@ -123,6 +157,8 @@ impl ProjectFile {
             annotators: Vec::new(),
             classes: Vec::new(),
             images: Vec::new(),
+            datasets: Vec::new(),
+            models: Vec::new(),
             settings: Settings::default(),
         }
     }
@@ -135,6 +171,9 @@ pub struct Project {
     pub root: PathBuf,
     pub file: ProjectFile,
     pub saved: bool,
+    /// The format version the file had when opened, when older than this build's: the next save
+    /// keeps a copy of the old file as `project.v<N>.ron`.
+    pub migrated_from: Option<u32>,
 }
 
 impl Project {
@@ -161,11 +200,13 @@ impl Project {
             path: path.clone(),
             source,
         })?;
+        let found = scan_version(&text);
         let file = parse_project(&text, &path)?;
         Ok(Self {
             root,
             file,
             saved: true,
+            migrated_from: found.filter(|&v| v < FORMAT_VERSION),
         })
     }
 
@@ -196,16 +237,14 @@ impl Project {
             file.images.push(ImageEntry {
                 id,
                 path: rel,
-                split: Split::Test,
-                category: String::new(),
-                kind: String::new(),
-                labels: BTreeMap::new(),
+                ..Default::default()
             });
         }
         Ok(Self {
             root: dir.to_path_buf(),
             file,
             saved: false,
+            migrated_from: None,
         })
     }
 
@@ -221,12 +260,50 @@ impl Project {
         self.file.classes.iter().find(|c| c.index == index)
     }
 
-    /// Write `project.ron` atomically.
+    /// Write `project.ron` atomically (after keeping the file of an older format once).
     pub fn save(&mut self) -> std::io::Result<()> {
+        let path = self.root.join(PROJECT_FILE);
+        if let Some(v) = self.migrated_from
+            && path.exists()
+        {
+            let backup = self.root.join(format!("project.v{v}.ron"));
+            if !backup.exists() {
+                storage::write_atomic(&backup, &std::fs::read(&path)?)?;
+            }
+            self.migrated_from = None;
+        }
         let text = to_ron(&self.file);
-        storage::write_atomic(&self.root.join(PROJECT_FILE), text.as_bytes())?;
+        storage::write_atomic(&path, text.as_bytes())?;
         self.saved = true;
         Ok(())
+    }
+
+    pub fn image(&self, id: &str) -> Option<&ImageEntry> {
+        self.file.images.iter().find(|e| e.id == id)
+    }
+
+    pub fn annotator(&self, id: &str) -> Option<&Annotator> {
+        self.file.annotators.iter().find(|a| a.id == id)
+    }
+
+    /// Add an annotator (a person's editable layer) unless one with that id exists.
+    pub fn ensure_annotator(&mut self, id: &str, name: &str) {
+        if self.annotator(id).is_none() {
+            self.file.annotators.push(Annotator {
+                id: id.into(),
+                name: name.into(),
+                read_only: false,
+            });
+        }
+    }
+
+    /// Store a path relative to the project when it lies inside it.
+    pub fn relative(&self, p: &Path) -> PathBuf {
+        let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
+        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        abs.strip_prefix(&root)
+            .map(Path::to_path_buf)
+            .unwrap_or(abs)
     }
 }
 
@@ -248,12 +325,23 @@ pub fn parse_project(text: &str, path: &Path) -> Result<ProjectFile, ProjectErro
             found,
         });
     }
-    ron::from_str::<ProjectFile>(text).map_err(|e| ProjectError::Parse {
+    let mut file = ron::from_str::<ProjectFile>(text).map_err(|e| ProjectError::Parse {
         path: path.to_path_buf(),
         line: e.span.start.line,
         column: e.span.start.col,
         message: e.code.to_string(),
-    })
+    })?;
+    migrate(&mut file);
+    Ok(file)
+}
+
+/// Bring an older file up to [`FORMAT_VERSION`]. Version 1 had no groups, datasets, models or
+/// label-issue threshold; serde's defaults fill them, and the models already trained in the
+/// folder are registered by the caller that knows the folder.
+fn migrate(file: &mut ProjectFile) {
+    if file.format_version < 2 {
+        file.format_version = 2;
+    }
 }
 
 /// The `format_version: N` field, read without trusting the rest of the file.
@@ -313,6 +401,7 @@ mod tests {
             category: "c".into(),
             kind: "good".into(),
             labels: BTreeMap::from([("a".to_string(), PathBuf::from("labels/a/x.png"))]),
+            group: "g1".into(),
         });
         let text = to_ron(&f);
         assert_eq!(parse_project(&text, Path::new("p.ron")).unwrap(), f);
@@ -325,6 +414,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("/tmp/p/project.ron:4:"), "{err}");
+    }
+
+    #[test]
+    fn version_one_files_migrate_and_keep_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = "ProjectFile(\n  format_version: 1,\n  name: \"old\",\n  images: [ImageEntry(id: \"a\", path: \"a.png\", labels: {\"gt\": \"m.png\"})],\n  settings: Settings(log10_nfa_threshold: -1.5),\n)";
+        std::fs::write(dir.path().join(PROJECT_FILE), v1).unwrap();
+        let mut p = Project::open(dir.path()).unwrap();
+        assert_eq!(p.migrated_from, Some(1));
+        assert_eq!(p.file.format_version, FORMAT_VERSION);
+        assert_eq!(p.file.settings.log10_nfa_threshold, -1.5);
+        assert_eq!(p.file.settings.label_issue_log10_nfa, -2.0);
+        assert_eq!(p.file.images[0].labels["gt"], PathBuf::from("m.png"));
+        p.save().unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("project.v1.ron")).unwrap(),
+            v1
+        );
+        let again = Project::open(dir.path()).unwrap();
+        assert_eq!(again.migrated_from, None);
+        assert_eq!(again.file, p.file);
     }
 
     #[test]

@@ -55,6 +55,123 @@ pub fn write_rgb_png_atomic(path: &Path, img: &image::RgbImage) -> io::Result<()
     write_atomic(path, &buf)
 }
 
+/// Lock file that keeps a second Contrario from editing the same project.
+pub const LOCK_FILE: &str = ".contrario.lock";
+
+/// Who holds a project: written into the lock file as `pid host unix-seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockOwner {
+    pub pid: u32,
+    pub host: String,
+    pub since_unix: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{path} is open in another Contrario (process {pid} on {host}, since {since}); close it there first, or open a copy"
+    , path = .path.display(), pid = .owner.pid, host = .owner.host, since = crate::labels::iso8601(.owner.since_unix * 1000))]
+    Held {
+        path: std::path::PathBuf,
+        owner: LockOwner,
+    },
+    #[error("cannot lock {path}: {source}", path = .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+}
+
+/// An exclusive hold on a project folder, released on drop. A lock left by a process that no
+/// longer runs on this host (a crash, a kill) is taken over.
+#[derive(Debug)]
+pub struct ProjectLock {
+    path: std::path::PathBuf,
+    token: String,
+}
+
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .unwrap_or_else(|| "this computer".into())
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        // Without a cheap portable check, assume it runs: the message tells the user what to do.
+        true
+    }
+}
+
+impl ProjectLock {
+    pub fn acquire(root: &Path) -> Result<Self, LockError> {
+        let path = root.join(LOCK_FILE);
+        let io_err = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let token = format!("{} {} {since}", std::process::id(), host_name());
+        for _ in 0..3 {
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(token.as_bytes()).map_err(io_err)?;
+                    f.sync_all().map_err(io_err)?;
+                    return Ok(Self { path, token });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let text = fs::read_to_string(&path).unwrap_or_default();
+                    match parse_owner(&text) {
+                        Some(owner) if owner.host != host_name() || process_alive(owner.pid) => {
+                            return Err(LockError::Held {
+                                path: root.to_path_buf(),
+                                owner,
+                            });
+                        }
+                        // Stale (its process is gone) or unreadable (a torn write): take over.
+                        _ => {
+                            let _ = fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        Err(io_err(io::Error::other("the lock file keeps changing")))
+    }
+}
+
+fn parse_owner(text: &str) -> Option<LockOwner> {
+    let mut it = text.split_whitespace();
+    Some(LockOwner {
+        pid: it.next()?.parse().ok()?,
+        host: it.next()?.to_string(),
+        since_unix: it.next()?.parse().ok()?,
+    })
+}
+
+impl Drop for ProjectLock {
+    fn drop(&mut self) {
+        // Only remove a lock that is still ours.
+        if fs::read_to_string(&self.path).is_ok_and(|t| t == self.token) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +185,22 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "temporary file left behind");
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_stale_locks_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ProjectLock::acquire(dir.path()).unwrap();
+        let err = ProjectLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("open in another Contrario"), "{err}");
+        drop(a);
+        assert!(!dir.path().join(LOCK_FILE).exists());
+        // A lock from a process that no longer exists (pid beyond pid_max) is stale.
+        fs::write(
+            dir.path().join(LOCK_FILE),
+            format!("4194305 {} 0", host_name()),
+        )
+        .unwrap();
+        let _b = ProjectLock::acquire(dir.path()).unwrap();
     }
 }

@@ -1,0 +1,241 @@
+//! The autosaver: a thread that writes label masks, `project.ron` and journal lines so the UI
+//! never waits on the disk. Changes to one file within a short window are coalesced (a brush
+//! stroke rewrites its mask once, not per dab); everything handed over reaches the disk within
+//! [`COALESCE`] plus the write time, well inside the 2 seconds users are promised.
+//!
+//! Order within a batch: masks and other files first, `project.ron` (which refers to them) next,
+//! journal lines last. Files are replaced atomically; journal lines are appended with one
+//! `write` each, so a killed process leaves whole lines.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::labels::LabelMask;
+use crate::project::{PROJECT_FILE, Project};
+use crate::storage;
+
+/// How long the saver waits for more changes after the first one before writing.
+pub const COALESCE: Duration = Duration::from_millis(300);
+
+enum Job {
+    Mask(PathBuf, LabelMask),
+    File(PathBuf, Vec<u8>),
+    Append(PathBuf, String),
+    Flush(Sender<Vec<String>>),
+}
+
+/// Handle to the saver thread. Dropping it writes what is pending and joins the thread.
+pub struct Autosaver {
+    tx: Option<Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+impl Default for Autosaver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Autosaver {
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::channel();
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let errs = errors.clone();
+        let thread = std::thread::Builder::new()
+            .name("contrario-autosave".into())
+            .spawn(move || run(rx, errs))
+            .expect("spawning the autosave thread");
+        Self {
+            tx: Some(tx),
+            thread: Some(thread),
+            errors,
+        }
+    }
+
+    fn send(&self, job: Job) {
+        if let Some(tx) = &self.tx
+            && tx.send(job).is_err()
+        {
+            self.errors
+                .lock()
+                .unwrap()
+                .push("the autosave thread stopped: changes are not being saved".into());
+        }
+    }
+
+    pub fn write_mask(&self, path: PathBuf, mask: LabelMask) {
+        self.send(Job::Mask(path, mask));
+    }
+
+    pub fn write_file(&self, path: PathBuf, bytes: Vec<u8>) {
+        self.send(Job::File(path, bytes));
+    }
+
+    pub fn save_project(&self, project: &Project) {
+        self.write_file(
+            project.root.join(PROJECT_FILE),
+            crate::project::to_ron(&project.file).into_bytes(),
+        );
+    }
+
+    pub fn append_json<T: serde::Serialize>(&self, path: PathBuf, value: &T) {
+        match serde_json::to_string(value) {
+            Ok(line) => self.send(Job::Append(path, line)),
+            Err(e) => self
+                .errors
+                .lock()
+                .unwrap()
+                .push(format!("journal entry: {e}")),
+        }
+    }
+
+    /// Write everything pending, wait, and return the errors since the last call (empty when all
+    /// writes succeeded).
+    pub fn flush(&self) -> Vec<String> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Job::Flush(tx));
+        let mut errs = rx.recv().unwrap_or_default();
+        errs.extend(self.take_errors());
+        errs
+    }
+
+    /// Write failures so far (for the GUI's notices); they are reported once.
+    pub fn take_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.errors.lock().unwrap())
+    }
+}
+
+impl Drop for Autosaver {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Batch {
+    files: BTreeMap<PathBuf, Job>,
+    project: Option<(PathBuf, Vec<u8>)>,
+    appends: Vec<(PathBuf, String)>,
+}
+
+impl Batch {
+    fn add(&mut self, job: Job) {
+        match job {
+            Job::File(p, b) if p.file_name().is_some_and(|n| n == PROJECT_FILE) => {
+                self.project = Some((p, b))
+            }
+            Job::Mask(ref p, _) | Job::File(ref p, _) => {
+                let p = p.clone();
+                self.files.insert(p, job);
+            }
+            Job::Append(p, l) => self.appends.push((p, l)),
+            Job::Flush(_) => unreachable!("flushes are handled by the loop"),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.project.is_none() && self.appends.is_empty()
+    }
+
+    fn write(&mut self, errors: &Mutex<Vec<String>>) {
+        let mut errs = Vec::new();
+        for (path, job) in std::mem::take(&mut self.files) {
+            let r = match job {
+                Job::Mask(_, m) => storage::write_png_atomic(&path, &m.to_gray()),
+                Job::File(_, b) => storage::write_atomic(&path, &b),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                errs.push(format!("cannot save {}: {e}", path.display()));
+            }
+        }
+        if let Some((path, bytes)) = self.project.take()
+            && let Err(e) = storage::write_atomic(&path, &bytes)
+        {
+            errs.push(format!("cannot save {}: {e}", path.display()));
+        }
+        let mut by_file: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for (p, l) in std::mem::take(&mut self.appends) {
+            let s = by_file.entry(p).or_default();
+            s.push_str(&l);
+            s.push('\n');
+        }
+        for (path, text) in by_file {
+            if let Err(e) = append(&path, text.as_bytes()) {
+                errs.push(format!("cannot append to {}: {e}", path.display()));
+            }
+        }
+        errors.lock().unwrap().extend(errs);
+    }
+}
+
+fn run(rx: Receiver<Job>, errors: Arc<Mutex<Vec<String>>>) {
+    let mut batch = Batch::default();
+    let mut started: Option<Instant> = None;
+    loop {
+        let job = match started {
+            None => match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            },
+            Some(t0) => match rx.recv_timeout(COALESCE.saturating_sub(t0.elapsed())) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    batch.write(&errors);
+                    started = None;
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match job {
+            Job::Flush(ack) => {
+                batch.write(&errors);
+                started = None;
+                let _ = ack.send(std::mem::take(&mut *errors.lock().unwrap()));
+            }
+            other => {
+                batch.add(other);
+                started.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+    if !batch.is_empty() {
+        batch.write(&errors);
+    }
+}
+
+/// Append with a single `write` (O_APPEND), then fsync.
+pub fn append(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_data()
+}
+
+/// Read a JSON-lines journal, skipping a torn or unparsable line (it is reported by count in
+/// the log, never fatal). A missing file is an empty journal.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<Vec<T>> {
+    let text = match std::fs::read(path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
