@@ -67,14 +67,55 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Import a dataset into a project (created if needed); prints counts per category.
+    /// Import a dataset into a project (created if needed); prints counts per category as JSON.
     Import {
         #[arg(long)]
         project: PathBuf,
-        /// Layout of PATH: mvtec (also BTAD-like layouts) or magnetic-tile.
+        /// Layout of PATH: mvtec, btad, visa (its root or split CSV), magnetic-tile, or folder
+        /// (a plain folder of images).
         #[arg(long, default_value = "mvtec")]
         format: String,
         path: PathBuf,
+        #[command(flatten)]
+        groups: crate::project_cmd::GroupArgs,
+        /// An annotator's masks: NAME=FOLDER (repeatable); a mask's file name starts with its
+        /// image's stem (im01.png, im01_mask.png, im01.ah.png).
+        #[arg(long = "annotator-masks", value_parser = crate::project_cmd::parse_layer)]
+        layers: Vec<(String, PathBuf)>,
+    },
+    /// Mark images as views of one object (groups), from a file-name pattern or a CSV.
+    Group {
+        #[arg(long)]
+        project: PathBuf,
+        #[command(flatten)]
+        groups: crate::project_cmd::GroupArgs,
+    },
+    /// Export labels and reports: masks (MVTec layout, into folder OUT), csv (one row per image)
+    /// or coco (JSON with RLE masks).
+    Export {
+        #[arg(long)]
+        project: PathBuf,
+        #[arg(long)]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Layer to export (default: consensus when there is one, else the dataset ground truth).
+        #[arg(long)]
+        layer: Option<String>,
+        /// Model whose cached results fill the CSV's score columns.
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// The review queue (images by annotator disagreement), inconsistent groups of views, and,
+    /// with --model, label issues from the model's a contrario evidence; JSON.
+    Review {
+        #[arg(long)]
+        project: PathBuf,
+        #[arg(long)]
+        model: Option<String>,
+        /// At most this many queue entries and label issues.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
     },
     /// Train a U-Flow model on the project's normal training images (one per category).
     Train(crate::uflow_cmd::TrainArgs),
@@ -90,6 +131,18 @@ pub enum Cmd {
         threshold: Option<f32>,
         #[arg(long)]
         json: bool,
+    },
+    /// Durability check used by the crash test: a stream of one-pixel edits, one line per edit.
+    #[command(hide = true)]
+    EditStream {
+        #[arg(long)]
+        project: PathBuf,
+        #[arg(long, default_value = "crash-test")]
+        annotator: String,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        #[arg(long, default_value_t = 20)]
+        interval_ms: u64,
     },
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
@@ -246,7 +299,30 @@ pub fn main_with(cli: Cli) -> i32 {
             project,
             format,
             path,
-        }) => crate::uflow_cmd::import(&project, &format, &path),
+            groups,
+            layers,
+        }) => crate::project_cmd::import(&project, &format, &path, &groups, &layers),
+        Some(Cmd::Group { project, groups }) => crate::project_cmd::group(&project, &groups),
+        Some(Cmd::Export {
+            project,
+            format,
+            out,
+            layer,
+            model,
+        }) => {
+            crate::project_cmd::export(&project, &format, &out, layer.as_deref(), model.as_deref())
+        }
+        Some(Cmd::Review {
+            project,
+            model,
+            limit,
+        }) => crate::project_cmd::review(&project, model.as_deref(), limit),
+        Some(Cmd::EditStream {
+            project,
+            annotator,
+            count,
+            interval_ms,
+        }) => crate::project_cmd::edit_stream(&project, &annotator, count, interval_ms),
         Some(Cmd::Train(args)) => crate::uflow_cmd::train(&args),
         Some(Cmd::Infer(args)) => crate::uflow_cmd::infer(&args),
         Some(Cmd::Eval {

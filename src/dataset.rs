@@ -1,6 +1,7 @@
 //! Reading datasets laid out like MVTec AD: `category/train/good/*.png`,
-//! `category/test/<defect|good>/*.png`, `category/ground_truth/<defect>/<id>_mask.png`.
-//! (Importing them into projects, and other layouts, belong to the projects module.)
+//! `category/test/<defect|good>/*.png`, `category/ground_truth/<defect>/<id>_mask.png`; BTAD's
+//! variant (`ok` for normal, `ko` for defective, masks named like their image, PNG or BMP) reads
+//! the same way. (Importing them into projects belongs to the import module.)
 
 use std::path::{Path, PathBuf};
 
@@ -34,25 +35,32 @@ pub fn mvtec_test_samples(root: &Path, category: &str) -> anyhow::Result<Vec<Sam
     kinds.sort();
     let mut out = Vec::new();
     for kdir in kinds {
-        let kind = kdir.file_name().unwrap().to_string_lossy().into_owned();
+        let folder = kdir.file_name().unwrap().to_string_lossy().into_owned();
+        let normal = is_normal_folder(&folder);
+        let kind = if normal {
+            "good".to_string()
+        } else {
+            folder.clone()
+        };
         for image in images_in(&kdir)? {
-            let mask = if kind == "good" {
+            let mask = if normal {
                 None
             } else {
-                let stem = image.file_stem().unwrap().to_string_lossy();
-                let m = root
-                    .join(category)
-                    .join("ground_truth")
-                    .join(&kind)
-                    .join(format!("{stem}_mask.png"));
-                if !m.is_file() {
+                let stem = image.file_stem().unwrap().to_string_lossy().into_owned();
+                let gt = root.join(category).join("ground_truth").join(&folder);
+                let candidates = [
+                    gt.join(format!("{stem}_mask.png")),
+                    gt.join(format!("{stem}.png")),
+                    gt.join(format!("{stem}.bmp")),
+                ];
+                let Some(m) = candidates.iter().find(|m| m.is_file()) else {
                     anyhow::bail!(
                         "{} has no ground-truth mask (expected {})",
                         image.display(),
-                        m.display()
+                        candidates[0].display()
                     );
-                }
-                Some(m)
+                };
+                Some(m.clone())
             };
             out.push(Sample {
                 image,
@@ -67,9 +75,19 @@ pub fn mvtec_test_samples(root: &Path, category: &str) -> anyhow::Result<Vec<Sam
     Ok(out)
 }
 
+/// MVTec names normal images `good`, BTAD `ok`.
+fn is_normal_folder(name: &str) -> bool {
+    matches!(name, "good" | "ok")
+}
+
 /// Normal training images of one MVTec-style category.
 pub fn mvtec_train_good(root: &Path, category: &str) -> anyhow::Result<Vec<PathBuf>> {
-    let dir = root.join(category).join("train").join("good");
+    let train = root.join(category).join("train");
+    let dir = ["good", "ok"]
+        .iter()
+        .map(|n| train.join(n))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| train.join("good"));
     images_in(&dir).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", dir.display()))
 }
 

@@ -658,6 +658,54 @@ fn cache_key(model_dir: &Path, image: &Path) -> String {
     h.hex()
 }
 
+/// Files of one cached inference result: log10 NFA and anomaly maps, and the metadata written last.
+struct CacheEntry {
+    map: PathBuf,
+    nfa: PathBuf,
+    meta: PathBuf,
+}
+
+impl CacheEntry {
+    fn new(model_dir: &Path, id: &str, image: &Path, cache: &Path) -> Self {
+        let stem = format!(
+            "{}-{}",
+            id.replace(['/', '\\', ':'], "__"),
+            cache_key(model_dir, image)
+        );
+        Self {
+            map: cache.join(format!("{stem}.map.npy")),
+            nfa: cache.join(format!("{stem}.nfa.npy")),
+            meta: cache.join(format!("{stem}.json")),
+        }
+    }
+
+    fn read(&self) -> anyhow::Result<InferenceSummary> {
+        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.meta)?)?;
+        let two = |a: ndarray::ArrayD<f32>| {
+            a.into_dimensionality::<ndarray::Ix2>()
+                .map_err(anyhow::Error::from)
+        };
+        Ok(InferenceSummary {
+            anomaly_map: two(crate::npy::read_f32(&self.map)?)?,
+            log_nfa: two(crate::npy::read_f32(&self.nfa)?)?,
+            image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
+            mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone())?,
+        })
+    }
+}
+
+/// A cached result of the model in `model_dir` on an image, if one is there and still valid
+/// (reports and label-issue lists read results without loading the model).
+pub fn cached_summary(
+    model_dir: &Path,
+    id: &str,
+    image: &Path,
+    cache: &Path,
+) -> Option<InferenceSummary> {
+    let c = CacheEntry::new(model_dir, id, image, cache);
+    if c.meta.exists() { c.read().ok() } else { None }
+}
+
 impl Model {
     /// Inference through the per-(model, image) cache: a changed model or image gives another
     /// key, so stale results are never read.
@@ -671,34 +719,13 @@ impl Model {
         let Some(cache) = cache else {
             return Ok(InferenceSummary::from(&self.infer(image)?));
         };
-        let stem = format!(
-            "{}-{}",
-            id.replace(['/', '\\', ':'], "__"),
-            cache_key(model_dir, image)
-        );
-        let (map_p, nfa_p, meta_p) = (
-            cache.join(format!("{stem}.map.npy")),
-            cache.join(format!("{stem}.nfa.npy")),
-            cache.join(format!("{stem}.json")),
-        );
-        let read = || -> anyhow::Result<InferenceSummary> {
-            let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_p)?)?;
-            let two = |a: ndarray::ArrayD<f32>| {
-                a.into_dimensionality::<ndarray::Ix2>()
-                    .map_err(anyhow::Error::from)
-            };
-            Ok(InferenceSummary {
-                anomaly_map: two(crate::npy::read_f32(&map_p)?)?,
-                log_nfa: two(crate::npy::read_f32(&nfa_p)?)?,
-                image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
-                mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone())?,
-            })
-        };
-        if meta_p.exists()
-            && let Ok(s) = read()
+        let c = CacheEntry::new(model_dir, id, image, cache);
+        if c.meta.exists()
+            && let Ok(s) = c.read()
         {
             return Ok(s);
         }
+        let (map_p, nfa_p, meta_p) = (c.map, c.nfa, c.meta);
         let s = InferenceSummary::from(&self.infer(image)?);
         let (h, w) = s.anomaly_map.dim();
         crate::npy::write_f32(&map_p, &[h, w], s.anomaly_map.iter().copied())?;

@@ -358,7 +358,11 @@ fn scan_version(text: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn collect_images(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_images(
+    dir: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+) -> std::io::Result<()> {
     // Depth limit: a mistaken click on `/` must not scan the whole disk.
     if depth > 6 {
         return Ok(());

@@ -83,11 +83,21 @@ pub enum LockError {
 }
 
 /// An exclusive hold on a project folder, released on drop. A lock left by a process that no
-/// longer runs on this host (a crash, a kill) is taken over.
+/// longer runs on this host (a crash, a kill) is taken over. Within one process the lock is
+/// shared (counted), so a second view of the same project in one app does not lock itself out.
 #[derive(Debug)]
 pub struct ProjectLock {
     path: std::path::PathBuf,
     token: String,
+}
+
+/// Locks this process holds: lock file -> (token, holders).
+fn held()
+-> &'static std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (String, usize)>> {
+    static HELD: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, (String, usize)>>,
+    > = std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default)
 }
 
 fn host_name() -> String {
@@ -121,6 +131,16 @@ impl ProjectLock {
             .map(|d| d.as_secs())
             .unwrap_or(0);
         let token = format!("{} {} {since}", std::process::id(), host_name());
+        let mut ours = held().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((t, n)) = ours.get_mut(&path)
+            && fs::read_to_string(&path).is_ok_and(|c| c == *t)
+        {
+            *n += 1;
+            return Ok(Self {
+                path,
+                token: t.clone(),
+            });
+        }
         for _ in 0..3 {
             match fs::OpenOptions::new()
                 .write(true)
@@ -130,6 +150,7 @@ impl ProjectLock {
                 Ok(mut f) => {
                     f.write_all(token.as_bytes()).map_err(io_err)?;
                     f.sync_all().map_err(io_err)?;
+                    ours.insert(path.clone(), (token.clone(), 1));
                     return Ok(Self { path, token });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -165,6 +186,14 @@ fn parse_owner(text: &str) -> Option<LockOwner> {
 
 impl Drop for ProjectLock {
     fn drop(&mut self) {
+        let mut ours = held().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, n)) = ours.get_mut(&self.path) {
+            *n -= 1;
+            if *n > 0 {
+                return;
+            }
+            ours.remove(&self.path);
+        }
         // Only remove a lock that is still ours.
         if fs::read_to_string(&self.path).is_ok_and(|t| t == self.token) {
             let _ = fs::remove_file(&self.path);
@@ -191,10 +220,18 @@ mod tests {
     fn lock_is_exclusive_and_stale_locks_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let a = ProjectLock::acquire(dir.path()).unwrap();
-        let err = ProjectLock::acquire(dir.path()).unwrap_err().to_string();
-        assert!(err.contains("open in another Contrario"), "{err}");
+        let b = ProjectLock::acquire(dir.path()).unwrap(); // shared within the process
         drop(a);
+        assert!(dir.path().join(LOCK_FILE).exists(), "still held by b");
+        drop(b);
         assert!(!dir.path().join(LOCK_FILE).exists());
+        // Another live process (pid 1 always runs) holds it: refused, with the reason.
+        fs::write(dir.path().join(LOCK_FILE), format!("1 {} 0", host_name())).unwrap();
+        let err = ProjectLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("open in another Contrario (process 1"),
+            "{err}"
+        );
         // A lock from a process that no longer exists (pid beyond pid_max) is stale.
         fs::write(
             dir.path().join(LOCK_FILE),

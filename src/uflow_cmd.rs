@@ -1,9 +1,9 @@
-//! `contrario import`, `train`, `infer` and `eval`: U-Flow on a project, headless. The work runs
+//! `contrario train`, `infer` and `eval`: U-Flow on a project, headless. The work runs
 //! on the worker thread, as it does for the window.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::import::GT_ANNOTATOR;
 use crate::metrics;
@@ -75,6 +75,11 @@ pub fn model_dir(project: &Project, name: &str, category: &str) -> PathBuf {
     } else {
         base.join(category)
     }
+}
+
+/// Where inference results of model `name` on `category` are cached.
+pub fn cache_dir(project: &Project, name: &str, category: &str) -> PathBuf {
+    project.root.join("cache").join(name).join(category)
 }
 
 fn images<'a>(project: &'a Project, category: &str, split: Split) -> Vec<&'a ImageEntry> {
@@ -178,7 +183,7 @@ fn infer_category(
     }
     let tests: Vec<&ImageEntry> = images(project, category, Split::Test);
     let by_id: BTreeMap<String, &ImageEntry> = tests.iter().map(|e| (e.id.clone(), *e)).collect();
-    let cache = project.root.join("cache").join(name).join(category);
+    let cache = cache_dir(project, name, category);
     worker.send(Command::Infer {
         model: dir,
         images: tests
@@ -377,18 +382,5 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             );
         }
     }
-    Ok(())
-}
-
-pub fn import(project: &Path, format: &str, path: &Path) -> anyhow::Result<()> {
-    let counts = match format {
-        "mvtec" | "btad" => crate::import::import_mvtec(project, path)?,
-        "magnetic-tile" | "mt" => crate::import::import_magnetic_tile(project, path)?,
-        other => bail!("unknown format {other:?} (this build imports: mvtec, btad, magnetic-tile)"),
-    };
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&counts).context("summary")?
-    );
     Ok(())
 }

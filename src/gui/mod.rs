@@ -344,7 +344,7 @@ impl ContrarioApp {
                     self.state.notify(NoticeLevel::Warning, msg);
                     continue;
                 }
-                let cache = project.root.join("cache").join(name).join(&entry.category);
+                let cache = crate::uflow_cmd::cache_dir(project, name, &entry.category);
                 self.inferring.insert(entry.id.clone(), index);
                 self.worker.send(Command::Infer {
                     model,
