@@ -146,12 +146,23 @@ pub enum Cmd {
     },
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
-        /// What to measure: `nfa` (segmentation and re-thresholding) or `uflow` (inference split
-        /// into backbone / flow / segmentation, and a training epoch).
+        /// What to measure: `nfa` (segmentation and re-thresholding), `uflow` (inference split
+        /// into backbone / flow / segmentation, and a training epoch) or `project` (generate a
+        /// project of --images images, open it in a fresh process: time and memory; thumbnails
+        /// cold against the disk cache).
         #[arg(default_value = "nfa")]
         what: String,
         #[arg(long, default_value_t = 50)]
         repeat: usize,
+        #[arg(long, default_value_t = 10_000)]
+        images: usize,
+        /// Side of the generated images, pixels.
+        #[arg(long, default_value_t = 256)]
+        size: u32,
+        /// Project folder: kept for `project` (default: a temporary folder), read by
+        /// `project-open`.
+        #[arg(long)]
+        project: Option<PathBuf>,
     },
     /// Show the libtorch version, the compute device and the built-in backbone weights.
     Info {
@@ -278,7 +289,20 @@ pub fn main_with(cli: Cli) -> i32 {
             }
             Ok(())
         })(),
-        Some(Cmd::Bench { what, repeat }) => match what.as_str() {
+        Some(Cmd::Bench {
+            what,
+            repeat,
+            images,
+            size,
+            project,
+        }) => match what.as_str() {
+            "project" => crate::bench::project_scale(images, size, project.as_deref()).map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }),
+            "project-open" => match project {
+                Some(p) => crate::bench::project_open(&p).map(|v| println!("{v}")),
+                None => Err(anyhow::anyhow!("project-open needs --project")),
+            },
             "nfa" => {
                 println!(
                     "{}",
@@ -291,7 +315,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow)"
+                "unknown benchmark {other:?} (known: nfa, uflow, project)"
             )),
         },
         Some(Cmd::Segment(args)) => crate::segment_cmd::run(&args),

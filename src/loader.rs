@@ -3,7 +3,7 @@
 //! generation and the image index.
 
 use image::{GrayImage, RgbaImage};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
@@ -38,6 +38,36 @@ pub struct Loader {
     rx: Receiver<Loaded>,
     notify: Arc<dyn Fn() + Send + Sync>,
     pending: usize,
+    thumb_cache: Option<PathBuf>,
+}
+
+/// A thumbnail through the disk cache `cache` (PNG files named by a hash of the image's path,
+/// size and modification time, so a replaced image gets a new thumbnail). A cache that cannot be
+/// written (a read-only project) only costs the decode.
+pub fn thumbnail(path: &Path, cache: Option<&Path>) -> Result<RgbaImage, imaging::ImageLoadError> {
+    let cached = cache.map(|dir| {
+        let mut h = crate::storage::Fnv::new();
+        h.eat_file_stamp(path);
+        h.eat(&THUMB_SIZE.to_le_bytes());
+        dir.join(format!("{}.png", h.hex()))
+    });
+    if let Some(c) = &cached
+        && c.exists()
+        && let Ok(img) = imaging::load_rgba(c)
+    {
+        return Ok(img);
+    }
+    let thumb = imaging::fit_within(&imaging::load_rgba(path)?, THUMB_SIZE);
+    if let Some(c) = &cached {
+        let mut buf = Vec::new();
+        if thumb
+            .write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png)
+            .is_ok()
+        {
+            let _ = crate::storage::write_atomic(c, &buf);
+        }
+    }
+    Ok(thumb)
 }
 
 impl Loader {
@@ -48,7 +78,13 @@ impl Loader {
             rx,
             notify,
             pending: 0,
+            thumb_cache: None,
         }
+    }
+
+    /// Where thumbnails are cached on disk (the project's `cache/thumbs`), or None.
+    pub fn set_thumb_cache(&mut self, dir: Option<PathBuf>) {
+        self.thumb_cache = dir;
     }
 
     /// Decode `path` (and, for a full load, its label masks) in the background.
@@ -63,7 +99,24 @@ impl Loader {
         self.pending += 1;
         let tx = self.tx.clone();
         let notify = self.notify.clone();
+        let cache = self.thumb_cache.clone();
         rayon::spawn(move || {
+            if kind == LoadKind::Thumbnail {
+                let result = thumbnail(&path, cache.as_deref())
+                    .map(|rgba| LoadedImage {
+                        rgba,
+                        labels: Vec::new(),
+                    })
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(Loaded {
+                    generation,
+                    index,
+                    kind,
+                    result,
+                });
+                notify();
+                return;
+            }
             let result = imaging::load_rgba(&path)
                 .map_err(|e| e.to_string())
                 .map(|rgba| {
@@ -77,10 +130,6 @@ impl Loader {
                             )
                         })
                         .collect();
-                    let rgba = match kind {
-                        LoadKind::Thumbnail => imaging::fit_within(&rgba, THUMB_SIZE),
-                        LoadKind::Full => rgba,
-                    };
                     LoadedImage { rgba, labels }
                 });
             let _ = tx.send(Loaded {
@@ -103,5 +152,32 @@ impl Loader {
     /// Requests still being decoded.
     pub fn pending(&self) -> usize {
         self.pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_are_cached_on_disk_and_refreshed_when_the_image_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("a.png");
+        let cache = dir.path().join("cache");
+        image::RgbImage::from_pixel(300, 150, image::Rgb([200, 10, 10]))
+            .save(&img)
+            .unwrap();
+        let first = thumbnail(&img, Some(&cache)).unwrap();
+        assert_eq!(first.dimensions(), (THUMB_SIZE, THUMB_SIZE / 2));
+        let files: Vec<_> = std::fs::read_dir(&cache).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(thumbnail(&img, Some(&cache)).unwrap(), first);
+        // A replaced image (another size) gets a new entry, not the stale thumbnail.
+        image::RgbImage::from_pixel(100, 200, image::Rgb([0, 0, 250]))
+            .save(&img)
+            .unwrap();
+        let second = thumbnail(&img, Some(&cache)).unwrap();
+        assert_eq!(second.dimensions(), (THUMB_SIZE / 2, THUMB_SIZE));
+        assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
     }
 }

@@ -168,25 +168,7 @@ pub fn extract_features(
     Ok(out)
 }
 
-/// FNV-1a: cheap and stable, enough to tell training sets and cache entries apart.
-struct Fnv(u64);
-
-impl Fnv {
-    fn new() -> Self {
-        Self(0xcbf29ce484222325)
-    }
-
-    fn eat(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= b as u64;
-            self.0 = self.0.wrapping_mul(0x100000001b3);
-        }
-    }
-
-    fn hex(&self) -> String {
-        format!("{:016x}", self.0)
-    }
-}
+use crate::storage::Fnv;
 
 /// Hash of the training images' paths and contents.
 fn fingerprint(paths: &[PathBuf]) -> String {
@@ -639,22 +621,11 @@ impl From<&Inference> for InferenceSummary {
 /// FNV-1a of the things that decide a result: the model files and the image file.
 fn cache_key(model_dir: &Path, image: &Path) -> String {
     let mut h = Fnv::new();
-    let mut eat = |bytes: &[u8]| h.eat(bytes);
     if let Ok(t) = std::fs::read(model_dir.join("model.ron")) {
-        eat(&t);
+        h.eat(&t);
     }
-    for p in [model_dir.join("weights.safetensors"), image.to_path_buf()] {
-        eat(p.to_string_lossy().as_bytes());
-        if let Ok(m) = std::fs::metadata(&p) {
-            eat(&m.len().to_le_bytes());
-            if let Ok(t) = m.modified().and_then(|t| {
-                t.duration_since(std::time::UNIX_EPOCH)
-                    .map_err(std::io::Error::other)
-            }) {
-                eat(&t.as_nanos().to_le_bytes());
-            }
-        }
-    }
+    h.eat_file_stamp(&model_dir.join("weights.safetensors"));
+    h.eat_file_stamp(image);
     h.hex()
 }
 

@@ -55,6 +55,46 @@ pub fn write_rgb_png_atomic(path: &Path, img: &image::RgbImage) -> io::Result<()
     write_atomic(path, &buf)
 }
 
+/// FNV-1a, 64 bits: cache keys and fingerprints (not for security).
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fnv {
+    pub fn new() -> Self {
+        Self(0xcbf29ce484222325)
+    }
+
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x100000001b3);
+        }
+    }
+
+    /// A file's path, size and modification time: what changes when the file is replaced.
+    pub fn eat_file_stamp(&mut self, p: &Path) {
+        self.eat(p.to_string_lossy().as_bytes());
+        if let Ok(m) = fs::metadata(p) {
+            self.eat(&m.len().to_le_bytes());
+            if let Ok(t) = m.modified().and_then(|t| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_err(io::Error::other)
+            }) {
+                self.eat(&t.as_nanos().to_le_bytes());
+            }
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
 /// Lock file that keeps a second Contrario from editing the same project.
 pub const LOCK_FILE: &str = ".contrario.lock";
 

@@ -324,3 +324,201 @@ fn import_magnetic_tile_splits_normals_and_keeps_masks() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("not the Magnetic-tile set"));
 }
+
+#[test]
+fn scale_benchmark_generates_opens_and_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("scale");
+    let out = contrario()
+        .args([
+            "bench",
+            "project",
+            "--images",
+            "300",
+            "--size",
+            "48",
+            "--project",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["open"]["images"], 300);
+    assert!(v["open"]["memory_for_the_project_mib"].as_f64().unwrap() >= 0.0);
+    // 200 thumbnails went to the disk cache.
+    assert_eq!(
+        std::fs::read_dir(p.join("cache/thumbs")).unwrap().count(),
+        200
+    );
+    let proj = contrario::project::Project::open(&p).unwrap();
+    assert_eq!(proj.file.images.len(), 300);
+    assert_eq!(proj.file.images[1].group, proj.file.images[0].group);
+}
+
+/// A small BTAD-like dataset (ok/ko, masks named like their images, one of the wrong size) and
+/// a VisA-like one (split CSV), written on the fly.
+fn write_btad_and_visa(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let save = |p: std::path::PathBuf, w: u32, h: u32, v: u8| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        image::GrayImage::from_pixel(w, h, image::Luma([v]))
+            .save(&p)
+            .unwrap();
+    };
+    let btad = root.join("btad");
+    for i in 0..3 {
+        save(btad.join(format!("01/train/ok/{i:04}.bmp")), 40, 30, 128);
+    }
+    save(btad.join("01/test/ok/0100.bmp"), 40, 30, 128);
+    save(btad.join("01/test/ko/0200.bmp"), 40, 30, 128);
+    save(btad.join("01/ground_truth/ko/0200.png"), 40, 30, 255);
+    save(btad.join("01/test/ko/0201.bmp"), 40, 30, 128);
+    save(btad.join("01/ground_truth/ko/0201.png"), 20, 15, 255); // wrong size
+    let visa = root.join("visa");
+    save(visa.join("candle/Data/Images/Normal/0000.JPG"), 32, 32, 90);
+    save(visa.join("candle/Data/Images/Normal/0001.JPG"), 32, 32, 90);
+    save(visa.join("candle/Data/Images/Anomaly/000.JPG"), 32, 32, 90);
+    save(visa.join("candle/Data/Masks/Anomaly/000.png"), 32, 32, 1);
+    std::fs::create_dir_all(visa.join("split_csv")).unwrap();
+    std::fs::write(
+        visa.join("split_csv/1cls.csv"),
+        "object,split,label,image,mask\n\
+         candle,train,normal,candle/Data/Images/Normal/0000.JPG,\n\
+         candle,test,normal,candle/Data/Images/Normal/0001.JPG,\n\
+         candle,test,anomaly,candle/Data/Images/Anomaly/000.JPG,candle/Data/Masks/Anomaly/000.png\n",
+    )
+    .unwrap();
+    (btad, visa)
+}
+
+#[test]
+fn import_btad_visa_and_folders_then_group_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (btad, visa) = write_btad_and_visa(dir.path());
+    let p = dir.path().join("proj");
+    let run = import(&p, "btad", &btad);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["01"]["train_normal"], 3);
+    assert_eq!(v["01"]["test"], 3);
+    assert_eq!(
+        v["01"]["ground_truth_masks"], 1,
+        "the wrong-size mask is left out"
+    );
+    let problems = v["01"]["problems"].as_array().unwrap();
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("20x15 but its image is 40x30")
+    );
+    assert!(String::from_utf8_lossy(&run.stderr).contains("warning: 01:"));
+
+    let run = import(&p, "visa", &visa);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        v["candle"],
+        serde_json::json!({"images": 3, "train_normal": 1, "test": 2, "ground_truth_masks": 1})
+    );
+    let folder = dir.path().join("btad/01/test");
+    let run = import(&p, "folder", &folder);
+    assert!(run.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["ok"]["images"], 1);
+    assert_eq!(v["ko"]["images"], 2);
+
+    // Groups: images 0200 and 0201 are two views of one piece.
+    let g = contrario()
+        .args([
+            "group",
+            "--group-pattern",
+            r"^(?P<group>020)\d\.bmp$",
+            "--project",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    let proj = contrario::project::Project::open(&p).unwrap();
+    assert_eq!(
+        proj.file.images.iter().filter(|e| e.group == "020").count(),
+        4
+    );
+    assert_eq!(proj.file.datasets.len(), 3);
+
+    // Exports of the dataset ground truth.
+    let masks = dir.path().join("masks");
+    let e = contrario()
+        .args(["export", "--format", "masks", "--project"])
+        .arg(&p)
+        .arg("--out")
+        .arg(&masks)
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let m = image::open(masks.join("01/ground_truth/ko/0200_mask.png"))
+        .unwrap()
+        .to_luma8();
+    assert!(m.pixels().all(|p| p.0[0] == 255));
+    assert!(
+        masks
+            .join("candle/ground_truth/anomaly/000_mask.png")
+            .is_file()
+    );
+    for (fmt, file) in [("csv", "r.csv"), ("coco", "c.json")] {
+        let e = contrario()
+            .args(["export", "--format", fmt, "--project"])
+            .arg(&p)
+            .arg("--out")
+            .arg(dir.path().join(file))
+            .output()
+            .unwrap();
+        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    }
+    let coco: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("c.json")).unwrap()).unwrap();
+    assert_eq!(coco["annotations"].as_array().unwrap().len(), 2);
+    let csv = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + proj.file.images.len());
+    let bad = contrario()
+        .args(["export", "--format", "pdf", "--project"])
+        .arg(&p)
+        .args(["--out", "/tmp/x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn a_project_open_elsewhere_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let (btad, _) = write_btad_and_visa(dir.path());
+    let p = dir.path().join("proj");
+    assert!(import(&p, "btad", &btad).status.success());
+    // Another live process holds the lock (pid 1 always runs).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    std::fs::write(
+        p.join(contrario::storage::LOCK_FILE),
+        format!("1 {} 0", host.trim()),
+    )
+    .unwrap();
+    let before = std::fs::read(p.join("project.ron")).unwrap();
+    let run = import(&p, "btad", &btad);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("is open in another Contrario"), "{err}");
+    assert_eq!(std::fs::read(p.join("project.ron")).unwrap(), before);
+}

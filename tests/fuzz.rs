@@ -82,7 +82,10 @@ fn malformed_project_files_are_errors() {
         std::fs::write(dir.path().join("project.ron"), &bytes).unwrap();
         let _ = contrario::project::Project::open(dir.path());
     }
-    assert!(err > CASES, "mutations should mostly break the file: {ok} ok, {err} errors");
+    assert!(
+        err > CASES,
+        "mutations should mostly break the file: {ok} ok, {err} errors"
+    );
 }
 
 fn encoded(format: image::ImageFormat, grey: bool) -> Vec<u8> {
@@ -164,7 +167,11 @@ fn malformed_labels_in_a_project_are_errors() {
     let mut store = contrario::labels::LabelStore::new(contrario::autosave::Autosaver::new());
     let mut errors = 0;
     for _ in 0..CASES / 3 {
-        std::fs::write(root.join("labels/m.png"), mutate(&mut rng, &valid, &[b"IDAT"])).unwrap();
+        std::fs::write(
+            root.join("labels/m.png"),
+            mutate(&mut rng, &valid, &[b"IDAT"]),
+        )
+        .unwrap();
         let layers = contrario::review::layers_of(&p, &mut store, "a");
         errors += layers.is_err() as usize;
     }

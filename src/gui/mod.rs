@@ -243,6 +243,13 @@ impl ContrarioApp {
         }
         if self.seen_generation != self.state.generation {
             self.seen_generation = self.state.generation;
+            self.loader.set_thumb_cache(
+                self.state
+                    .project
+                    .as_ref()
+                    .filter(|p| p.saved)
+                    .map(|p| p.root.join("cache").join("thumbs")),
+            );
             self.thumbs.clear();
             self.thumbs_requested.clear();
             self.current = None;
