@@ -75,6 +75,9 @@ pub struct AppState {
     /// Bumped whenever a different project is opened, so late background results for the old one
     /// are recognised and dropped.
     pub generation: u64,
+    /// The open project's lock; `read_only` when another Contrario holds it.
+    pub lock: Option<crate::storage::ProjectLock>,
+    pub read_only: bool,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -126,6 +129,8 @@ impl AppState {
             cancel_requested: false,
             train_config: crate::model::TrainConfig::default(),
             generation: 0,
+            lock: None,
+            read_only: false,
             next_notice: 0,
             demo_dir,
         }
@@ -147,11 +152,15 @@ impl AppState {
     pub fn apply(&mut self, cmd: AppCommand) {
         match cmd {
             AppCommand::OpenProject(dir) => match Project::open(&dir) {
-                Ok(p) => self.set_project(p),
+                Ok(p) => self.open_saved_project(p),
                 Err(e) => self.notify(NoticeLevel::Error, format!("Could not open project: {e}")),
             },
             AppCommand::OpenImageFolder(dir) => match Project::from_image_folder(&dir) {
-                Ok(p) => self.set_project(p),
+                Ok(p) => {
+                    self.lock = None;
+                    self.read_only = false;
+                    self.set_project(p)
+                }
                 Err(e) => self.notify(NoticeLevel::Error, format!("Could not open folder: {e}")),
             },
             AppCommand::OpenDemo => {
@@ -222,6 +231,42 @@ impl AppState {
         }
     }
 
+    /// A project from disk: take its lock (another Contrario on it means read-only here, said
+    /// in a notice), and bring an older format up to date, keeping the old file.
+    fn open_saved_project(&mut self, mut p: Project) {
+        self.lock = None;
+        self.read_only = false;
+        match crate::storage::ProjectLock::acquire(&p.root) {
+            Ok(l) => self.lock = Some(l),
+            Err(e) => {
+                self.read_only = true;
+                self.notify(
+                    NoticeLevel::Warning,
+                    format!("{e}. Opened read-only: nothing you change here is saved."),
+                );
+            }
+        }
+        if let Some(v) = p.migrated_from
+            && !self.read_only
+        {
+            match p.save() {
+                Ok(()) => self.notify(
+                    NoticeLevel::Info,
+                    format!(
+                        "Updated {} from format {v} to {}; the old file is kept as project.v{v}.ron.",
+                        p.root.join(crate::project::PROJECT_FILE).display(),
+                        crate::project::FORMAT_VERSION
+                    ),
+                ),
+                Err(e) => self.notify(
+                    NoticeLevel::Warning,
+                    format!("Could not update the project file to the current format: {e}"),
+                ),
+            }
+        }
+        self.set_project(p);
+    }
+
     fn set_project(&mut self, p: Project) {
         self.generation += 1;
         self.selected = if p.file.images.is_empty() {
@@ -250,6 +295,39 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_locked_elsewhere_opens_read_only_and_old_formats_are_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = "ProjectFile(format_version: 1, name: \"old\")";
+        std::fs::write(dir.path().join(crate::project::PROJECT_FILE), v1).unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert!(!s.read_only);
+        assert!(
+            s.notices[0].text.contains("from format 1 to 2"),
+            "{:?}",
+            s.notices
+        );
+        assert!(dir.path().join("project.v1.ron").exists());
+        assert!(dir.path().join(crate::storage::LOCK_FILE).exists());
+        drop(s); // closing releases the lock
+        assert!(!dir.path().join(crate::storage::LOCK_FILE).exists());
+
+        // Another live process (pid 1) holds it: opened read-only, with the reason.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        std::fs::write(
+            dir.path().join(crate::storage::LOCK_FILE),
+            format!("1 {} 0", host.trim()),
+        )
+        .unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert!(s.read_only);
+        assert!(s.project.is_some());
+        assert_eq!(s.notices[0].level, NoticeLevel::Warning);
+        assert!(s.notices[0].text.contains("Opened read-only"));
+    }
 
     #[test]
     fn bad_paths_become_notices_and_keep_the_current_project() {

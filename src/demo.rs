@@ -434,6 +434,9 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
                 cat,
                 &kind,
             );
+            // Consecutive defective images are two views of one piece: where Ben misses the
+            // defect in one view only, the group check flags him.
+            file.images[idx].group = format!("{cat}/piece{:02}", i / 2);
             storage::write_rgb_png_atomic(&out.join(&file.images[idx].path), &img)?;
             let mut ana = morph(&gt, -2);
             if ana.pixels().all(|p| p.0[0] == 0) {

@@ -362,7 +362,7 @@ mod tests {
         // 3 wide, 2 high:  . X .
         //                  . X X
         let m = [false, true, false, false, true, true];
-        assert_eq!(rle_counts(&m, 3, 2), [2, 3, 1]);
+        assert_eq!(rle_counts(&m, 3, 2), [2, 2, 1, 1]);
         assert_eq!(rle_counts(&[true; 4], 2, 2), [0, 4]);
     }
 

@@ -149,6 +149,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                 }
                 Some(Message::Progress(_)) => {}
                 Some(Message::Trained { dir, file, seconds }) => {
+                    register_model(&args.target.project, &args.target.model, &cat, &dir)?;
                     println!(
                         "{}",
                         serde_json::json!({
@@ -164,6 +165,29 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Record a trained model in `project.ron` (under the project's lock; reread, so nothing written
+/// meanwhile is lost).
+fn register_model(
+    root: &std::path::Path,
+    name: &str,
+    category: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let _lock = crate::storage::ProjectLock::acquire(root)?;
+    let mut p = Project::open(root)?;
+    let m = crate::project::ModelRef {
+        name: name.into(),
+        category: category.into(),
+        path: p.relative(dir),
+    };
+    p.file
+        .models
+        .retain(|x| !(x.name == m.name && x.category == m.category));
+    p.file.models.push(m);
+    p.save()?;
     Ok(())
 }
 

@@ -258,6 +258,13 @@ fn train_infer_eval_on_a_project() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(p.join("models/m/fabric/weights.safetensors").exists());
+    let models = contrario::project::Project::open(&p).unwrap().file.models;
+    assert_eq!(models.len(), 1);
+    assert_eq!(
+        (models[0].name.as_str(), models[0].category.as_str()),
+        ("m", "fabric")
+    );
+    assert_eq!(models[0].path, std::path::PathBuf::from("models/m/fabric"));
     let run = contrario()
         .args(["eval", "--project"])
         .arg(&p)

@@ -502,3 +502,60 @@ fn a_killed_process_loses_nothing_older_than_two_seconds() {
     // The killed process's lock is stale: the project opens for editing again.
     contrario::storage::ProjectLock::acquire(&root).unwrap();
 }
+
+#[test]
+fn images_of_every_depth_and_format_get_layers_of_their_size() {
+    // 16-bit grey TIFF, RGBA PNG, grey BMP, RGB JPEG: a plain-folder import, then a layer each.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(31, 7, |x, _| {
+        image::Luma([x as u16 * 2000])
+    })
+    .save(data.join("a.tif"))
+    .unwrap();
+    image::RgbaImage::from_pixel(9, 12, image::Rgba([1, 2, 3, 128]))
+        .save(data.join("b.png"))
+        .unwrap();
+    image::GrayImage::from_pixel(5, 6, image::Luma([7]))
+        .save(data.join("c.bmp"))
+        .unwrap();
+    image::RgbImage::from_pixel(16, 8, image::Rgb([9, 9, 9]))
+        .save(data.join("d.jpg"))
+        .unwrap();
+    let root = dir.path().join("p");
+    let counts = contrario::import::import(&root, "folder", &data).unwrap();
+    assert_eq!(counts["data"].images, 4);
+    let mut p = Project::open(&root).unwrap();
+    p.ensure_annotator("x", "X");
+    p.file.classes.push(contrario::project::DefectClass {
+        index: 1,
+        name: "d".into(),
+        color: [0, 0, 0],
+    });
+    let mut store = LabelStore::new(Autosaver::new());
+    for (e, size) in p
+        .file
+        .images
+        .clone()
+        .iter()
+        .zip([(31, 7), (9, 12), (5, 6), (16, 8)])
+    {
+        let full = contrario::imaging::load_rgba(&p.image_path(e)).unwrap();
+        assert_eq!(full.dimensions(), size);
+        store
+            .edit(
+                &mut p,
+                &e.id,
+                "x",
+                Edit::Flood {
+                    class: 1,
+                    seed: [0, 0],
+                },
+            )
+            .unwrap();
+        let m = store.mask(&p, &e.id, "x").unwrap();
+        assert_eq!((m.width, m.height), size);
+        assert_eq!(m.marked_pixels(), (size.0 * size.1) as usize);
+    }
+}
