@@ -392,7 +392,7 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
                 cat,
                 "good",
             );
-            storage::write_rgb_png_atomic(&out.join(&file.images[idx].path), &img)?;
+            storage::write_png_atomic(&out.join(&file.images[idx].path), &img)?;
         }
         for i in 0..GOOD_TEST_PER_CATEGORY {
             let img = texture(cat, rng.random());
@@ -403,7 +403,7 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
                 cat,
                 "good",
             );
-            storage::write_rgb_png_atomic(&out.join(&file.images[idx].path), &img)?;
+            storage::write_png_atomic(&out.join(&file.images[idx].path), &img)?;
             let empty = GrayImage::new(SIZE, SIZE);
             let ana = if i == ANA_MARKS_GOOD {
                 mark_normal_structure(&img, Defect::Stain as u8)
@@ -437,7 +437,7 @@ pub fn generate(out: &Path, seed: u64, force: bool) -> anyhow::Result<Project> {
             // Consecutive defective images are two views of one piece: where Ben misses the
             // defect in one view only, the group check flags him.
             file.images[idx].group = format!("{cat}/piece{:02}", i / 2);
-            storage::write_rgb_png_atomic(&out.join(&file.images[idx].path), &img)?;
+            storage::write_png_atomic(&out.join(&file.images[idx].path), &img)?;
             let mut ana = morph(&gt, -2);
             if ana.pixels().all(|p| p.0[0] == 0) {
                 ana = gt.clone();

@@ -22,6 +22,15 @@ pub struct ExportSummary {
     pub out: PathBuf,
 }
 
+impl ExportSummary {
+    fn new(out: &Path) -> Self {
+        Self {
+            out: out.to_path_buf(),
+            ..Default::default()
+        }
+    }
+}
+
 /// The layer exported: `consensus` when any image has one, else the project's read-only ground
 /// truth, unless the caller names one.
 pub fn default_layer(project: &Project) -> String {
@@ -72,10 +81,7 @@ pub fn export_masks(
     layer: &str,
     out: &Path,
 ) -> anyhow::Result<ExportSummary> {
-    let mut s = ExportSummary {
-        out: out.to_path_buf(),
-        ..Default::default()
-    };
+    let mut s = ExportSummary::new(out);
     for e in &project.file.images {
         let Some(m) = layer_mask(project, store, &e.id, layer)? else {
             s.unlabelled += 1;
@@ -170,10 +176,7 @@ pub fn export_csv(
         header.extend(people.iter().map(|a| format!("iou_{a}_model")));
     }
     let mut text = header.join(",") + "\n";
-    let mut s = ExportSummary {
-        out: out.to_path_buf(),
-        ..Default::default()
-    };
+    let mut s = ExportSummary::new(out);
     for e in &project.file.images {
         let summary = model.and_then(|m| {
             let dir = crate::uflow_cmd::model_dir(project, m, &e.category);
@@ -267,10 +270,7 @@ pub fn export_coco(
     layer: &str,
     out: &Path,
 ) -> anyhow::Result<ExportSummary> {
-    let mut s = ExportSummary {
-        out: out.to_path_buf(),
-        ..Default::default()
-    };
+    let mut s = ExportSummary::new(out);
     let mut images = Vec::new();
     let mut annotations = Vec::new();
     let mut classes: BTreeMap<u8, String> = project

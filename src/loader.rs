@@ -59,13 +59,7 @@ pub fn thumbnail(path: &Path, cache: Option<&Path>) -> Result<RgbaImage, imaging
     }
     let thumb = imaging::fit_within(&imaging::load_rgba(path)?, THUMB_SIZE);
     if let Some(c) = &cached {
-        let mut buf = Vec::new();
-        if thumb
-            .write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png)
-            .is_ok()
-        {
-            let _ = crate::storage::write_atomic(c, &buf);
-        }
+        let _ = crate::storage::write_png_atomic(c, &thumb);
     }
     Ok(thumb)
 }
@@ -101,37 +95,24 @@ impl Loader {
         let notify = self.notify.clone();
         let cache = self.thumb_cache.clone();
         rayon::spawn(move || {
-            if kind == LoadKind::Thumbnail {
-                let result = thumbnail(&path, cache.as_deref())
-                    .map(|rgba| LoadedImage {
-                        rgba,
-                        labels: Vec::new(),
-                    })
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(Loaded {
-                    generation,
-                    index,
-                    kind,
-                    result,
-                });
-                notify();
-                return;
-            }
-            let result = imaging::load_rgba(&path)
-                .map_err(|e| e.to_string())
-                .map(|rgba| {
+            let result = match kind {
+                LoadKind::Thumbnail => thumbnail(&path, cache.as_deref()).map(|rgba| LoadedImage {
+                    rgba,
+                    labels: Vec::new(),
+                }),
+                LoadKind::Full => imaging::load_rgba(&path).map(|rgba| {
                     let size = rgba.dimensions();
                     let labels = labels
                         .into_iter()
                         .map(|(who, p)| {
-                            (
-                                who,
-                                imaging::load_label(&p, size).map_err(|e| e.to_string()),
-                            )
+                            let mask = imaging::load_label(&p, size).map_err(|e| e.to_string());
+                            (who, mask)
                         })
                         .collect();
                     LoadedImage { rgba, labels }
-                });
+                }),
+            }
+            .map_err(|e| e.to_string());
             let _ = tx.send(Loaded {
                 generation,
                 index,

@@ -39,16 +39,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
-/// Encode a grey image as PNG in memory and write it atomically.
-pub fn write_png_atomic(path: &Path, img: &image::GrayImage) -> io::Result<()> {
-    let mut buf = Vec::new();
-    img.write_to(&mut io::Cursor::new(&mut buf), image::ImageFormat::Png)
-        .map_err(io::Error::other)?;
-    write_atomic(path, &buf)
-}
-
-/// Same as [`write_png_atomic`] for colour images.
-pub fn write_rgb_png_atomic(path: &Path, img: &image::RgbImage) -> io::Result<()> {
+/// Encode an image (grey, RGB, RGBA, 8 or 16 bits) as PNG in memory and write it atomically.
+pub fn write_png_atomic<P>(
+    path: &Path,
+    img: &image::ImageBuffer<P, Vec<P::Subpixel>>,
+) -> io::Result<()>
+where
+    P: image::PixelWithColorType,
+    [P::Subpixel]: image::EncodableLayout,
+{
     let mut buf = Vec::new();
     img.write_to(&mut io::Cursor::new(&mut buf), image::ImageFormat::Png)
         .map_err(io::Error::other)?;

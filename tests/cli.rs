@@ -24,14 +24,19 @@ fn import(dir: &std::path::Path, format: &str, data: &std::path::Path) -> std::p
         .unwrap()
 }
 
-#[test]
-fn info_reports_libtorch_and_the_builtin_backbone() {
-    let out = contrario().args(["info", "--json"]).output().unwrap();
+/// The command succeeded; otherwise fail with what it printed on stderr.
+fn assert_ok(out: &std::process::Output) {
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn info_reports_libtorch_and_the_builtin_backbone() {
+    let out = contrario().args(["info", "--json"]).output().unwrap();
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         v["torch"]["libtorch_version"]
@@ -83,11 +88,7 @@ fn segment_writes_maps_and_regions_and_reports_timing() {
         ])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(v["seconds_per_image"].as_f64().unwrap() > 0.0);
     assert!((v["log10_nt"].as_f64().unwrap() - 476.924).abs() < 1e-3);
@@ -140,11 +141,7 @@ fn detect_runs_the_training_free_detector_on_an_image() {
         .args(["--components", "12", "--patch", "9", "--scales", "2"])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let nfa = contrario::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
     assert_eq!(nfa.shape(), &[256, 256]);
     // The planted hole is detected where the ground truth says.
@@ -178,11 +175,7 @@ fn import_mvtec_counts_the_shared_data() {
     let dir = tempfile::tempdir().unwrap();
     let data = shared_data("mvtec_ad");
     let run = import(dir.path(), "mvtec", &data);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         v["leather"],
@@ -252,11 +245,7 @@ fn train_infer_eval_on_a_project() {
         ])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     assert!(p.join("models/m/fabric/weights.safetensors").exists());
     let models = contrario::project::Project::open(&p).unwrap().file.models;
     assert_eq!(models.len(), 1);
@@ -271,11 +260,7 @@ fn train_infer_eval_on_a_project() {
         .args(["--model", "m", "--category", "fabric", "--json"])
         .output()
         .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     let c = &v["categories"]["fabric"];
     for k in [
@@ -317,11 +302,7 @@ fn train_infer_eval_on_a_project() {
 fn import_magnetic_tile_splits_normals_and_keeps_masks() {
     let dir = tempfile::tempdir().unwrap();
     let run = import(dir.path(), "magnetic-tile", &shared_data("magnetic_tile"));
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         v["magnetic_tile"],
@@ -349,11 +330,7 @@ fn scale_benchmark_generates_opens_and_caches() {
         .arg(&p)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["open"]["images"], 300);
     assert!(v["open"]["memory_for_the_project_mib"].as_f64().unwrap() >= 0.0);
@@ -408,11 +385,7 @@ fn import_btad_visa_and_folders_then_group_and_export() {
     let (btad, visa) = write_btad_and_visa(dir.path());
     let p = dir.path().join("proj");
     let run = import(&p, "btad", &btad);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(v["01"]["train_normal"], 3);
     assert_eq!(v["01"]["test"], 3);
@@ -430,11 +403,7 @@ fn import_btad_visa_and_folders_then_group_and_export() {
     assert!(String::from_utf8_lossy(&run.stderr).contains("warning: 01:"));
 
     let run = import(&p, "visa", &visa);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    assert_ok(&run);
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert_eq!(
         v["candle"],
@@ -458,7 +427,7 @@ fn import_btad_visa_and_folders_then_group_and_export() {
         .arg(&p)
         .output()
         .unwrap();
-    assert!(g.status.success(), "{}", String::from_utf8_lossy(&g.stderr));
+    assert_ok(&g);
     let proj = contrario::project::Project::open(&p).unwrap();
     assert_eq!(
         proj.file.images.iter().filter(|e| e.group == "020").count(),
@@ -475,7 +444,7 @@ fn import_btad_visa_and_folders_then_group_and_export() {
         .arg(&masks)
         .output()
         .unwrap();
-    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    assert_ok(&e);
     let m = image::open(masks.join("01/ground_truth/ko/0200_mask.png"))
         .unwrap()
         .to_luma8();
@@ -493,7 +462,7 @@ fn import_btad_visa_and_folders_then_group_and_export() {
             .arg(dir.path().join(file))
             .output()
             .unwrap();
-        assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+        assert_ok(&e);
     }
     let coco: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("c.json")).unwrap()).unwrap();

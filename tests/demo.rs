@@ -5,12 +5,21 @@ use std::path::{Path, PathBuf};
 
 use contrario::project::{Project, Split};
 
+/// The project's own files: what using the project adds (caches, journals, the lock; all
+/// git-ignored) is not the generator's business.
 fn files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
+            let rel = p.strip_prefix(root).unwrap();
+            if rel == Path::new(contrario::storage::LOCK_FILE)
+                || rel.starts_with("cache")
+                || rel.starts_with("journal")
+            {
+                continue;
+            }
             if p.is_dir() {
                 stack.push(p);
             } else {

@@ -380,8 +380,8 @@ fn views_labelled_inconsistently_are_found() {
     let found = review::group_inconsistencies(&p, &mut store).unwrap();
     let ana = found.iter().find(|g| g.annotator == "ana").unwrap();
     assert_eq!(ana.group, "piece-1");
-    assert_eq!(ana.defective_views, [def.clone()]);
-    assert_eq!(ana.clean_views, [good.clone()]);
+    assert_eq!(ana.defective_views, std::slice::from_ref(&def));
+    assert_eq!(ana.clean_views, std::slice::from_ref(&good));
     // Once ana marks the other view too, she is consistent.
     store
         .edit(
