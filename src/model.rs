@@ -65,9 +65,20 @@ impl Default for TrainConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
-    /// Mean z^2 per scale on the validation normals: close to 1 when the flow is calibrated.
+    /// Mean z^2 per scale on the validation normals, as the flow gives them: close to 1 when the
+    /// flow is calibrated on its own.
     pub mean_z2_per_scale: Vec<f64>,
-    /// Detected regions per validation normal image at log10 NFA < 0 (the bound is 1).
+    /// Factor per scale applied to the latents at inference, min(1, 1/sqrt(mean z^2 on the
+    /// validation normals)): a flow that overfits its few training images spreads unseen normals
+    /// wider than N(0, 1) (more at coarse scales, with fewer samples per image), which the a
+    /// contrario test would read as anomalies. Only shrinking: latents narrower than N(0, 1)
+    /// cannot raise false alarms (the Chernoff bound is clamped at t < 1), and inflating them on a
+    /// noisy estimate would. Empty (no correction) for models saved before it existed or trained
+    /// without a validation split.
+    #[serde(default)]
+    pub latent_scale: Vec<f64>,
+    /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
+    /// bound is 1).
     pub false_alarms_per_normal_image: f64,
     pub validation_images: usize,
     pub validation_nll: f64,
@@ -462,17 +473,25 @@ impl Model {
         })
     }
 
-    /// Latents of one preprocessed image.
+    /// Latents of one preprocessed image, with the calibration's per-scale correction.
     pub fn latents(&self, x: &Tensor) -> Vec<Tensor> {
         let _g = tch::no_grad_guard();
         let feats = self
             .backbone
             .features(&x.unsqueeze(0).to_device(self.device));
+        let scale = &self.file.calibration.latent_scale;
         self.flow
             .forward(&feats)
             .0
             .into_iter()
-            .map(|z| z.squeeze_dim(0).to_device(Device::Cpu))
+            .enumerate()
+            .map(|(s, z)| {
+                let z = z.squeeze_dim(0).to_device(Device::Cpu);
+                match scale.get(s) {
+                    Some(&k) => z * k,
+                    None => z,
+                }
+            })
             .collect()
     }
 
@@ -573,21 +592,37 @@ fn calibrate(
     let _g = tch::no_grad_guard();
     let scales = feats[0].len();
     let mut sums = vec![0.0; scales];
-    let mut alarms = 0usize;
+    let mut latents: Vec<Vec<Array3<f32>>> = Vec::new();
     for &i in idx {
         let x = batch_of(feats, &[i], device);
         let (z, _) = flow.forward(&x);
         for (s, t) in z.iter().enumerate() {
             sums[s] += t.pow_tensor_scalar(2).mean(Kind::Float).double_value(&[]);
         }
-        let lat: Vec<Array3<f32>> = z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect();
+        latents.push(z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect());
+    }
+    let n = idx.len().max(1) as f64;
+    let mean_z2: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    let latent_scale: Vec<f64> = if idx.is_empty() {
+        Vec::new()
+    } else {
+        mean_z2
+            .iter()
+            .map(|m| (1.0 / m.max(1e-6).sqrt()).min(1.0))
+            .collect()
+    };
+    let mut alarms = 0usize;
+    for mut lat in latents {
+        for (z, k) in lat.iter_mut().zip(&latent_scale) {
+            z.mapv_inplace(|v| v * *k as f32);
+        }
         let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
         let seg = acontrario::segment(&views, None, SegmentOptions::default());
         alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
     }
-    let n = idx.len().max(1) as f64;
     Calibration {
-        mean_z2_per_scale: sums.iter().map(|s| s / n).collect(),
+        mean_z2_per_scale: mean_z2,
+        latent_scale,
         false_alarms_per_normal_image: alarms as f64 / n,
         validation_images: idx.len(),
         validation_nll: val_nll,

@@ -103,6 +103,25 @@ fn trains_saves_loads_and_infers_deterministically() {
     );
     assert!((0.0..=1.0).contains(&a.image_score));
 
+    // The calibration's per-scale correction: min(1, 1/sqrt(validation mean z^2)), applied to
+    // the latents.
+    let k = &model.file.calibration.latent_scale;
+    assert_eq!(k.len(), 3);
+    for (k, m) in k.iter().zip(&cal.mean_z2_per_scale) {
+        if *m > 1.0 {
+            assert!((k * k * m - 1.0).abs() < 1e-9);
+        } else {
+            assert_eq!(*k, 1.0);
+        }
+    }
+    let mut raw = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+    raw.file.calibration.latent_scale.clear();
+    let x = contrario::model::preprocess(&img, 128).unwrap();
+    for ((zc, zr), k) in model.latents(&x).iter().zip(raw.latents(&x)).zip(k) {
+        let d = (zc - zr * *k).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "corrected latents are the raw ones times the factor ({d})");
+    }
+
     // Same seed, same data: the same model.
     let again = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).unwrap();
     assert_eq!(again.file.calibration, model.file.calibration);
