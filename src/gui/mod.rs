@@ -2,7 +2,11 @@
 //! [`AppCommand`]s, uploads textures for what the background loader decoded, and shows the
 //! worker's messages. No decoding, file I/O or tensor work happens on this thread.
 
+mod detection;
 pub mod viewer;
+
+pub use detection::{HEAT_MAX, false_alarm_text};
+use detection::{DetectionResult, DetectionView, TrainingView, draw_regions, heat_image};
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -23,30 +27,10 @@ use viewer::{CRISP, Layer, MAX_TEXTURE_SIDE, ViewState};
 const ROW_HEIGHT: f32 = 52.0;
 const THUMB_CACHE: usize = 600;
 
-/// A detector result for one image: its log10 NFA map, the heatmap texture, and the regions at
-/// the threshold they were last traced for.
-struct DetectionView {
-    log_nfa: ndarray::Array2<f32>,
-    heat: TextureHandle,
-    regions: Vec<Region>,
-    traced_at: f32,
-    seconds: f64,
-}
-
-type DetectionResult = (u64, usize, Result<(ndarray::Array2<f32>, f64), String>);
-
-/// A U-Flow training running on the worker.
-struct TrainingView {
-    category: String,
-    text: String,
-}
 
 /// Name of the models trained from the window.
 pub const GUI_MODEL: &str = "uflow";
 
-/// Anomaly score (-log10 NFA) at which the heatmap saturates: one fixed, dataset-wide scale,
-/// never per-image normalisation (which makes good images look hot).
-pub const HEAT_MAX: f32 = 20.0;
 
 /// The image on display, with its label layers.
 struct Current {
@@ -319,137 +303,6 @@ impl ContrarioApp {
         }
         self.request_selected();
         self.refresh_overlay(ctx);
-    }
-
-    /// Start requested detections and collect finished ones. The training-free detector is pure
-    /// Rust (no libtorch state), so it runs on rayon's pool rather than the tch worker.
-    fn poll_detections(&mut self, ctx: &egui::Context) {
-        if self.detections_for != self.state.detector {
-            // Results of another detector must not be shown as this one's.
-            self.detections_for = self.state.detector.clone();
-            self.detections.clear();
-        }
-        for index in std::mem::take(&mut self.state.detect_requests) {
-            let Some(project) = &self.state.project else {
-                break;
-            };
-            let Some(entry) = project.file.images.get(index) else {
-                continue;
-            };
-            if self.detections.contains_key(&index) || !self.detecting.insert(index) {
-                continue;
-            }
-            let path = project.image_path(entry);
-            if let Some(name) = &self.state.detector {
-                let model = crate::uflow_cmd::model_dir(project, name, &entry.category);
-                if !model.join("model.ron").exists() {
-                    self.detecting.remove(&index);
-                    let msg = format!(
-                        "model {name:?} has no version for category {:?}: train it first",
-                        entry.category
-                    );
-                    self.state.notify(NoticeLevel::Warning, msg);
-                    continue;
-                }
-                let cache = crate::uflow_cmd::cache_dir(project, name, &entry.category);
-                self.inferring.insert(entry.id.clone(), index);
-                self.worker.send(Command::Infer {
-                    model,
-                    images: vec![(entry.id.clone(), path)],
-                    cache: Some(cache),
-                });
-                continue;
-            }
-            let (tx, repaint, generation) = (
-                self.detect_tx.clone(),
-                self.repaint.clone(),
-                self.state.generation,
-            );
-            rayon::spawn(move || {
-                let start = std::time::Instant::now();
-                let params = crate::acontrario::trainfree::Params::default();
-                let result = crate::trainfree_cmd::detect_file(&path, &params)
-                    .map(|m| (m, start.elapsed().as_secs_f64()))
-                    .map_err(|e| format!("detection failed: {e:#}"));
-                let _ = tx.send((generation, index, result));
-                repaint.request_repaint();
-            });
-        }
-        while let Ok((generation, index, result)) = self.detect_rx.try_recv() {
-            if generation != self.state.generation {
-                continue;
-            }
-            self.detecting.remove(&index);
-            match result {
-                Ok((log_nfa, seconds)) => {
-                    let heat = ctx.load_texture(
-                        format!("heat{index}"),
-                        heat_image(&log_nfa),
-                        egui::TextureOptions::LINEAR,
-                    );
-                    self.detections.insert(
-                        index,
-                        DetectionView {
-                            log_nfa,
-                            heat,
-                            regions: Vec::new(),
-                            traced_at: f32::NAN,
-                            seconds,
-                        },
-                    );
-                }
-                Err(e) => self.state.notify(NoticeLevel::Error, e),
-            }
-        }
-        // Re-threshold and re-trace (milliseconds) when the NFA level moved; the map is kept.
-        let t = self.state.nfa_threshold;
-        if let Some(sel) = self.state.selected
-            && let Some(d) = self.detections.get_mut(&sel)
-            && d.traced_at != t
-        {
-            d.regions = regions_at(&d.log_nfa, None, t, 0.35);
-            d.traced_at = t;
-        }
-    }
-
-    fn poll_training(&mut self) {
-        if std::mem::take(&mut self.state.cancel_requested) {
-            self.worker.cancel();
-        }
-        for category in std::mem::take(&mut self.state.train_requests) {
-            let Some(project) = &self.state.project else {
-                break;
-            };
-            if self.training.is_some() {
-                self.state
-                    .notify(NoticeLevel::Warning, "a training is already running");
-                continue;
-            }
-            let images: Vec<PathBuf> = project
-                .file
-                .images
-                .iter()
-                .filter(|e| e.category == category && e.split == crate::project::Split::Train)
-                .map(|e| project.image_path(e))
-                .collect();
-            if images.is_empty() {
-                self.state.notify(
-                    NoticeLevel::Warning,
-                    format!("category {category:?} has no normal training images"),
-                );
-                continue;
-            }
-            let out = crate::uflow_cmd::model_dir(project, GUI_MODEL, &category);
-            self.worker.send(Command::Train {
-                images,
-                config: self.state.train_config.clone(),
-                out,
-            });
-            self.training = Some(TrainingView {
-                category,
-                text: "starting".into(),
-            });
-        }
     }
 
     fn request_selected(&mut self) {
@@ -759,94 +612,6 @@ impl ContrarioApp {
         }
     }
 
-    fn detection_bar(&mut self, ui: &mut egui::Ui) {
-        if self.state.project.is_none() {
-            return;
-        }
-        let sel = self.state.selected;
-        let mut cmds = Vec::new();
-        ui.horizontal_wrapped(|ui| {
-            let busy = sel.is_some_and(|s| self.detecting.contains(&s));
-            if busy {
-                ui.add(egui::Spinner::new());
-                ui.label("detecting…");
-            } else if ui
-                .add_enabled(sel.is_some(), egui::Button::new("Detect anomalies"))
-                .on_hover_text(
-                    "Training-free a contrario detector (thesis chapter 3) on this image",
-                )
-                .clicked()
-            {
-                cmds.push(AppCommand::DetectSelected);
-            }
-            let name = |d: &Option<String>| d.as_ref().map_or("training-free".to_string(), |m| format!("U-Flow {m}"));
-            let mut det = self.state.detector.clone();
-            egui::ComboBox::from_label("detector").selected_text(name(&det)).show_ui(ui, |ui| {
-                ui.selectable_value(&mut det, None, name(&None));
-                for m in &self.state.models {
-                    ui.selectable_value(&mut det, Some(m.clone()), name(&Some(m.clone())));
-                }
-            });
-            if det != self.state.detector {
-                cmds.push(AppCommand::SetDetector(det));
-            }
-            match &self.training {
-                Some(t) => {
-                    ui.add(egui::Spinner::new());
-                    ui.label(format!("training {}: {}", t.category, t.text));
-                    if ui.button("Cancel training").clicked() {
-                        cmds.push(AppCommand::CancelTraining);
-                    }
-                }
-                None => {
-                    if ui
-                        .add_enabled(sel.is_some(), egui::Button::new("Train U-Flow"))
-                        .on_hover_text("Train a U-Flow model on this category's normal training images (background)")
-                        .clicked()
-                    {
-                        cmds.push(AppCommand::TrainSelectedCategory);
-                    }
-                }
-            }
-            let mut auto = self.state.auto_detect;
-            if ui.checkbox(&mut auto, "on every image").changed() {
-                cmds.push(AppCommand::SetAutoDetect(auto));
-            }
-            ui.separator();
-            let mut t = self.state.nfa_threshold;
-            let slider = egui::Slider::new(&mut t, -20.0..=2.0)
-                .step_by(0.5)
-                .text("log10 NFA level");
-            if ui
-                .add(slider)
-                .on_hover_text("Regions whose NFA is below 10^level are shown")
-                .changed()
-            {
-                cmds.push(AppCommand::SetNfaThreshold(t));
-            }
-            ui.label(false_alarm_text(self.state.nfa_threshold));
-            ui.separator();
-            let mut heat = self.state.show_heatmap;
-            if ui.checkbox(&mut heat, "heatmap").changed() {
-                cmds.push(AppCommand::ShowHeatmap(heat));
-            }
-            ui.add(egui::Slider::new(&mut self.state.heatmap_opacity, 0.0..=1.0).text("opacity"));
-            heat_legend(ui);
-            if let Some(d) = sel.and_then(|s| self.detections.get(&s)) {
-                ui.separator();
-                let min = d.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
-                ui.label(format!(
-                    "{} region(s) · min log10 NFA {min:.1} · {:.1} s",
-                    d.regions.len(),
-                    d.seconds
-                ));
-            }
-        });
-        for c in cmds {
-            self.apply(c);
-        }
-    }
-
     fn layer_bar(&mut self, ui: &mut egui::Ui) {
         let Some(project) = &self.state.project else {
             return;
@@ -885,109 +650,6 @@ impl ContrarioApp {
         if layer != self.state.label_layer {
             self.apply(AppCommand::ShowLabels(layer));
         }
-    }
-}
-
-/// "Expected false alarms per image" in words for a log10 NFA level.
-pub fn false_alarm_text(level: f32) -> String {
-    if level >= 0.0 {
-        let n = 10f32.powf(level);
-        if n < 9.95 {
-            format!("at most {n:.1} false alarms per image")
-        } else {
-            format!("at most {n:.0} false alarms per image")
-        }
-    } else {
-        format!("at most 1 false alarm per 10^{:.1} images", -level)
-    }
-}
-
-/// Colour for an anomaly score in [0, 1] of the fixed scale (dark purple to pale yellow).
-fn heat_color(t: f32) -> [u8; 3] {
-    const STOPS: [[f32; 3]; 5] = [
-        [40.0, 11.0, 84.0],
-        [120.0, 28.0, 109.0],
-        [187.0, 55.0, 84.0],
-        [249.0, 142.0, 9.0],
-        [252.0, 255.0, 164.0],
-    ];
-    let x = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
-    let f = x - i as f32;
-    let c = |k: usize| (STOPS[i][k] * (1.0 - f) + STOPS[i + 1][k] * f) as u8;
-    [c(0), c(1), c(2)]
-}
-
-/// Heatmap of -log10 NFA on the fixed scale [0, HEAT_MAX]; transparent where NFA >= 1.
-fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
-    let (h, w) = log_nfa.dim();
-    let mut rgba = Vec::with_capacity(h * w * 4);
-    for &v in log_nfa.iter() {
-        let s = -v;
-        if s <= 0.0 {
-            rgba.extend_from_slice(&[0, 0, 0, 0]);
-        } else {
-            let [r, g, b] = heat_color(s / HEAT_MAX);
-            rgba.extend_from_slice(&[r, g, b, 255]);
-        }
-    }
-    ColorImage::from_rgba_unmultiplied([w, h], &rgba)
-}
-
-fn heat_legend(ui: &mut egui::Ui) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(90.0, 12.0), egui::Sense::hover());
-    let n = 30;
-    for k in 0..n {
-        let x0 = rect.left() + rect.width() * k as f32 / n as f32;
-        let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
-        let [r, g, b] = heat_color(k as f32 / (n - 1) as f32);
-        ui.painter().rect_filled(
-            egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
-            0.0,
-            Color32::from_rgb(r, g, b),
-        );
-    }
-    ui.label(format!("-log10 NFA 0…{HEAT_MAX:.0}"));
-}
-
-/// Region outlines (in detector-map coordinates) as closed lines over the image, with their
-/// significance next to them.
-fn draw_regions(
-    ui: &egui::Ui,
-    view: &ViewState,
-    rect: egui::Rect,
-    image_size: Vec2,
-    d: &DetectionView,
-) {
-    let (mh, mw) = d.log_nfa.dim();
-    let scale = Vec2::new(image_size.x / mw as f32, image_size.y / mh as f32);
-    let painter = ui.painter_at(rect);
-    let colour = Color32::from_rgb(80, 255, 120);
-    for r in &d.regions {
-        for outline in &r.outlines {
-            let pts: Vec<egui::Pos2> = outline
-                .iter()
-                .map(|p| view.to_screen(rect, egui::pos2(p[0] * scale.x, p[1] * scale.y)))
-                .collect();
-            painter.add(egui::Shape::closed_line(
-                pts,
-                egui::Stroke::new(2.0, colour),
-            ));
-        }
-        // Label the region at the top of its outline.
-        let top = r
-            .outlines
-            .first()
-            .and_then(|o| o.iter().min_by(|a, b| a[1].total_cmp(&b[1])));
-        let Some(top) = top else { continue };
-        let anchor = view.to_screen(rect, egui::pos2(top[0] * scale.x, top[1] * scale.y));
-        painter.text(
-            anchor - Vec2::new(0.0, 2.0),
-            egui::Align2::LEFT_BOTTOM,
-            format!("{:.1}", r.log10_nfa),
-            egui::FontId::proportional(12.0),
-            colour,
-        );
     }
 }
 
