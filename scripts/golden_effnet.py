@@ -32,9 +32,9 @@ with torch.no_grad():
     h = model._swish(model._bn0(model._conv_stem(x)))
     for i, block in enumerate(model._blocks):
         h = block(h)
-        if i in (2, 4, 10):
+        if i in (2, 4, 10, 14):
             feats[i] = h.clone()
-        if i == 10:
+        if i == 14:
             break
 np.save(out / "input.npy", x[0].numpy().astype(np.float32))
 for i, f in feats.items():

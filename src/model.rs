@@ -37,6 +37,10 @@ pub struct TrainConfig {
     /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
     #[serde(default)]
     pub backbone: Option<PathBuf>,
+    /// Which built-in variant (feature strides 4/8/16 or 8/16/32) when there is no TorchScript
+    /// backbone; see `backbone::BUILTIN_VARIANTS`.
+    #[serde(default = "default_builtin")]
+    pub builtin: String,
     /// Reproducible training: the same seed and data give the same model.
     #[serde(default = "yes")]
     pub deterministic: bool,
@@ -44,6 +48,10 @@ pub struct TrainConfig {
 
 fn yes() -> bool {
     true
+}
+
+fn default_builtin() -> String {
+    BUILTIN_BACKBONE.into()
 }
 
 impl Default for TrainConfig {
@@ -58,6 +66,7 @@ impl Default for TrainConfig {
             validation_fraction: 0.2,
             seed: 0,
             backbone: None,
+            builtin: default_builtin(),
             deterministic: true,
         }
     }
@@ -229,10 +238,14 @@ pub struct Inference {
     pub segmentation: acontrario::Segmentation,
 }
 
-fn open_backbone(path: Option<&Path>, device: Device) -> anyhow::Result<Box<dyn Backbone>> {
+fn open_backbone(
+    path: Option<&Path>,
+    builtin: &str,
+    device: Device,
+) -> anyhow::Result<Box<dyn Backbone>> {
     Ok(match path {
         Some(p) => Box::new(crate::backbone::TorchScriptBackbone::load(p, device)?),
-        None => Box::new(EfficientNetLite0::builtin(device)?),
+        None => Box::new(EfficientNetLite0::builtin_named(builtin, device)?),
     })
 }
 
@@ -288,7 +301,7 @@ impl Model {
             0
         };
         let (val_idx, train_idx) = order.split_at(n_val);
-        let backbone = open_backbone(config.backbone.as_deref(), device)?;
+        let backbone = open_backbone(config.backbone.as_deref(), &config.builtin, device)?;
         let feats = extract_features(
             backbone.as_ref(),
             &paths,
@@ -432,14 +445,17 @@ impl Model {
             );
         }
         let backbone: Box<dyn Backbone> = match (&file.backbone_path, file.backbone.as_str()) {
-            (None, BUILTIN_BACKBONE) => Box::new(EfficientNetLite0::builtin(device)?),
+            (None, name) if EfficientNetLite0::variant_index(name).is_some() => {
+                Box::new(EfficientNetLite0::builtin_named(name, device)?)
+            }
             (Some(p), name) if name.starts_with("torchscript:") => {
                 Box::new(crate::backbone::TorchScriptBackbone::load(p, device)?)
             }
             _ => bail!(
-                "{} was trained with backbone {:?}, which this build cannot provide (it has {BUILTIN_BACKBONE:?} and TorchScript files)",
+                "{} was trained with backbone {:?}, which this build cannot provide (it has {} and TorchScript files)",
                 ron_path.display(),
-                file.backbone
+                file.backbone,
+                crate::backbone::BUILTIN_VARIANTS.map(|v| v.0).join(", ")
             ),
         };
         if flow_shape(backbone.as_ref(), file.input_size) != file.shape {

@@ -119,12 +119,60 @@ fn trains_saves_loads_and_infers_deterministically() {
     let x = contrario::model::preprocess(&img, 128).unwrap();
     for ((zc, zr), k) in model.latents(&x).iter().zip(raw.latents(&x)).zip(k) {
         let d = (zc - zr * *k).abs().max().double_value(&[]);
-        assert!(d < 1e-5, "corrected latents are the raw ones times the factor ({d})");
+        assert!(
+            d < 1e-5,
+            "corrected latents are the raw ones times the factor ({d})"
+        );
     }
 
     // Same seed, same data: the same model.
     let again = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).unwrap();
     assert_eq!(again.file.calibration, model.file.calibration);
+}
+
+#[test]
+fn the_coarse_builtin_variant_trains_saves_and_loads() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    let p = demo();
+    let train = paths(&p, Split::Train, "fabric", None);
+    let cfg = TrainConfig {
+        builtin: "efficientnet-lite0-s8".into(),
+        ..quick_config()
+    };
+    let model = Model::train(
+        &train[..3],
+        &cfg,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(model.file.backbone, "efficientnet-lite0-s8");
+    let dir = tempfile::tempdir().unwrap();
+    model.save(dir.path()).unwrap();
+    let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+    let img = paths(&p, Split::Test, "fabric", Some("hole"))[0].clone();
+    let inf = loaded.infer(&img).unwrap();
+    // 64 px input: strides 8, 16, 32 give 8x8, 4x4 and 2x2 latents.
+    assert_eq!(
+        inf.latents.iter().map(|z| z.dim().1).collect::<Vec<_>>(),
+        vec![8, 4, 2]
+    );
+    let bad = TrainConfig {
+        builtin: "resnet".into(),
+        ..quick_config()
+    };
+    let e = Model::train(
+        &train[..3],
+        &bad,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("no built-in backbone \"resnet\""), "{e}");
 }
 
 #[test]

@@ -247,7 +247,6 @@ impl ContrarioApp {
             self.apply(c);
         }
     }
-
 }
 
 /// "Expected false alarms per image" in words for a log10 NFA level.
@@ -352,4 +351,3 @@ pub(super) fn draw_regions(
         );
     }
 }
-

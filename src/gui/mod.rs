@@ -5,8 +5,8 @@
 mod detection;
 pub mod viewer;
 
-pub use detection::{HEAT_MAX, false_alarm_text};
 use detection::{DetectionResult, DetectionView, TrainingView, draw_regions, heat_image};
+pub use detection::{HEAT_MAX, false_alarm_text};
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -27,10 +27,8 @@ use viewer::{CRISP, Layer, MAX_TEXTURE_SIDE, ViewState};
 const ROW_HEIGHT: f32 = 52.0;
 const THUMB_CACHE: usize = 600;
 
-
 /// Name of the models trained from the window.
 pub const GUI_MODEL: &str = "uflow";
-
 
 /// The image on display, with its label layers.
 struct Current {
