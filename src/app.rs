@@ -78,6 +78,9 @@ pub struct AppState {
     /// The open project's lock; `read_only` when another Contrario holds it.
     pub lock: Option<crate::storage::ProjectLock>,
     pub read_only: bool,
+    /// Label layers being edited, and the autosaver that writes them, the project's settings
+    /// and the journals.
+    pub labels: crate::labels::LabelStore,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -131,6 +134,7 @@ impl AppState {
             generation: 0,
             lock: None,
             read_only: false,
+            labels: crate::labels::LabelStore::new(crate::autosave::Autosaver::new()),
             next_notice: 0,
             demo_dir,
         }
@@ -193,6 +197,7 @@ impl AppState {
                 } else {
                     0.0
                 };
+                self.persist_settings();
             }
             AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
             AppCommand::SetDetector(d) => {
@@ -267,7 +272,41 @@ impl AppState {
         self.set_project(p);
     }
 
+    /// Whether changes to the open project are written: a saved project this app holds the lock
+    /// of, other than the bundled demo (a showcase that `make test` checks byte for byte).
+    pub fn writable(&self) -> bool {
+        self.project.as_ref().is_some_and(|p| {
+            p.saved
+                && !self.read_only
+                && std::fs::canonicalize(&p.root).ok() != std::fs::canonicalize(&self.demo_dir).ok()
+        })
+    }
+
+    /// Keep the project's settings (the NFA level) in `project.ron`, through the autosaver.
+    fn persist_settings(&mut self) {
+        let writable = self.writable();
+        if let Some(p) = &mut self.project {
+            let t = self.nfa_threshold as f64;
+            if writable && p.file.settings.log10_nfa_threshold != t {
+                p.file.settings.log10_nfa_threshold = t;
+                self.labels.saver().save_project(p);
+            }
+        }
+    }
+
+    /// Autosave failures since the last frame become notices.
+    pub fn poll_saver(&mut self) {
+        for e in self.labels.saver().take_errors() {
+            self.notify(NoticeLevel::Error, format!("Not saved: {e}"));
+        }
+    }
+
     fn set_project(&mut self, p: Project) {
+        // Whatever the previous project still had pending goes to disk before it is let go.
+        for e in self.labels.flush() {
+            self.notify(NoticeLevel::Error, format!("Not saved: {e}"));
+        }
+        self.labels.clear();
         self.generation += 1;
         self.selected = if p.file.images.is_empty() {
             None
@@ -295,6 +334,41 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_nfa_level_is_kept_in_the_project_but_never_written_into_the_demo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = crate::project::ProjectFile::new("p");
+        f.images.push(crate::project::ImageEntry {
+            id: "a".into(),
+            path: "a.png".into(),
+            ..Default::default()
+        });
+        let text = crate::project::to_ron(&f);
+        std::fs::write(dir.path().join(crate::project::PROJECT_FILE), &text).unwrap();
+        // As a user project: the level is saved.
+        let mut s = AppState::new(dir.path().join("elsewhere"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        s.apply(AppCommand::SetNfaThreshold(-3.0));
+        assert!(s.labels.flush().is_empty());
+        let again = Project::open(dir.path()).unwrap();
+        assert_eq!(again.file.settings.log10_nfa_threshold, -3.0);
+        drop(s);
+        let mut s = AppState::new(dir.path().join("elsewhere"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.nfa_threshold, -3.0, "reopened at the saved level");
+        drop(s);
+        // As the bundled demo: left as it is.
+        let before = std::fs::read(dir.path().join(crate::project::PROJECT_FILE)).unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenDemo);
+        s.apply(AppCommand::SetNfaThreshold(-7.0));
+        assert!(s.labels.flush().is_empty());
+        assert_eq!(
+            std::fs::read(dir.path().join(crate::project::PROJECT_FILE)).unwrap(),
+            before
+        );
+    }
 
     #[test]
     fn a_project_locked_elsewhere_opens_read_only_and_old_formats_are_updated() {

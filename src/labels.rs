@@ -478,6 +478,11 @@ impl LabelStore {
         self.saver.flush()
     }
 
+    /// Forget the layers (another project was opened); flush first.
+    pub fn clear(&mut self) {
+        self.layers.clear();
+    }
+
     /// An annotator's mask of an image as currently edited (loaded from disk on first use; an
     /// image without a label from that annotator gives an empty mask of the image's size).
     pub fn mask(

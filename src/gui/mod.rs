@@ -682,6 +682,7 @@ fn fit_texture(img: &RgbaImage) -> ColorImage {
 
 impl eframe::App for ContrarioApp {
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.state.poll_saver();
         self.poll_background(ctx);
         self.shortcuts(ctx);
     }
