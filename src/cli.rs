@@ -132,6 +132,20 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Record a verdict (normal, defective, unsure) and/or a note on an image in the project's
+    /// review journal.
+    Verdict {
+        #[arg(long)]
+        project: PathBuf,
+        /// Image id (as `review` and the CSV report list them).
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        reviewer: String,
+        verdict: Option<String>,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
     /// Durability check used by the crash test: a stream of one-pixel edits, one line per edit.
     #[command(hide = true)]
     EditStream {
@@ -341,6 +355,13 @@ pub fn main_with(cli: Cli) -> i32 {
             model,
             limit,
         }) => crate::project_cmd::review(&project, model.as_deref(), limit),
+        Some(Cmd::Verdict {
+            project,
+            image,
+            reviewer,
+            verdict,
+            note,
+        }) => crate::project_cmd::verdict(&project, &image, &reviewer, verdict.as_deref(), &note),
         Some(Cmd::EditStream {
             project,
             annotator,

@@ -230,3 +230,35 @@ pub fn edit_stream(
     }
     Ok(())
 }
+
+/// Record a reviewer's verdict and/or note on an image in the review journal.
+pub fn verdict(
+    project: &Path,
+    image: &str,
+    reviewer: &str,
+    verdict: Option<&str>,
+    note: &str,
+) -> anyhow::Result<()> {
+    let p = Project::open(project)?;
+    if p.image(image).is_none() {
+        anyhow::bail!("no image {image:?} in {}", project.display());
+    }
+    let v = match verdict {
+        None => None,
+        Some("normal") => Some(review::Verdict::Normal),
+        Some("defective") => Some(review::Verdict::Defective),
+        Some("unsure") => Some(review::Verdict::Unsure),
+        Some(other) => anyhow::bail!("verdict {other:?}: use normal, defective or unsure"),
+    };
+    if v.is_none() && note.is_empty() {
+        anyhow::bail!("give a verdict (normal, defective, unsure), a --note, or both");
+    }
+    let saver = Autosaver::new();
+    let e = review::record_review(&saver, &p.root, reviewer, image, v, note);
+    let errors = saver.flush();
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("; "));
+    }
+    println!("{}", serde_json::to_string(&e)?);
+    Ok(())
+}

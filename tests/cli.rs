@@ -464,6 +464,52 @@ fn import_btad_visa_and_folders_then_group_and_export() {
             .unwrap();
         assert_ok(&e);
     }
+    // A verdict from the command line lands in the report.
+    let v = contrario()
+        .args([
+            "verdict",
+            "--image",
+            "01/test/ko/0200",
+            "--reviewer",
+            "qe",
+            "--note",
+            "chipped, edge",
+        ])
+        .arg("--project")
+        .arg(&p)
+        .arg("defective")
+        .output()
+        .unwrap();
+    assert_ok(&v);
+    let bad = contrario()
+        .args([
+            "verdict",
+            "--image",
+            "nope",
+            "--reviewer",
+            "qe",
+            "normal",
+            "--project",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let e = contrario()
+        .args(["export", "--format", "csv", "--project"])
+        .arg(&p)
+        .arg("--out")
+        .arg(dir.path().join("r.csv"))
+        .output()
+        .unwrap();
+    assert_ok(&e);
+    let csv = std::fs::read_to_string(dir.path().join("r.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("01/test/ko/0200,")
+                && l.contains(",defective,qe,\"chipped, edge\"")),
+        "{csv}"
+    );
     let coco: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("c.json")).unwrap()).unwrap();
     assert_eq!(coco["annotations"].as_array().unwrap().len(), 2);

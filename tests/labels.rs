@@ -447,23 +447,38 @@ fn a_killed_process_loses_nothing_older_than_two_seconds() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Read the edit log on a thread, kill after ~3.5 s of edits.
+    // Read the edit log on a thread; kill once edits have streamed for 3 s (whatever the start-up
+    // took on a busy machine).
     let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        std::io::BufReader::new(stdout)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .filter_map(|l| {
-                let (k, t) = l.split_once(' ')?;
-                Some((k.parse::<usize>().ok()?, t.parse::<u64>().ok()?))
-            })
-            .collect::<Vec<_>>()
+        {
+            let parsed = l
+                .split_once(' ')
+                .and_then(|(k, t)| Some((k.parse::<usize>().ok()?, t.parse::<u64>().ok()?)));
+            if let Some(e) = parsed
+                && tx.send(e).is_err()
+            {
+                break;
+            }
+        }
     });
-    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let mut log: Vec<(usize, u64)> = Vec::new();
+    let started = std::time::Instant::now();
+    while let Ok(e) = rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        log.push(e);
+        if e.1 >= log[0].1 + 3000 {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 120, "the edit stream stalled");
+    }
     let killed_at = contrario::labels::now_ms();
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
-    let log = reader.join().unwrap();
+    log.extend(rx.try_iter());
     let old: Vec<usize> = log
         .iter()
         .filter(|(_, t)| *t + 2000 <= killed_at)
