@@ -242,23 +242,43 @@ pub fn export_csv(
     Ok(s)
 }
 
-/// COCO's uncompressed RLE: run lengths in column-major order, starting with a run of zeros.
+/// COCO's uncompressed RLE of a binary mask: run lengths in column-major order, starting with a
+/// run of zeros.
 pub fn rle_counts(mask: &[bool], width: usize, height: usize) -> Vec<u32> {
+    let px: Vec<u32> = (0..mask.len() as u32)
+        .filter(|&i| mask[i as usize])
+        .collect();
+    rle_of_pixels(&px, width, height)
+}
+
+/// The same from the raster indices of the marked pixels, without a full-size mask: the work is
+/// in the region's size, not the image's.
+pub fn rle_of_pixels(pixels: &[u32], width: usize, height: usize) -> Vec<u32> {
+    let mut cols: Vec<u64> = pixels
+        .iter()
+        .map(|&i| (i as u64 % width as u64) * height as u64 + i as u64 / width as u64)
+        .collect();
+    cols.sort_unstable();
     let mut counts = Vec::new();
-    let mut current = false;
-    let mut run = 0u32;
-    for x in 0..width {
-        for y in 0..height {
-            let v = mask[y * width + x];
-            if v != current {
-                counts.push(run);
-                run = 0;
-                current = v;
-            }
-            run += 1;
+    let mut pos = 0u64; // next position not yet counted
+    let mut k = 0;
+    while k < cols.len() {
+        let start = cols[k];
+        let mut end = start + 1;
+        k += 1;
+        while k < cols.len() && cols[k] == end {
+            end += 1;
+            k += 1;
         }
+        counts.push((start - pos) as u32);
+        counts.push((end - start) as u32);
+        pos = end;
     }
-    counts.push(run);
+    // The last run is written whatever its value, and never empty (as pycocotools encodes).
+    let rest = width as u64 * height as u64 - pos;
+    if rest > 0 || counts.is_empty() {
+        counts.push(rest as u32);
+    }
     counts
 }
 
@@ -293,37 +313,8 @@ pub fn export_coco(
             "contrario_id": e.id,
         }));
         s.images += 1;
-        let mut seen = vec![false; w * h];
-        for start in 0..w * h {
-            let class = m.data[start];
-            if class == 0 || seen[start] {
-                continue;
-            }
-            // The 8-connected region of this class.
-            let mut region = vec![false; w * h];
-            let mut stack = vec![start];
-            seen[start] = true;
-            let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
-            let mut area = 0usize;
-            while let Some(i) = stack.pop() {
-                region[i] = true;
-                area += 1;
-                let (x, y) = (i % w, i / w);
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
-                for dy in -1i64..=1 {
-                    for dx in -1i64..=1 {
-                        let (nx, ny) = (x as i64 + dx, y as i64 + dy);
-                        if nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 {
-                            continue;
-                        }
-                        let j = ny as usize * w + nx as usize;
-                        if !seen[j] && m.data[j] == class {
-                            seen[j] = true;
-                            stack.push(j);
-                        }
-                    }
-                }
-            }
+        for (class, px) in m.regions8(true) {
+            let [x0, y0, x1, y1] = crate::labels::bbox_of(&px, m.width);
             classes
                 .entry(class)
                 .or_insert_with(|| format!("class {class}"));
@@ -331,8 +322,8 @@ pub fn export_coco(
                 "id": annotations.len() + 1,
                 "image_id": img_id + 1,
                 "category_id": class,
-                "segmentation": {"size": [h, w], "counts": rle_counts(&region, w, h)},
-                "area": area,
+                "segmentation": {"size": [h, w], "counts": rle_of_pixels(&px, w, h)},
+                "area": px.len(),
                 "bbox": [x0, y0, x1 - x0, y1 - y0],
                 "iscrowd": 0,
             }));
@@ -364,6 +355,9 @@ mod tests {
         let m = [false, true, false, false, true, true];
         assert_eq!(rle_counts(&m, 3, 2), [2, 2, 1, 1]);
         assert_eq!(rle_counts(&[true; 4], 2, 2), [0, 4]);
+        assert_eq!(rle_counts(&[false; 4], 2, 2), [4]);
+        // No empty trailing run after a final run of ones, as pycocotools writes it.
+        assert_eq!(rle_counts(&[false, true], 2, 1), [1, 1]);
     }
 
     #[test]

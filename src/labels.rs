@@ -189,9 +189,33 @@ impl LabelMask {
         if x >= self.width || y >= self.height || self.get(x, y) == 0 {
             return Vec::new();
         }
-        let (w, h) = (self.width as i64, self.height as i64);
         let mut seen = vec![false; self.data.len()];
-        let start = (y * self.width + x) as usize;
+        self.grow8((y * self.width + x) as usize, &mut seen, |v| v != 0)
+    }
+
+    /// Every 8-connected region of marked pixels, in raster order of their first pixel: any
+    /// non-zero class together, or (`by_class`) one region per class. One pass over the mask.
+    pub fn regions8(&self, by_class: bool) -> Vec<(u8, Vec<u32>)> {
+        let mut seen = vec![false; self.data.len()];
+        let mut out = Vec::new();
+        for start in 0..self.data.len() {
+            let c = self.data[start];
+            if c == 0 || seen[start] {
+                continue;
+            }
+            let px = if by_class {
+                self.grow8(start, &mut seen, |v| v == c)
+            } else {
+                self.grow8(start, &mut seen, |v| v != 0)
+            };
+            out.push((c, px));
+        }
+        out
+    }
+
+    /// Flood from `start` over 8-neighbours whose class satisfies `keep`, marking `seen`.
+    fn grow8(&self, start: usize, seen: &mut [bool], keep: impl Fn(u8) -> bool) -> Vec<u32> {
+        let (w, h) = (self.width as i64, self.height as i64);
         seen[start] = true;
         let mut stack = vec![start];
         let mut out = Vec::new();
@@ -203,7 +227,7 @@ impl LabelMask {
                     let (nx, ny) = (px + dx, py + dy);
                     if (dx, dy) != (0, 0) && nx >= 0 && ny >= 0 && nx < w && ny < h {
                         let j = (ny * w + nx) as usize;
-                        if !seen[j] && self.data[j] != 0 {
+                        if !seen[j] && keep(self.data[j]) {
                             seen[j] = true;
                             stack.push(j);
                         }
@@ -213,6 +237,16 @@ impl LabelMask {
         }
         out
     }
+}
+
+/// Bounding box [x0, y0, x1, y1) of raster indices in an image `width` wide.
+pub fn bbox_of(pixels: &[u32], width: u32) -> [u32; 4] {
+    let mut b = [u32::MAX, u32::MAX, 0, 0];
+    for &i in pixels {
+        let (x, y) = (i % width, i / width);
+        b = [b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1)];
+    }
+    b
 }
 
 /// One pixel's change, enough to undo and redo it.

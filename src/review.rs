@@ -445,32 +445,18 @@ pub fn label_issues(
     }
     // Labelled regions without evidence, per annotator.
     for (who, m) in layers {
-        let mut seen = vec![false; w * h];
-        for start in 0..w * h {
-            if seen[start] || m.data[start] == 0 {
-                continue;
-            }
-            let px = m.marked_region_at((start % w) as u32, (start / w) as u32);
-            let mut lowest = f32::INFINITY;
-            let mut bbox = [u32::MAX, u32::MAX, 0, 0];
-            for &i in &px {
-                seen[i as usize] = true;
-                let (x, y) = (i as usize % w, i as usize / w);
-                lowest = lowest.min(log_nfa[cell(x, y)]);
-                bbox = [
-                    bbox[0].min(x as u32),
-                    bbox[1].min(y as u32),
-                    bbox[2].max(x as u32 + 1),
-                    bbox[3].max(y as u32 + 1),
-                ];
-            }
+        for (_, px) in m.regions8(false) {
+            let lowest = px
+                .iter()
+                .map(|&i| log_nfa[cell(i as usize % w, i as usize / w)])
+                .fold(f32::INFINITY, f32::min);
             if lowest >= opts.evidence_below {
                 out.push(LabelIssue {
                     image: image_id.into(),
                     kind: IssueKind::LabelWithoutEvidence {
                         annotator: who.clone(),
                     },
-                    bbox,
+                    bbox: crate::labels::bbox_of(&px, m.width),
                     area: px.len(),
                     log10_nfa: lowest,
                     strength: lowest - opts.evidence_below,
