@@ -411,34 +411,23 @@ mod golden {
 
     #[test]
     fn features_equal_the_python_reference_within_1e_4() {
-        let net = EfficientNetLite0::builtin(tch::Device::Cpu).unwrap();
         let x = fixture("input.npy").unsqueeze(0);
-        let feats = net.features(&x);
-        assert_eq!(feats.len(), 3);
-        for (f, name) in feats
-            .iter()
-            .zip(["block2.npy", "block4.npy", "block10.npy"])
-        {
-            let want = fixture(name).unsqueeze(0);
-            assert_eq!(f.size(), want.size(), "{name}");
-            let diff = (f - &want).abs().max().double_value(&[]);
-            assert!(diff < 1e-4, "{name}: max abs difference {diff}");
+        // Both variants: blocks 2, 4, 10 (strides 4-16) and 4, 10, 14 (strides 8-32).
+        for (name, taps, channels, _) in BUILTIN_VARIANTS {
+            let net = EfficientNetLite0::builtin_named(name, tch::Device::Cpu).unwrap();
+            let feats = net.features(&x);
+            assert_eq!(feats.len(), 3);
+            for (f, block) in feats.iter().zip(taps) {
+                let want = fixture(&format!("block{block}.npy")).unsqueeze(0);
+                assert_eq!(f.size(), want.size(), "{name} block {block}");
+                let diff = (f - &want).abs().max().double_value(&[]);
+                assert!(
+                    diff < 1e-4,
+                    "{name} block {block}: max abs difference {diff}"
+                );
+            }
+            assert_eq!(net.channels(), channels.to_vec());
         }
-        assert_eq!(net.channels(), vec![24, 40, 112]);
-        // The coarse variant: blocks 4, 10 and 14 (stride 32).
-        let net =
-            EfficientNetLite0::builtin_named("efficientnet-lite0-s8", tch::Device::Cpu).unwrap();
-        let feats = net.features(&x);
-        for (f, name) in feats
-            .iter()
-            .zip(["block4.npy", "block10.npy", "block14.npy"])
-        {
-            let want = fixture(name).unsqueeze(0);
-            assert_eq!(f.size(), want.size(), "{name}");
-            let diff = (f - &want).abs().max().double_value(&[]);
-            assert!(diff < 1e-4, "{name}: max abs difference {diff}");
-        }
-        assert_eq!(net.channels(), vec![40, 112, 192]);
         assert!(EfficientNetLite0::builtin_named("resnet", tch::Device::Cpu).is_err());
     }
 }
