@@ -71,6 +71,9 @@ pub fn import_with_layers(
     for (who, _) in layers {
         project.ensure_annotator(who, who);
     }
+    if !layers.is_empty() {
+        ensure_gt_class(&mut project);
+    }
     let ids: std::collections::HashSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     project.file.images.retain(|e| !ids.contains(e.id.as_str()));
     for e in &mut entries {
@@ -448,6 +451,17 @@ pub fn import_magnetic_tile(
     import(dir, "magnetic-tile", data)
 }
 
+/// The class binary dataset masks (0/255) stand for.
+fn ensure_gt_class(project: &mut Project) {
+    if project.class(GT_CLASS).is_none() {
+        project.file.classes.push(DefectClass {
+            index: GT_CLASS,
+            name: "defect".into(),
+            color: [255, 60, 60],
+        });
+    }
+}
+
 /// The project at `dir`, or a new one; with the dataset ground-truth annotator and class when the
 /// format has ground truth (a plain folder has none).
 fn open_or_create(dir: &Path, with_gt: bool) -> anyhow::Result<Project> {
@@ -478,13 +492,7 @@ fn open_or_create(dir: &Path, with_gt: bool) -> anyhow::Result<Project> {
             },
         );
     }
-    if project.class(GT_CLASS).is_none() {
-        project.file.classes.push(DefectClass {
-            index: GT_CLASS,
-            name: "defect".into(),
-            color: [255, 60, 60],
-        });
-    }
+    ensure_gt_class(&mut project);
     Ok(project)
 }
 

@@ -545,7 +545,9 @@ impl LabelStore {
             return Ok(None);
         };
         let size = image_size(&project.image_path(entry))?;
-        Ok(Some(LabelMask::load(&path, size)?))
+        let mut mask = LabelMask::load(&path, size)?;
+        normalise_foreign(&mut mask, project);
+        Ok(Some(mask))
     }
 
     fn layer(
@@ -798,6 +800,30 @@ impl LabelStore {
     }
 }
 
+/// Masks from datasets may hold values that are no class of the project: anti-aliased edges
+/// (Magnetic-tile), instance numbers (VisA). Such a mask is read as binary, every non-zero pixel
+/// in the ground-truth class (255) or, without it, the project's first class. Masks the app
+/// writes hold only project classes, so they are never touched.
+pub fn normalise_foreign(mask: &mut LabelMask, project: &Project) {
+    let mut defined = [false; 256];
+    for c in &project.file.classes {
+        defined[c.index as usize] = true;
+    }
+    if !mask.data.iter().any(|&v| v != 0 && !defined[v as usize]) {
+        return;
+    }
+    let to = if defined[255] {
+        255
+    } else {
+        project.file.classes.first().map_or(255, |c| c.index)
+    };
+    for v in &mut mask.data {
+        if *v != 0 {
+            *v = to;
+        }
+    }
+}
+
 fn edit_classes(edit: &Edit) -> Vec<u8> {
     match edit {
         Edit::Brush { class, .. }
@@ -894,6 +920,32 @@ mod tests {
         assert_eq!(m.component_at(0, 5).len(), 18);
         assert_eq!(m.marked_region_at(3, 2).len(), 6);
         assert!(m.marked_region_at(0, 0).is_empty());
+    }
+
+    #[test]
+    fn foreign_mask_values_read_as_binary_and_own_classes_stay() {
+        let mut p = Project {
+            root: ".".into(),
+            file: crate::project::ProjectFile::new("t"),
+            saved: false,
+            migrated_from: None,
+        };
+        for i in [1u8, 2, 255] {
+            p.file.classes.push(crate::project::DefectClass {
+                index: i,
+                name: format!("c{i}"),
+                color: [0, 0, 0],
+            });
+        }
+        let mut own = LabelMask::new(3, 1);
+        own.data = vec![0, 2, 1];
+        normalise_foreign(&mut own, &p);
+        assert_eq!(own.data, [0, 2, 1]);
+        // Anti-aliased dataset edges: 37 and 128 are no class.
+        let mut edges = LabelMask::new(4, 1);
+        edges.data = vec![0, 37, 128, 255];
+        normalise_foreign(&mut edges, &p);
+        assert_eq!(edges.data, [0, 255, 255, 255]);
     }
 
     #[test]
