@@ -181,6 +181,11 @@ fn run(rx: Receiver<Job>, errors: Arc<Mutex<Vec<String>>>) {
     let mut batch = Batch::default();
     let mut started: Option<Instant> = None;
     loop {
+        // A steady stream of changes must not postpone writing: past the window, write first.
+        if started.is_some_and(|t0| t0.elapsed() >= COALESCE) {
+            batch.write(&errors);
+            started = None;
+        }
         let job = match started {
             None => match rx.recv() {
                 Ok(j) => j,
