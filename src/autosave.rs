@@ -244,3 +244,29 @@ pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Resul
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_change_wins_journal_lines_keep_their_order_and_failures_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let saver = Autosaver::new();
+        let p = dir.path().join("f.txt");
+        for i in 0..100 {
+            saver.write_file(p.clone(), format!("{i}").into_bytes());
+            saver.append_json(dir.path().join("j.jsonl"), &i);
+        }
+        // A file cannot be a folder: the write fails and says so.
+        std::fs::write(dir.path().join("blocker"), b"x").unwrap();
+        saver.write_file(dir.path().join("blocker/inside.txt"), b"y".to_vec());
+        let errors = saver.flush();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "99");
+        let lines: Vec<u32> = read_jsonl(&dir.path().join("j.jsonl")).unwrap();
+        assert_eq!(lines, (0..100).collect::<Vec<_>>());
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("blocker"), "{errors:?}");
+        assert!(saver.flush().is_empty(), "reported once");
+    }
+}
