@@ -8,10 +8,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-use tch::{Device, Kind, Tensor, nn, nn::OptimizerConfig};
+use tch::{Device, Kind, Tensor, nn};
 
 use crate::acontrario::{self, SegmentOptions};
 use crate::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
@@ -114,6 +115,10 @@ pub struct ModelFile {
 /// Progress reported during training.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Progress {
+    /// An interrupted training of the same images and settings continues after this many epochs.
+    Resumed {
+        epochs_done: usize,
+    },
     Features {
         done: usize,
         total: usize,
@@ -264,6 +269,205 @@ fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
     }
 }
 
+/// Adam with L2 weight decay, as `torch.optim.Adam(weight_decay=...)`, written out so that its
+/// moments can be checkpointed (libtorch's C++ optimiser state is not reachable from tch).
+struct Adam {
+    params: Vec<(String, Tensor)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    t: i64,
+    lr: f64,
+    wd: f64,
+}
+
+impl Adam {
+    const BETAS: (f64, f64) = (0.9, 0.999);
+    const EPS: f64 = 1e-8;
+
+    fn new(vs: &nn::VarStore, lr: f64, wd: f64) -> Self {
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        Self {
+            params,
+            m,
+            v,
+            t: 0,
+            lr,
+            wd,
+        }
+    }
+
+    fn backward_step(&mut self, loss: &Tensor) {
+        for (_, p) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        loss.backward();
+        self.t += 1;
+        let (b1, b2) = Self::BETAS;
+        let c1 = 1.0 - b1.powi(self.t as i32);
+        let c2 = 1.0 - b2.powi(self.t as i32);
+        tch::no_grad(|| {
+            for (i, (_, p)) in self.params.iter_mut().enumerate() {
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let g = if self.wd != 0.0 {
+                    &g + &*p * self.wd
+                } else {
+                    g
+                };
+                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
+                let denom = (&self.v[i] / c2).sqrt() + Self::EPS;
+                let step = &self.m[i] / &denom * (self.lr / c1);
+                let _ = p.g_sub_(&step);
+            }
+        });
+    }
+}
+
+/// A training's state after an epoch, in `dir/.checkpoint.safetensors` (weights, Adam moments,
+/// best weights) and `dir/.checkpoint.json` (epochs done, Adam step, best epoch, and a key of
+/// the settings and images, so that only the same training resumes from it).
+struct Checkpoint {
+    epochs_done: usize,
+    best: Option<(f64, usize, Vec<(String, Tensor)>)>,
+}
+
+fn checkpoint_key(config: &TrainConfig, fingerprint: &str) -> String {
+    let mut h = Fnv::new();
+    h.eat(ron::to_string(config).unwrap_or_default().as_bytes());
+    h.eat(fingerprint.as_bytes());
+    h.hex()
+}
+
+impl Checkpoint {
+    fn paths(dir: &Path) -> (PathBuf, PathBuf) {
+        (
+            dir.join(".checkpoint.safetensors"),
+            dir.join(".checkpoint.json"),
+        )
+    }
+
+    fn save(
+        dir: &Path,
+        key: &str,
+        epochs_done: usize,
+        vs: &nn::VarStore,
+        opt: &Adam,
+        best: Option<&(f64, usize, Vec<(String, Tensor)>)>,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (tensors_p, meta_p) = Self::paths(dir);
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (format!("w.{k}"), v.detach()))
+            .collect();
+        for (i, (k, _)) in opt.params.iter().enumerate() {
+            named.push((format!("m.{k}"), opt.m[i].shallow_clone()));
+            named.push((format!("v.{k}"), opt.v[i].shallow_clone()));
+        }
+        if let Some((_, _, snap)) = best {
+            for (k, t) in snap {
+                named.push((format!("b.{k}"), t.shallow_clone()));
+            }
+        }
+        let tmp = dir.join(".checkpoint.tmp.safetensors");
+        Tensor::write_safetensors(&named, &tmp).context("writing the checkpoint")?;
+        std::fs::rename(&tmp, &tensors_p)?;
+        let meta = serde_json::json!({
+            "key": key,
+            "epochs_done": epochs_done,
+            "adam_t": opt.t,
+            "best_validation_nll": best.map(|b| b.0),
+            "best_epoch": best.map(|b| b.1),
+        });
+        // Written last: a checkpoint counts only once its metadata names it.
+        crate::storage::write_atomic(&meta_p, meta.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    /// The checkpoint in `dir` for this training (same key), loaded into `vs` and `opt`; None when
+    /// there is none or it belongs to another training.
+    fn load(
+        dir: &Path,
+        key: &str,
+        vs: &nn::VarStore,
+        opt: &mut Adam,
+    ) -> anyhow::Result<Option<Checkpoint>> {
+        let (tensors_p, meta_p) = Self::paths(dir);
+        let Ok(text) = std::fs::read(&meta_p) else {
+            return Ok(None);
+        };
+        let meta: serde_json::Value = match serde_json::from_slice(&text) {
+            Ok(m) => m,
+            Err(_) => return Ok(None),
+        };
+        if meta["key"] != key {
+            return Ok(None);
+        }
+        let bytes = std::fs::read(&tensors_p)
+            .with_context(|| format!("cannot read {}", tensors_p.display()))?;
+        safetensors_header_ok(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", tensors_p.display()))?;
+        let named: HashMap<String, Tensor> = Tensor::read_safetensors(&tensors_p)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tensors_p.display()))?
+            .into_iter()
+            .collect();
+        let get = |k: &str| {
+            named
+                .get(k)
+                .ok_or_else(|| anyhow::anyhow!("{}: no tensor {k}", tensors_p.display()))
+        };
+        let mut vars = vs.variables();
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for (k, t) in vars.iter_mut() {
+                t.copy_(get(&format!("w.{k}"))?);
+            }
+            for (i, (k, _)) in opt.params.iter().enumerate() {
+                opt.m[i].copy_(get(&format!("m.{k}"))?);
+                opt.v[i].copy_(get(&format!("v.{k}"))?);
+            }
+            Ok(())
+        })?;
+        opt.t = meta["adam_t"].as_i64().unwrap_or(0);
+        let best = match (
+            meta["best_validation_nll"].as_f64(),
+            meta["best_epoch"].as_u64(),
+        ) {
+            (Some(val), Some(epoch)) => {
+                let snap = vars
+                    .keys()
+                    .map(|k| Ok((k.clone(), get(&format!("b.{k}"))?.copy())))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Some((val, epoch as usize, snap))
+            }
+            _ => None,
+        };
+        Ok(Some(Checkpoint {
+            epochs_done: meta["epochs_done"].as_u64().unwrap_or(0) as usize,
+            best,
+        }))
+    }
+
+    fn remove(dir: &Path) {
+        let (a, b) = Self::paths(dir);
+        let _ = std::fs::remove_file(b);
+        let _ = std::fs::remove_file(a);
+    }
+}
+
 impl Model {
     /// Train on `train` (normal images only), holding out a validation split.
     pub fn train(
@@ -271,7 +475,22 @@ impl Model {
         config: &TrainConfig,
         device: Device,
         cancel: &AtomicBool,
+        progress: impl FnMut(Progress),
+    ) -> anyhow::Result<Model> {
+        Self::train_resumable(train_paths, config, device, cancel, progress, None)
+    }
+
+    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` after every epoch (weights,
+    /// optimiser moments, best epoch so far) and resuming from one left there by an interrupted
+    /// training of the same images with the same settings. A resumed training ends exactly where
+    /// an uninterrupted one would; the checkpoint is removed when training completes.
+    pub fn train_resumable(
+        train_paths: &[PathBuf],
+        config: &TrainConfig,
+        device: Device,
+        cancel: &AtomicBool,
         mut progress: impl FnMut(Progress),
+        checkpoint_dir: Option<&Path>,
     ) -> anyhow::Result<Model> {
         if train_paths.is_empty() {
             bail!("no normal training images");
@@ -313,12 +532,7 @@ impl Model {
         let shape = flow_shape(backbone.as_ref(), config.input_size);
         let vs = nn::VarStore::new(device);
         let flow = UFlow::new(&vs.root(), shape.clone(), None, config.seed);
-        let mut opt = nn::Adam {
-            wd: config.weight_decay,
-            ..Default::default()
-        }
-        .build(&vs, config.learning_rate)
-        .context("building the optimiser")?;
+        let mut opt = Adam::new(&vs, config.learning_rate, config.weight_decay);
         // With a single image there is nothing to hold out: validate on it (reported).
         let val_idx: Vec<usize> = if val_idx.is_empty() {
             train_idx.to_vec()
@@ -329,9 +543,27 @@ impl Model {
         // (validation NLL, epoch, weights) of the best epoch so far.
         type Best = (f64, usize, Vec<(String, Tensor)>);
         let mut best: Option<Best> = None;
+        let fingerprint = fingerprint(&paths);
+        let key = checkpoint_key(config, &fingerprint);
+        let mut first_epoch = 0;
+        if let Some(dir) = checkpoint_dir
+            && let Some(c) = Checkpoint::load(dir, &key, &vs, &mut opt)?
+        {
+            first_epoch = c.epochs_done;
+            best = c.best;
+            progress(Progress::Resumed {
+                epochs_done: first_epoch,
+            });
+        }
         let start = Instant::now();
-        for epoch in 0..config.epochs {
-            train_idx.shuffle(&mut rng);
+        for epoch in first_epoch..config.epochs {
+            // Each epoch's order depends only on the seed and the epoch, so a resumed training
+            // visits the batches an uninterrupted one would.
+            let mut epoch_rng = StdRng::seed_from_u64(
+                config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            train_idx.sort_unstable();
+            train_idx.shuffle(&mut epoch_rng);
             let steps = train_idx.len().div_ceil(config.batch_size.max(1));
             let mut total = 0.0;
             for (step, chunk) in train_idx.chunks(config.batch_size.max(1)).enumerate() {
@@ -355,7 +587,7 @@ impl Model {
                 });
             }
             let val = validation_nll(&flow, &feats, &val_idx, device);
-            let per_epoch = start.elapsed().as_secs_f64() / (epoch + 1) as f64;
+            let per_epoch = start.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
             progress(Progress::Epoch {
                 epoch,
                 epochs: config.epochs,
@@ -371,6 +603,12 @@ impl Model {
                     .collect();
                 best = Some((val, epoch, snapshot));
             }
+            if let Some(dir) = checkpoint_dir {
+                Checkpoint::save(dir, &key, epoch + 1, &vs, &opt, best.as_ref())?;
+            }
+        }
+        if let Some(dir) = checkpoint_dir {
+            Checkpoint::remove(dir);
         }
         let (val_nll, best_epoch) = match best {
             Some((val, epoch, snapshot)) => {
@@ -395,7 +633,7 @@ impl Model {
             shape,
             permutations: flow.permutations.clone(),
             train: config.clone(),
-            training_fingerprint: fingerprint(&paths),
+            training_fingerprint: fingerprint,
             training_images: paths.len(),
             best_epoch,
             calibration,

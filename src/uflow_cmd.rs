@@ -149,6 +149,10 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                     "epoch {}/{epochs}: loss {train_loss:.1}, validation NLL {validation_nll:.1}, ETA {eta_seconds:.0} s",
                     epoch + 1
                 ),
+                Some(Message::Progress(Progress::Resumed { epochs_done })) => eprintln!(
+                    "resuming the interrupted training after epoch {epochs_done} (checkpoint in {})",
+                    out.display()
+                ),
                 Some(Message::Progress(Progress::Features { done, total })) if done == total => {
                     eprintln!("backbone features of {total} image(s) cached")
                 }

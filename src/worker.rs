@@ -184,9 +184,18 @@ fn run(
         } => {
             let start = std::time::Instant::now();
             let device = runtime::probe().tch_device();
-            let trained = Model::train(images, config, device, cancel, |p| {
-                emit(Message::Progress(p));
-            })
+            // Checkpoints go next to the model: a cancelled or crashed training started again
+            // with the same images and settings resumes where it stopped.
+            let trained = Model::train_resumable(
+                images,
+                config,
+                device,
+                cancel,
+                |p| {
+                    emit(Message::Progress(p));
+                },
+                Some(out),
+            )
             .and_then(|m| m.save(out).map(|_| m));
             match trained {
                 Ok(m) => {

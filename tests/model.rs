@@ -131,6 +131,96 @@ fn trains_saves_loads_and_infers_deterministically() {
 }
 
 #[test]
+fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
+    let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
+    let p = demo();
+    let train = paths(&p, Split::Train, "wood", None);
+    let cfg = TrainConfig {
+        input_size: 64,
+        epochs: 4,
+        batch_size: 2,
+        ..TrainConfig::default()
+    };
+    let no = AtomicBool::new(false);
+    let full = Model::train(&train[..5], &cfg, tch::Device::Cpu, &no, |_| {}).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = AtomicBool::new(false);
+    let stopped = Model::train_resumable(
+        &train[..5],
+        &cfg,
+        tch::Device::Cpu,
+        &cancel,
+        |pr| {
+            if let Progress::Epoch { epoch: 1, .. } = pr {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+        Some(dir.path()),
+    );
+    assert!(stopped.is_err(), "cancelled in the third epoch");
+    assert!(dir.path().join(".checkpoint.json").exists());
+
+    let mut resumed = None;
+    let m = Model::train_resumable(
+        &train[..5],
+        &cfg,
+        tch::Device::Cpu,
+        &no,
+        |pr| {
+            if let Progress::Resumed { epochs_done } = pr {
+                resumed = Some(epochs_done);
+            }
+        },
+        Some(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(resumed, Some(2));
+    assert_eq!(m.file.best_epoch, full.file.best_epoch);
+    assert_eq!(m.file.calibration, full.file.calibration);
+    let (a, b) = (m.vs.variables(), full.vs.variables());
+    for (k, t) in &a {
+        let d = (t - &b[k]).abs().max().double_value(&[]);
+        assert_eq!(d, 0.0, "{k} differs after resuming");
+    }
+    assert!(
+        !dir.path().join(".checkpoint.json").exists(),
+        "a finished training removes its checkpoint"
+    );
+
+    // A checkpoint of other settings is not resumed from.
+    let cancel = AtomicBool::new(false);
+    let _ = Model::train_resumable(
+        &train[..5],
+        &cfg,
+        tch::Device::Cpu,
+        &cancel,
+        |pr| {
+            if let Progress::Epoch { epoch: 0, .. } = pr {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        },
+        Some(dir.path()),
+    );
+    let other = TrainConfig { epochs: 2, ..cfg };
+    let mut resumed = None;
+    Model::train_resumable(
+        &train[..5],
+        &other,
+        tch::Device::Cpu,
+        &no,
+        |pr| {
+            if let Progress::Resumed { epochs_done } = pr {
+                resumed = Some(epochs_done);
+            }
+        },
+        Some(dir.path()),
+    )
+    .unwrap();
+    assert_eq!(resumed, None);
+}
+
+#[test]
 fn the_coarse_builtin_variant_trains_saves_and_loads() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();

@@ -146,6 +146,9 @@ impl ContrarioApp {
                 Message::Progress(p) => {
                     if let Some(t) = &mut self.training {
                         t.text = match p {
+                            Progress::Resumed { epochs_done } => {
+                                format!("resuming after epoch {epochs_done}")
+                            }
                             Progress::Features { done, total } => {
                                 format!("features {done}/{total}")
                             }
