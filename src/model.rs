@@ -341,8 +341,11 @@ impl Adam {
 /// the settings and images, so that only the same training resumes from it).
 struct Checkpoint {
     epochs_done: usize,
-    best: Option<(f64, usize, Vec<(String, Tensor)>)>,
+    best: Option<BestEpoch>,
 }
+
+/// (validation NLL, epoch, weights) of the best epoch so far.
+type BestEpoch = (f64, usize, Vec<(String, Tensor)>);
 
 fn checkpoint_key(config: &TrainConfig, fingerprint: &str) -> String {
     let mut h = Fnv::new();
@@ -365,7 +368,7 @@ impl Checkpoint {
         epochs_done: usize,
         vs: &nn::VarStore,
         opt: &Adam,
-        best: Option<&(f64, usize, Vec<(String, Tensor)>)>,
+        best: Option<&BestEpoch>,
     ) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (tensors_p, meta_p) = Self::paths(dir);
@@ -540,9 +543,7 @@ impl Model {
             val_idx.to_vec()
         };
         let mut train_idx = train_idx.to_vec();
-        // (validation NLL, epoch, weights) of the best epoch so far.
-        type Best = (f64, usize, Vec<(String, Tensor)>);
-        let mut best: Option<Best> = None;
+        let mut best: Option<BestEpoch> = None;
         let fingerprint = fingerprint(&paths);
         let key = checkpoint_key(config, &fingerprint);
         let mut first_epoch = 0;
