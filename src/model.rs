@@ -344,6 +344,9 @@ struct Checkpoint {
     best: Option<BestEpoch>,
 }
 
+/// How often a training writes its checkpoint (and at a cancel).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// (validation NLL, epoch, weights) of the best epoch so far.
 type BestEpoch = (f64, usize, Vec<(String, Tensor)>);
 
@@ -483,8 +486,8 @@ impl Model {
         Self::train_resumable(train_paths, config, device, cancel, progress, None)
     }
 
-    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` after every epoch (weights,
-    /// optimiser moments, best epoch so far) and resuming from one left there by an interrupted
+    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` every half minute and when
+    /// cancelled (weights, optimiser moments, best epoch so far; at epoch ends) and resuming from one left there by an interrupted
     /// training of the same images with the same settings. A resumed training ends exactly where
     /// an uninterrupted one would; the checkpoint is removed when training completes.
     pub fn train_resumable(
@@ -557,6 +560,7 @@ impl Model {
             });
         }
         let start = Instant::now();
+        let mut last_checkpoint = Instant::now();
         for epoch in first_epoch..config.epochs {
             // Each epoch's order depends only on the seed and the epoch, so a resumed training
             // visits the batches an uninterrupted one would.
@@ -604,8 +608,14 @@ impl Model {
                     .collect();
                 best = Some((val, epoch, snapshot));
             }
-            if let Some(dir) = checkpoint_dir {
+            // Checkpoint every half minute (writing one per short epoch would cost more than the
+            // epochs) and whenever a cancel is pending, so a cancelled training keeps its epochs.
+            if let Some(dir) = checkpoint_dir
+                && epoch + 1 < config.epochs
+                && (last_checkpoint.elapsed() >= CHECKPOINT_EVERY || cancel.load(Ordering::Relaxed))
+            {
                 Checkpoint::save(dir, &key, epoch + 1, &vs, &opt, best.as_ref())?;
+                last_checkpoint = Instant::now();
             }
         }
         if let Some(dir) = checkpoint_dir {
