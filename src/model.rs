@@ -270,11 +270,13 @@ fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
 }
 
 /// Adam with L2 weight decay, as `torch.optim.Adam(weight_decay=...)`, written out so that its
-/// moments can be checkpointed (libtorch's C++ optimiser state is not reachable from tch).
+/// moments can be checkpointed (libtorch's C++ optimiser state is not reachable from tch). The
+/// moments of all parameters live in two flat tensors, so a step is a dozen kernels, not a dozen
+/// per parameter tensor.
 struct Adam {
     params: Vec<(String, Tensor)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    m: Tensor,
+    v: Tensor,
     t: i64,
     lr: f64,
     wd: f64,
@@ -291,12 +293,14 @@ impl Adam {
             .filter(|(_, t)| t.requires_grad())
             .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        let n: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
+        let (kind, device) = params
+            .first()
+            .map_or((Kind::Float, Device::Cpu), |(_, p)| (p.kind(), p.device()));
         Self {
             params,
-            m,
-            v,
+            m: Tensor::zeros([n], (kind, device)),
+            v: Tensor::zeros([n], (kind, device)),
             t: 0,
             lr,
             wd,
@@ -316,21 +320,32 @@ impl Adam {
         let c1 = 1.0 - b1.powi(self.t as i32);
         let c2 = 1.0 - b2.powi(self.t as i32);
         tch::no_grad(|| {
-            for (i, (_, p)) in self.params.iter_mut().enumerate() {
-                let g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let g = if self.wd != 0.0 {
-                    &g + &*p * self.wd
-                } else {
-                    g
-                };
-                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
-                let denom = (&self.v[i] / c2).sqrt() + Self::EPS;
-                let step = &self.m[i] / &denom * (self.lr / c1);
-                let _ = p.g_sub_(&step);
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| {
+                    let g = p.grad();
+                    if g.defined() {
+                        g.reshape([-1])
+                    } else {
+                        p.zeros_like().reshape([-1])
+                    }
+                })
+                .collect();
+            let mut g = Tensor::cat(&grads, 0);
+            if self.wd != 0.0 {
+                let flat: Vec<Tensor> = self.params.iter().map(|(_, p)| p.reshape([-1])).collect();
+                g += Tensor::cat(&flat, 0) * self.wd;
+            }
+            let _ = self.m.lerp_(&g, 1.0 - b1);
+            let _ = self.v.g_mul_scalar_(b2).addcmul_(&g, &(&g * (1.0 - b2)));
+            let denom = (&self.v / c2).sqrt() + Self::EPS;
+            let step = &self.m / &denom * (self.lr / c1);
+            let mut at = 0i64;
+            for (_, p) in self.params.iter_mut() {
+                let n = p.numel() as i64;
+                let _ = p.g_sub_(&step.narrow(0, at, n).view(p.size().as_slice()));
+                at += n;
             }
         });
     }
@@ -380,10 +395,8 @@ impl Checkpoint {
             .into_iter()
             .map(|(k, v)| (format!("w.{k}"), v.detach()))
             .collect();
-        for (i, (k, _)) in opt.params.iter().enumerate() {
-            named.push((format!("m.{k}"), opt.m[i].shallow_clone()));
-            named.push((format!("v.{k}"), opt.v[i].shallow_clone()));
-        }
+        named.push(("adam.m".into(), opt.m.shallow_clone()));
+        named.push(("adam.v".into(), opt.v.shallow_clone()));
         if let Some((_, _, snap)) = best {
             for (k, t) in snap {
                 named.push((format!("b.{k}"), t.shallow_clone()));
@@ -441,10 +454,8 @@ impl Checkpoint {
             for (k, t) in vars.iter_mut() {
                 t.copy_(get(&format!("w.{k}"))?);
             }
-            for (i, (k, _)) in opt.params.iter().enumerate() {
-                opt.m[i].copy_(get(&format!("m.{k}"))?);
-                opt.v[i].copy_(get(&format!("v.{k}"))?);
-            }
+            opt.m.copy_(get("adam.m")?);
+            opt.v.copy_(get("adam.v")?);
             Ok(())
         })?;
         opt.t = meta["adam_t"].as_i64().unwrap_or(0);
