@@ -98,7 +98,6 @@ pub fn nfa(repeat: usize) -> serde_json::Value {
 pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_json::Value> {
     use crate::backbone::{Backbone, EfficientNetLite0};
     use crate::flow::{FlowShape, UFlow, nll_loss};
-    use tch::nn::OptimizerConfig;
     let device = tch::Device::Cpu;
     tch::manual_seed(0);
     let backbone = EfficientNetLite0::builtin(device)?;
@@ -129,11 +128,8 @@ pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_j
     // One epoch: `images` feature sets, batches of 8.
     let batch = tch::Tensor::randn([images as i64, 3, input, input], (tch::Kind::Float, device));
     let all = backbone.features(&batch);
-    let mut opt = tch::nn::Adam {
-        wd: 1e-5,
-        ..Default::default()
-    }
-    .build(&vs, 1e-4)?;
+    // The optimiser training uses (ours, with checkpointable moments).
+    let mut opt = crate::model::Adam::new(&vs, 1e-4, 1e-5);
     let mut epoch = || -> f64 {
         let start = Instant::now();
         for k in (0..images as i64).step_by(8) {

@@ -273,7 +273,7 @@ fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
 /// moments can be checkpointed (libtorch's C++ optimiser state is not reachable from tch). The
 /// moments of all parameters live in two flat tensors, so a step is a dozen kernels, not a dozen
 /// per parameter tensor.
-struct Adam {
+pub struct Adam {
     params: Vec<(String, Tensor)>,
     m: Tensor,
     v: Tensor,
@@ -286,7 +286,7 @@ impl Adam {
     const BETAS: (f64, f64) = (0.9, 0.999);
     const EPS: f64 = 1e-8;
 
-    fn new(vs: &nn::VarStore, lr: f64, wd: f64) -> Self {
+    pub fn new(vs: &nn::VarStore, lr: f64, wd: f64) -> Self {
         let mut params: Vec<(String, Tensor)> = vs
             .variables()
             .into_iter()
@@ -307,7 +307,7 @@ impl Adam {
         }
     }
 
-    fn backward_step(&mut self, loss: &Tensor) {
+    pub fn backward_step(&mut self, loss: &Tensor) {
         for (_, p) in &self.params {
             let mut g = p.grad();
             if g.defined() {
