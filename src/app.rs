@@ -78,6 +78,7 @@ pub struct AppState {
     /// The open project's lock; `read_only` when another Contrario holds it.
     pub lock: Option<crate::storage::ProjectLock>,
     pub read_only: bool,
+    writable: bool,
     /// Label layers being edited, and the autosaver that writes them, the project's settings
     /// and the journals.
     pub labels: crate::labels::LabelStore,
@@ -134,6 +135,7 @@ impl AppState {
             generation: 0,
             lock: None,
             read_only: false,
+            writable: false,
             labels: crate::labels::LabelStore::new(crate::autosave::Autosaver::new()),
             next_notice: 0,
             demo_dir,
@@ -274,20 +276,16 @@ impl AppState {
 
     /// Whether changes to the open project are written: a saved project this app holds the lock
     /// of, other than the bundled demo (a showcase that `make test` checks byte for byte).
+    /// Decided once when the project opens, not on every move of a slider.
     pub fn writable(&self) -> bool {
-        self.project.as_ref().is_some_and(|p| {
-            p.saved
-                && !self.read_only
-                && std::fs::canonicalize(&p.root).ok() != std::fs::canonicalize(&self.demo_dir).ok()
-        })
+        self.writable
     }
 
     /// Keep the project's settings (the NFA level) in `project.ron`, through the autosaver.
     fn persist_settings(&mut self) {
-        let writable = self.writable();
         if let Some(p) = &mut self.project {
             let t = self.nfa_threshold as f64;
-            if writable && p.file.settings.log10_nfa_threshold != t {
+            if self.writable && p.file.settings.log10_nfa_threshold != t {
                 p.file.settings.log10_nfa_threshold = t;
                 self.labels.saver().save_project(p);
             }
@@ -302,6 +300,9 @@ impl AppState {
     }
 
     fn set_project(&mut self, p: Project) {
+        self.writable = p.saved
+            && !self.read_only
+            && std::fs::canonicalize(&p.root).ok() != std::fs::canonicalize(&self.demo_dir).ok();
         // Whatever the previous project still had pending goes to disk before it is let go.
         for e in self.labels.flush() {
             self.notify(NoticeLevel::Error, format!("Not saved: {e}"));

@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::labels::{LabelMask, LabelStore};
+use crate::labels::LabelStore;
 use crate::project::Project;
 use crate::review;
 use crate::storage;
@@ -47,26 +47,6 @@ pub fn default_layer(project: &Project) -> String {
         .unwrap_or_else(|| review::CONSENSUS.into())
 }
 
-/// The layer's mask of an image; for a read-only dataset ground truth, no file means clean.
-fn layer_mask(
-    project: &Project,
-    store: &mut LabelStore,
-    image: &str,
-    layer: &str,
-) -> anyhow::Result<Option<LabelMask>> {
-    if let Some(m) = store.existing_mask(project, image, layer)? {
-        return Ok(Some(m));
-    }
-    if project.annotator(layer).is_some_and(|a| a.read_only) {
-        let e = project
-            .image(image)
-            .expect("image ids come from the project");
-        let (w, h) = crate::labels::image_size(&project.image_path(e))?;
-        return Ok(Some(LabelMask::new(w, h)));
-    }
-    Ok(None)
-}
-
 fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -83,7 +63,7 @@ pub fn export_masks(
 ) -> anyhow::Result<ExportSummary> {
     let mut s = ExportSummary::new(out);
     for e in &project.file.images {
-        let Some(m) = layer_mask(project, store, &e.id, layer)? else {
+        let Some(m) = store.opinion(project, &e.id, layer)? else {
             s.unlabelled += 1;
             continue;
         };
@@ -300,7 +280,7 @@ pub fn export_coco(
         .map(|c| (c.index, c.name.clone()))
         .collect();
     for (img_id, e) in project.file.images.iter().enumerate() {
-        let Some(m) = layer_mask(project, store, &e.id, layer)? else {
+        let Some(m) = store.opinion(project, &e.id, layer)? else {
             s.unlabelled += 1;
             continue;
         };

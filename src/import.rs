@@ -76,10 +76,11 @@ pub fn import_with_layers(
     }
     let ids: std::collections::HashSet<&str> = entries.iter().map(|e| e.id.as_str()).collect();
     project.file.images.retain(|e| !ids.contains(e.id.as_str()));
+    let rel = project.relativizer();
     for e in &mut entries {
-        e.path = project.relative(&e.path);
+        e.path = rel(&e.path);
         for m in e.labels.values_mut() {
-            *m = project.relative(m);
+            *m = rel(m);
         }
     }
     project.file.images.extend(entries);
@@ -121,24 +122,13 @@ fn attach_layer(
         });
         let Some((_, m)) = hit else { continue };
         let c = counts.entry(e.category.clone()).or_default();
-        match (
-            crate::labels::image_size(&e.path),
-            crate::labels::image_size(m),
-        ) {
-            (Ok(a), Ok(b)) if a == b => {
+        match check_mask(&e.path, m) {
+            MaskCheck::Fits => {
                 e.labels.insert(who.to_string(), m.clone());
                 found += 1;
             }
-            (Ok(a), Ok(b)) => c.problems.push(format!(
-                "{who}'s mask {} is {}x{} but its image is {}x{}: left out",
-                m.display(),
-                b.0,
-                b.1,
-                a.0,
-                a.1
-            )),
-            (_, Err(err)) | (Err(err), _) => {
-                c.problems.push(format!("{err}: {who}'s mask left out"))
+            MaskCheck::ImageUnreadable(why) | MaskCheck::Rejected(why) => {
+                c.problems.push(format!("{why} ({who}'s mask): left out"))
             }
         }
     }
@@ -153,6 +143,33 @@ fn attach_layer(
 
 type Collected = (Vec<ImageEntry>, BTreeMap<String, CategoryCounts>);
 
+/// Whether a mask can go with its image, from the two headers alone.
+enum MaskCheck {
+    Fits,
+    ImageUnreadable(String),
+    /// Why the mask cannot be used (its size, or it cannot be read).
+    Rejected(String),
+}
+
+fn check_mask(image: &Path, mask: &Path) -> MaskCheck {
+    match (
+        crate::labels::image_size(image),
+        crate::labels::image_size(mask),
+    ) {
+        (Ok(a), Ok(b)) if a == b => MaskCheck::Fits,
+        (Ok(a), Ok(b)) => MaskCheck::Rejected(format!(
+            "mask {} is {}x{} but its image is {}x{}",
+            mask.display(),
+            b.0,
+            b.1,
+            a.0,
+            a.1
+        )),
+        (Err(e), _) => MaskCheck::ImageUnreadable(e.to_string()),
+        (_, Err(e)) => MaskCheck::Rejected(e.to_string()),
+    }
+}
+
 /// Add an entry, checking a mask's size against its image from the headers alone.
 fn push(
     entries: &mut Vec<ImageEntry>,
@@ -163,27 +180,16 @@ fn push(
 ) {
     let mut e = e;
     if let Some(m) = mask {
-        match (
-            crate::labels::image_size(image),
-            crate::labels::image_size(m),
-        ) {
-            (Ok(a), Ok(b)) if a == b => {
+        match check_mask(image, m) {
+            MaskCheck::Fits => {
                 e.labels.insert(GT_ANNOTATOR.to_string(), m.to_path_buf());
                 c.ground_truth_masks += 1;
             }
-            (Ok(a), Ok(b)) => c.problems.push(format!(
-                "mask {} is {}x{} but its image is {}x{}: left out",
-                m.display(),
-                b.0,
-                b.1,
-                a.0,
-                a.1
-            )),
-            (Err(err), _) => {
-                c.problems.push(format!("{err}: image left out"));
+            MaskCheck::ImageUnreadable(why) => {
+                c.problems.push(format!("{why}: image left out"));
                 return;
             }
-            (_, Err(err)) => c.problems.push(format!("{err}: mask left out")),
+            MaskCheck::Rejected(why) => c.problems.push(format!("{why}: left out")),
         }
     }
     match e.split {

@@ -456,17 +456,10 @@ pub struct EditOutcome {
 }
 
 fn outcome(changes: &[Change], width: u32) -> EditOutcome {
-    let mut bbox: Option<[u32; 4]> = None;
-    for c in changes {
-        let (x, y) = (c.idx % width, c.idx / width);
-        bbox = Some(match bbox {
-            None => [x, y, x + 1, y + 1],
-            Some(b) => [b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1)],
-        });
-    }
+    let idx: Vec<u32> = changes.iter().map(|c| c.idx).collect();
     EditOutcome {
         pixels_changed: changes.len(),
-        bbox,
+        bbox: (!idx.is_empty()).then(|| bbox_of(&idx, width)),
     }
 }
 
@@ -548,6 +541,25 @@ impl LabelStore {
         let mut mask = LabelMask::load(&path, size)?;
         normalise_foreign(&mut mask, project);
         Ok(Some(mask))
+    }
+
+    /// What an annotator says about an image: their mask, an empty one for a read-only dataset
+    /// ground truth without a file (it covers every image: no file means clean), or None when a
+    /// person has not labelled the image.
+    pub fn opinion(
+        &mut self,
+        project: &Project,
+        image_id: &str,
+        annotator: &str,
+    ) -> Result<Option<LabelMask>, LabelError> {
+        if let Some(m) = self.existing_mask(project, image_id, annotator)? {
+            return Ok(Some(m));
+        }
+        if !project.annotator(annotator).is_some_and(|a| a.read_only) {
+            return Ok(None);
+        }
+        let (w, h) = image_size(&project.image_path(find_image(project, image_id)?))?;
+        Ok(Some(LabelMask::new(w, h)))
     }
 
     fn layer(

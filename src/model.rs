@@ -18,6 +18,7 @@ use crate::acontrario::{self, SegmentOptions};
 use crate::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
 use crate::flow::{FlowShape, UFlow, nll_loss};
 use crate::imaging;
+use crate::storage::Fnv;
 
 /// Version of `model.ron` this build writes and reads.
 pub const MODEL_FORMAT: u32 = 1;
@@ -193,16 +194,13 @@ pub fn extract_features(
     Ok(out)
 }
 
-use crate::storage::Fnv;
-
 /// Hash of the training images' paths and contents.
 fn fingerprint(paths: &[PathBuf]) -> String {
     let mut h = Fnv::new();
-    let mut eat = |bytes: &[u8]| h.eat(bytes);
     for p in paths {
-        eat(p.to_string_lossy().as_bytes());
+        h.eat(p.to_string_lossy().as_bytes());
         if let Ok(b) = std::fs::read(p) {
-            eat(&b);
+            h.eat(&b);
         }
     }
     h.hex()
@@ -497,10 +495,11 @@ impl Model {
         Self::train_resumable(train_paths, config, device, cancel, progress, None)
     }
 
-    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` every half minute and when
-    /// cancelled (weights, optimiser moments, best epoch so far; at epoch ends) and resuming from one left there by an interrupted
-    /// training of the same images with the same settings. A resumed training ends exactly where
-    /// an uninterrupted one would; the checkpoint is removed when training completes.
+    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` at an epoch end every half
+    /// minute and when cancelled (weights, optimiser moments, best epoch so far), and resuming
+    /// from one left there by an interrupted training of the same images with the same settings.
+    /// A resumed training ends exactly where an uninterrupted one would; the checkpoint is
+    /// removed when training completes.
     pub fn train_resumable(
         train_paths: &[PathBuf],
         config: &TrainConfig,

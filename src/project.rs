@@ -299,11 +299,18 @@ impl Project {
 
     /// Store a path relative to the project when it lies inside it.
     pub fn relative(&self, p: &Path) -> PathBuf {
+        self.relativizer()(p)
+    }
+
+    /// [`Self::relative`] for many paths: the project folder is resolved once.
+    pub fn relativizer(&self) -> impl Fn(&Path) -> PathBuf + use<> {
         let root = std::fs::canonicalize(&self.root).unwrap_or_else(|_| self.root.clone());
-        let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-        abs.strip_prefix(&root)
-            .map(Path::to_path_buf)
-            .unwrap_or(abs)
+        move |p: &Path| {
+            let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+            abs.strip_prefix(&root)
+                .map(Path::to_path_buf)
+                .unwrap_or(abs)
+        }
     }
 }
 

@@ -33,28 +33,12 @@ pub fn layers_of(
     image_id: &str,
 ) -> Result<Vec<(String, LabelMask)>, LabelError> {
     let mut out = Vec::new();
-    let mut size = None;
     for a in &project.file.annotators {
         if a.id == CONSENSUS {
             continue;
         }
-        match store.existing_mask(project, image_id, &a.id)? {
-            Some(m) => out.push((a.id.clone(), m)),
-            None if a.read_only => {
-                let (w, h) = match size {
-                    Some(s) => s,
-                    None => {
-                        let e = project
-                            .image(image_id)
-                            .ok_or_else(|| LabelError::NoImage(image_id.into()))?;
-                        let s = crate::labels::image_size(&project.image_path(e))?;
-                        size = Some(s);
-                        s
-                    }
-                };
-                out.push((a.id.clone(), LabelMask::new(w, h)));
-            }
-            None => {}
+        if let Some(m) = store.opinion(project, image_id, &a.id)? {
+            out.push((a.id.clone(), m));
         }
     }
     Ok(out)
@@ -79,7 +63,14 @@ pub fn detection_mask(log_nfa: &Array2<f32>, threshold: f32, (w, h): (u32, u32))
 
 /// Pairwise IoU of binary masks (any class), every unordered pair in order.
 pub fn pairwise_iou(layers: &[(String, LabelMask)]) -> Vec<PairIou> {
-    let bins: Vec<Vec<bool>> = layers.iter().map(|(_, m)| m.binary()).collect();
+    pairs_of(layers, &binaries(layers))
+}
+
+fn binaries(layers: &[(String, LabelMask)]) -> Vec<Vec<bool>> {
+    layers.iter().map(|(_, m)| m.binary()).collect()
+}
+
+fn pairs_of(layers: &[(String, LabelMask)], bins: &[Vec<bool>]) -> Vec<PairIou> {
     let mut out = Vec::new();
     for i in 0..layers.len() {
         for j in i + 1..layers.len() {
@@ -135,7 +126,9 @@ pub fn analyze(
     model: Option<&Array2<f32>>,
     threshold: f32,
 ) -> ImageDisagreement {
-    let pairs = pairwise_iou(layers);
+    // Binary masks once, for the pairs and for the comparison with the model.
+    let bins = binaries(layers);
+    let pairs = pairs_of(layers, &bins);
     let mut all: Vec<&LabelMask> = layers.iter().map(|(_, m)| m).collect();
     let det = match (model, layers.first()) {
         (Some(map), Some((_, m))) => Some(detection_mask(map, threshold, (m.width, m.height))),
@@ -147,10 +140,11 @@ pub fn analyze(
             let db = d.binary();
             layers
                 .iter()
-                .map(|(a, m)| PairIou {
+                .zip(&bins)
+                .map(|((a, _), b)| PairIou {
                     a: a.clone(),
                     b: MODEL.into(),
-                    iou: metrics::iou(&m.binary(), &db),
+                    iou: metrics::iou(b, &db),
                 })
                 .collect()
         })
