@@ -928,9 +928,11 @@ impl From<&Inference> for InferenceSummary {
     }
 }
 
-/// FNV-1a of the things that decide a result: the model files and the image file.
+/// FNV-1a of the things that decide a result: the model files, the image file and the
+/// segmentation's settings.
 fn cache_key(model_dir: &Path, image: &Path) -> String {
     let mut h = Fnv::new();
+    h.eat(format!("{:?}", SegmentOptions::default()).as_bytes());
     if let Ok(t) = std::fs::read(model_dir.join("model.ron")) {
         h.eat(&t);
     }

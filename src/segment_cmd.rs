@@ -85,8 +85,10 @@ pub fn read_latents(dir: &std::path::Path) -> anyhow::Result<Vec<Array3<f32>>> {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let latents = read_latents(&args.latents)?;
     let size = args.size.as_deref().map(parse_size).transpose()?;
-    let opts = SegmentOptions {
-        parity: args.parity,
+    let opts = if args.parity {
+        SegmentOptions::reference()
+    } else {
+        SegmentOptions::default()
     };
     let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
     let repeat = args.repeat.max(1);

@@ -327,14 +327,7 @@ pub fn evaluate(
         .map(|(_, r)| r.log_nfa.as_slice().unwrap())
         .collect();
     let mask_refs: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
-    // Candidate thresholds for the oracle: quantiles of all log NFA values, plus the asked one.
-    let mut all: Vec<f32> = nfa_maps.iter().flat_map(|m| m.iter().copied()).collect();
-    all.sort_by(f32::total_cmp);
-    let mut thresholds: Vec<f32> = (0..=100)
-        .map(|q| all[(all.len() - 1) * q / 100] + 1e-3)
-        .collect();
-    thresholds.push(threshold);
-    let (_, (best_t, best)) = metrics::miou_curve(&nfa_maps, &mask_refs, &thresholds);
+    let (best_t, best) = metrics::miou_oracle(&nfa_maps, &mask_refs, &[threshold]);
     Ok(serde_json::json!({
         "images": results.len(),
         "pixel_auroc": pct(metrics::auroc(&scores, &labels)),

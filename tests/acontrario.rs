@@ -29,7 +29,7 @@ fn per_scale_maps_match_the_reference_fixtures_in_parity_mode() {
         let dir = fixtures().join(case);
         let z = read_latents(&dir).unwrap();
         let views: Vec<_> = z.iter().map(|a| a.view()).collect();
-        let seg = segment(&views, None, SegmentOptions { parity: true });
+        let seg = segment(&views, None, SegmentOptions::reference());
         let refj: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("ref.json")).unwrap()).unwrap();
         let nt = refj["log10_nt"].as_f64().unwrap();
@@ -130,7 +130,7 @@ fn clamp_keeps_shrunk_latents_quiet_where_parity_mode_fires() {
     let views = [z1.view(), z2.view()];
     let clamped = segment(&views, None, SegmentOptions::default());
     assert!(regions_at(&clamped.log_nfa, None, 0.0, 0.0).is_empty());
-    let parity = segment(&views, None, SegmentOptions { parity: true });
+    let parity = segment(&views, None, SegmentOptions::reference());
     let area: usize = regions_at(&parity.log_nfa, None, 0.0, 0.0)
         .iter()
         .map(|r| r.area)
@@ -190,6 +190,78 @@ fn false_alarms_under_pure_noise_stay_within_their_bound() {
             counts[i]
         );
     }
+}
+
+#[test]
+fn pooled_test_keeps_false_alarms_within_their_bound() {
+    // The default test grid sums a 64x64 latent over 2x2 blocks (chi2 with 4C degrees under H0):
+    // detections per pure-noise image at log10 NFA < -k stay below 10^-k.
+    let trials = 300;
+    let mut counts = [0usize; 2];
+    let mut rng = StdRng::seed_from_u64(13);
+    let opts = SegmentOptions::default();
+    for _ in 0..trials {
+        let z1 = normal(&mut rng, 8, 64, 64, 1.0);
+        let z2 = normal(&mut rng, 16, 32, 32, 1.0);
+        let seg = segment(&[z1.view(), z2.view()], None, opts);
+        assert_eq!(
+            seg.scales[0].log_pfa.dim(),
+            (32, 32),
+            "tested on 2x2 blocks"
+        );
+        for (i, k) in [0.0f32, 1.0].iter().enumerate() {
+            counts[i] += regions_at(&seg.log_nfa, None, -k, 0.0).len();
+        }
+    }
+    for (i, k) in [0.0f64, 1.0].iter().enumerate() {
+        let bound = upper_bound(trials, 10f64.powf(-k));
+        assert!(
+            (counts[i] as f64) <= bound,
+            "k={k}: {} detections in {trials} images",
+            counts[i]
+        );
+    }
+}
+
+#[test]
+fn pooled_test_finds_a_blob_that_the_full_grid_cannot_afford() {
+    // An 8x8 blob of latents scaled by 2.6 in a 64x64 x 24 latent: its evidence (log10 PFA
+    // about -660 on the full grid, -890 on 2x2 blocks) is far short of the full grid's 10^2493
+    // tests and ample for the 10^623 of the 32x32 one; the outline at the 64x64 output is the
+    // blob's, pixel for pixel.
+    let mut rng = StdRng::seed_from_u64(21);
+    let mut z1 = normal(&mut rng, 24, 64, 64, 1.0);
+    let z2 = normal(&mut rng, 40, 32, 32, 1.0);
+    z1.slice_mut(s![.., 20..28, 36..44])
+        .mapv_inplace(|v| v * 2.6);
+    let full = SegmentOptions {
+        test_side: None,
+        ..SegmentOptions::default()
+    };
+    let seg = segment(&[z1.view(), z2.view()], None, full);
+    assert!(regions_at(&seg.log_nfa, None, 0.0, 0.0).is_empty());
+    let evidence = |seg: &contrario::acontrario::Segmentation| {
+        seg.log_nfa.iter().copied().fold(f32::INFINITY, f32::min) as f64 - seg.log10_nt
+    };
+    eprintln!(
+        "full grid: log10 PFA {:.0} vs log10 N_T {:.0}",
+        evidence(&seg),
+        seg.log10_nt
+    );
+    let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+    eprintln!(
+        "2x2 blocks: log10 PFA {:.0} vs log10 N_T {:.0}",
+        evidence(&seg),
+        seg.log10_nt
+    );
+    let r = regions_at(&seg.log_nfa, None, 0.0, 0.0);
+    assert_eq!(r.len(), 1, "{r:?}");
+    let want: Vec<u32> = (20..28)
+        .flat_map(|y| (36..44).map(move |x| y * 64 + x))
+        .collect();
+    let mut got = r[0].pixels.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
 }
 
 #[test]

@@ -8,5 +8,7 @@ pub mod tails;
 pub mod trainfree;
 pub mod tree;
 
-pub use nfa::{SegmentOptions, Segmentation, log10_number_of_tests, segment};
+pub use nfa::{
+    DEFAULT_TEST_SIDE, SegmentOptions, Segmentation, Upsampling, log10_number_of_tests, segment,
+};
 pub use regions::{Region, regions_at};

@@ -12,12 +12,71 @@ use super::tree::{MaxTree, leaf_of_nodes, significant_leaves};
 const POLYOMINO_ALPHA: f64 = 0.316915;
 const POLYOMINO_BETA: f64 = 4.062570;
 
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// The grid the default test runs on: at most 32 latent pixels a side, as coarse as the thesis'
+/// 28x28 (a 64x64 latent is tested as 32x32 blocks of 2x2).
+pub const DEFAULT_TEST_SIDE: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmentOptions {
     /// Reproduce the published implementation exactly: no clamp where t = lambda_min / C < 1.
     /// There the Chernoff bound exceeds 1, and slightly shrunk latents would make the whole image
     /// "significant"; by default such nodes get PFA = 1 (log10 PFA = 0).
     pub parity: bool,
+    pub upsampling: Upsampling,
+    /// Largest side of the grid a scale is tested on: finer latents are summed over k x k blocks
+    /// (k a power of two) into pixels of k^2 C channels first (under H0 the sum of k^2 C squared
+    /// independent N(0,1) is chi2 with k^2 C degrees). Why: the number of tests grows as 4^(H W),
+    /// so a 64x64 latent costs 10^2493 tests and a defect needs that much evidence to be found at
+    /// NFA < 1; tested as 32x32 it costs 10^623 with the same evidence per area. None: every
+    /// latent pixel (the reference).
+    pub test_side: Option<usize>,
+}
+
+impl Default for SegmentOptions {
+    fn default() -> Self {
+        Self {
+            parity: false,
+            upsampling: Upsampling::Median,
+            test_side: Some(DEFAULT_TEST_SIDE),
+        }
+    }
+}
+
+impl SegmentOptions {
+    /// The published implementation: no clamp, every latent pixel tested, bilinear upsampling.
+    pub fn reference() -> Self {
+        Self {
+            parity: true,
+            upsampling: Upsampling::Bilinear,
+            test_side: None,
+        }
+    }
+}
+
+/// Block size that brings an h x w latent to at most `side` on its longer side: a power of two
+/// dividing both sides (smaller where they stop dividing).
+pub fn block_size(h: usize, w: usize, side: Option<usize>) -> usize {
+    let mut k = 1;
+    if let Some(side) = side {
+        while h.max(w) / k > side.max(1) && h.is_multiple_of(2 * k) && w.is_multiple_of(2 * k) {
+            k *= 2;
+        }
+    }
+    k
+}
+
+/// How the per-scale log10 NFA maps reach the output size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsampling {
+    /// Bilinear interpolation of the values (the reference). An outline then depends on how far
+    /// the region's value lies below the threshold: a very significant region grows by up to
+    /// half a coarse pixel, a marginal one shrinks to nothing.
+    Bilinear,
+    /// Per output pixel, the bilinear-weighted lower median of the four coarse neighbours:
+    /// thresholding the result at any level gives exactly the bilinear upsampling of that level's
+    /// detection mask cut at 1/2, so outlines sit half-way between coarse pixels whatever the
+    /// values, and moving the NFA level adds or removes whole regions without reshaping them.
+    Median,
 }
 
 /// log10 of the Chernoff bound of P(chi2_C >= lambda)^area, with t = lambda / C.
@@ -90,12 +149,24 @@ fn sum_of_squares(z: ArrayView3<'_, f32>) -> Vec<f32> {
     sq
 }
 
-/// Segment one scale: `z` is C x H x W.
+/// Segment one scale: `z` is C x H x W. The result is on the tested grid (see
+/// [`SegmentOptions::test_side`]).
 pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResult {
     let (c, h, w) = z.dim();
     // Sum of squares over channels, accumulated channel by channel in f32 (numpy's order for an
     // axis-0 reduction), so parity mode sees the same values as the reference.
     let sq = sum_of_squares(z);
+    let k = block_size(h, w, opts.test_side);
+    let (sq, c, h, w) = if k == 1 {
+        (sq, c, h, w)
+    } else {
+        let (bh, bw) = (h / k, w / k);
+        let mut pooled = vec![0f32; bh * bw];
+        for (i, v) in sq.iter().enumerate() {
+            pooled[(i / w / k) * bw + (i % w) / k] += v;
+        }
+        (pooled, c * k * k, bh, bw)
+    };
     let tree = MaxTree::build(&sq, h, w);
     let log_pfa: Vec<f64> = (0..tree.len())
         .map(|v| {
@@ -118,27 +189,67 @@ pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResul
     }
 }
 
+/// The two source samples of output sample `o` and the weight of the second, for a bilinear
+/// resize from `n_in` to `n_out` samples with align_corners = false.
+fn taps(o: usize, n_in: usize, n_out: usize) -> (usize, usize, f64) {
+    let s = ((o as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5).max(0.0);
+    let i0 = (s.floor() as usize).min(n_in - 1);
+    let i1 = (i0 + 1).min(n_in - 1);
+    (i0, i1, s - i0 as f64)
+}
+
 /// Bilinear resize with align_corners = false (PyTorch's `F.interpolate` convention).
 pub fn resize_bilinear(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f32> {
     let (h, w) = src.dim();
     if (h, w) == (out_h, out_w) {
         return src.clone();
     }
-    let axis = |o: usize, n_in: usize, n_out: usize| {
-        let s = ((o as f64 + 0.5) * n_in as f64 / n_out as f64 - 0.5).max(0.0);
-        let i0 = (s.floor() as usize).min(n_in - 1);
-        let i1 = (i0 + 1).min(n_in - 1);
-        (i0, i1, (s - i0 as f64) as f32)
-    };
-    let xs: Vec<_> = (0..out_w).map(|x| axis(x, w, out_w)).collect();
+    let xs: Vec<_> = (0..out_w).map(|x| taps(x, w, out_w)).collect();
     let mut out = Array2::<f32>::zeros((out_h, out_w));
     for (y, mut row) in out.outer_iter_mut().enumerate() {
-        let (y0, y1, fy) = axis(y, h, out_h);
+        let (y0, y1, fy) = taps(y, h, out_h);
+        let fy = fy as f32;
         for (x, v) in row.iter_mut().enumerate() {
             let (x0, x1, fx) = xs[x];
+            let fx = fx as f32;
             let top = src[(y0, x0)] * (1.0 - fx) + src[(y0, x1)] * fx;
             let bottom = src[(y1, x0)] * (1.0 - fx) + src[(y1, x1)] * fx;
             *v = top * (1.0 - fy) + bottom * fy;
+        }
+    }
+    out
+}
+
+/// Resize by the bilinear-weighted lower median of the four neighbours (see [`Upsampling::Median`]).
+pub fn resize_median(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f32> {
+    let (h, w) = src.dim();
+    if (h, w) == (out_h, out_w) {
+        return src.clone();
+    }
+    let xs: Vec<_> = (0..out_w).map(|x| taps(x, w, out_w)).collect();
+    let mut out = Array2::<f32>::zeros((out_h, out_w));
+    for (y, mut row) in out.outer_iter_mut().enumerate() {
+        let (y0, y1, fy) = taps(y, h, out_h);
+        for (x, v) in row.iter_mut().enumerate() {
+            let (x0, x1, fx) = xs[x];
+            let mut n = [
+                (src[(y0, x0)], (1.0 - fx) * (1.0 - fy)),
+                (src[(y0, x1)], fx * (1.0 - fy)),
+                (src[(y1, x0)], (1.0 - fx) * fy),
+                (src[(y1, x1)], fx * fy),
+            ];
+            n.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut acc = 0.0;
+            *v = n[3].0;
+            for (value, weight) in n {
+                acc += weight;
+                // The level at which the detected neighbours hold half the weight; a hair of
+                // slack so that exact halves (pixel centres between two coarse pixels) count.
+                if acc >= 0.5 - 1e-9 {
+                    *v = value;
+                    break;
+                }
+            }
         }
     }
     out
@@ -165,6 +276,15 @@ pub fn segment(
     assert!(!latents.is_empty(), "no scales to segment");
     // Threads pay off only for large latents; waking them costs more than a small map's work.
     let largest = latents.iter().map(|z| z.len()).max().unwrap_or(0);
+    let sizes: Vec<usize> = latents
+        .iter()
+        .map(|z| {
+            let (_, h, w) = z.dim();
+            let k = block_size(h, w, opts.test_side);
+            (h / k) * (w / k)
+        })
+        .collect();
+    let log10_nt = log10_number_of_tests(&sizes);
     let scales: Vec<ScaleResult> = if largest > 4_000_000 {
         latents
             .par_iter()
@@ -176,13 +296,14 @@ pub fn segment(
             .map(|z| segment_scale(z.view(), opts))
             .collect()
     };
-    let sizes: Vec<usize> = latents.iter().map(|z| z.dim().1 * z.dim().2).collect();
-    let log10_nt = log10_number_of_tests(&sizes);
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
     let mut best_scale = Array2::<u8>::zeros((oh, ow));
     for (s, r) in scales.iter().enumerate() {
-        let up = resize_bilinear(&r.log_pfa, oh, ow);
+        let up = match opts.upsampling {
+            Upsampling::Bilinear => resize_bilinear(&r.log_pfa, oh, ow),
+            Upsampling::Median => resize_median(&r.log_pfa, oh, ow),
+        };
         ndarray::Zip::from(&mut min_map)
             .and(&mut best_scale)
             .and(&up)
@@ -234,6 +355,40 @@ mod tests {
             0.0,
             "t < 1 is clamped to PFA = 1"
         );
+    }
+
+    #[test]
+    fn block_size_halves_while_it_divides() {
+        assert_eq!(block_size(64, 64, Some(32)), 2);
+        assert_eq!(block_size(64, 64, None), 1);
+        assert_eq!(block_size(32, 32, Some(32)), 1);
+        assert_eq!(block_size(128, 96, Some(32)), 4);
+        assert_eq!(block_size(6, 64, Some(32)), 2);
+        assert_eq!(block_size(64, 3, Some(32)), 1);
+    }
+
+    #[test]
+    fn median_upsampling_thresholds_like_the_bilinear_detection_mask() {
+        // For every level t: (median-resized map < t) == (bilinear-resized [map < t]) >= 1/2.
+        let mut seed = 7u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u32
+        };
+        for (h, w, oh, ow) in [(8, 8, 32, 32), (16, 8, 32, 32), (5, 5, 5, 5)] {
+            // Few distinct values, so ties occur.
+            let src = Array2::from_shape_fn((h, w), |_| (next() % 6) as f32 * -10.0);
+            let med = resize_median(&src, oh, ow);
+            for t in [-55.0f32, -45.0, -25.0, -5.0, 1.0] {
+                let ind = src.mapv(|v| if v < t { 1.0 } else { 0.0 });
+                let bil = resize_bilinear(&ind, oh, ow);
+                for (m, b) in med.iter().zip(bil.iter()) {
+                    assert_eq!(*m < t, *b >= 0.5, "{h}x{w} -> {oh}x{ow} at {t}: {m} vs {b}");
+                }
+            }
+        }
     }
 
     #[test]
