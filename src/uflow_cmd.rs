@@ -328,6 +328,47 @@ pub fn evaluate(
         .collect();
     let mask_refs: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
     let (best_t, best) = metrics::miou_oracle(&nfa_maps, &mask_refs, &[threshold]);
+    // Per defect kind, against the same normal images: which kinds the model finds, and how
+    // much of the category's defect area each kind is (it weighs that much in pixel AUROC).
+    let npix = |i: usize| masks[i].len();
+    let normal_idx: Vec<usize> = (0..results.len()).filter(|&i| !image_labels[i]).collect();
+    let total_defect: usize = labels.iter().filter(|&&l| l).count();
+    let mut kinds: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (e, _)) in results.iter().enumerate() {
+        if image_labels[i] {
+            kinds.entry(e.kind.as_str()).or_default().push(i);
+        }
+    }
+    let offsets: Vec<usize> = (0..results.len())
+        .scan(0, |o, i| {
+            let start = *o;
+            *o += npix(i);
+            Some(start)
+        })
+        .collect();
+    let per_kind: serde_json::Map<String, serde_json::Value> = kinds
+        .iter()
+        .map(|(kind, idx)| {
+            let (mut s, mut l) = (Vec::new(), Vec::new());
+            for &i in idx.iter().chain(&normal_idx) {
+                s.extend_from_slice(&scores[offsets[i]..offsets[i] + npix(i)]);
+                l.extend_from_slice(&labels[offsets[i]..offsets[i] + npix(i)]);
+            }
+            let defect = idx
+                .iter()
+                .map(|&i| masks[i].iter().filter(|&&g| g).count())
+                .sum::<usize>();
+            let maps: Vec<&[f32]> = idx.iter().map(|&i| nfa_maps[i]).collect();
+            let gts: Vec<&[bool]> = idx.iter().map(|&i| mask_refs[i]).collect();
+            let v = serde_json::json!({
+                "images": idx.len(),
+                "share_of_defect_pixels": defect as f64 / total_defect.max(1) as f64,
+                "pixel_auroc": pct(metrics::auroc(&s, &l)),
+                "miou_nfa": metrics::miou_below(&maps, &gts, threshold),
+            });
+            (kind.to_string(), v)
+        })
+        .collect();
     Ok(serde_json::json!({
         "images": results.len(),
         "pixel_auroc": pct(metrics::auroc(&scores, &labels)),
@@ -338,6 +379,7 @@ pub fn evaluate(
         "oracle_threshold": best_t,
         "false_alarms_per_normal_image": if normals > 0 { Some(alarms as f64 / normals as f64) } else { None },
         "mean_z2_per_scale": z2.iter().map(|v| v / normals.max(1) as f64).collect::<Vec<_>>(),
+        "per_kind": per_kind,
     }))
 }
 
@@ -388,7 +430,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "{:<12} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+            "{:<16} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
             "category", "pixAUC", "AUPRO", "imgAUC", "mIoU@T", "mIoU*", "FA/img"
         );
         let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
@@ -397,7 +439,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             &serde_json::Value::Object(overall.clone()),
         )]) {
             println!(
-                "{:<12} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+                "{:<16} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
                 k,
                 f(&v["pixel_auroc"]),
                 f(&v["aupro"]),
@@ -406,6 +448,18 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
                 f(&v["miou_oracle"]),
                 f(&v["false_alarms_per_normal_image"])
             );
+            // Each defect kind against the same normals, with its share of the defect pixels.
+            for (kind, kv) in v["per_kind"].as_object().into_iter().flatten() {
+                println!(
+                    "  {:<14} {:>7} {:>7} {:>7} {:>8}   ({:.0}% of defect pixels)",
+                    kind,
+                    f(&kv["pixel_auroc"]),
+                    "",
+                    "",
+                    f(&kv["miou_nfa"]),
+                    kv["share_of_defect_pixels"].as_f64().unwrap_or(0.0) * 100.0
+                );
+            }
         }
     }
     Ok(())

@@ -274,6 +274,18 @@ fn train_infer_eval_on_a_project() {
         assert!(c[k].is_number(), "{k} missing: {c}");
     }
     assert!(c["miou_oracle"].as_f64() >= c["miou_nfa"].as_f64());
+    // Per defect kind: each against the normals, their shares of the defect pixels adding to 1.
+    let kinds = c["per_kind"].as_object().unwrap();
+    assert!(
+        !kinds.is_empty() && !kinds.contains_key("good"),
+        "{kinds:?}"
+    );
+    let share: f64 = kinds
+        .values()
+        .map(|k| k["share_of_defect_pixels"].as_f64().unwrap())
+        .sum();
+    assert!((share - 1.0).abs() < 1e-9, "shares add to {share}");
+    assert!(kinds.values().all(|k| k["pixel_auroc"].is_number()));
     assert_eq!(c["mean_z2_per_scale"].as_array().unwrap().len(), 3);
     assert!(v["overall"]["pixel_auroc"].is_number());
     // Results were cached: a second evaluation reads them back and agrees.
