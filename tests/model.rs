@@ -145,36 +145,50 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
     let full = Model::train(&train[..5], &cfg, tch::Device::Cpu, &no, |_| {}).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let cancel = AtomicBool::new(false);
-    let stopped = Model::train_resumable(
-        &train[..5],
-        &cfg,
-        tch::Device::Cpu,
-        &cancel,
-        |pr| {
-            if let Progress::Epoch { epoch: 1, .. } = pr {
-                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        },
-        Some(dir.path()),
-    );
-    assert!(stopped.is_err(), "cancelled in the third epoch");
-    assert!(dir.path().join(".checkpoint.json").exists());
+    let images = &train[..5];
+    // Train with `cfg`, cancelling once epoch `stop` (0-based) has ended.
+    let cancelled_after = |cfg: &TrainConfig, stop: usize| {
+        let cancel = AtomicBool::new(false);
+        Model::train_resumable(
+            images,
+            cfg,
+            tch::Device::Cpu,
+            &cancel,
+            |pr| {
+                if let Progress::Epoch { epoch, .. } = pr
+                    && epoch == stop
+                {
+                    cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            },
+            Some(dir.path()),
+        )
+    };
+    // Train with `cfg` to the end: the model and the epochs it resumed after, if it did.
+    let to_the_end = |cfg: &TrainConfig| {
+        let mut resumed = None;
+        let m = Model::train_resumable(
+            images,
+            cfg,
+            tch::Device::Cpu,
+            &no,
+            |pr| {
+                if let Progress::Resumed { epochs_done } = pr {
+                    resumed = Some(epochs_done);
+                }
+            },
+            Some(dir.path()),
+        )
+        .unwrap();
+        (m, resumed)
+    };
 
-    let mut resumed = None;
-    let m = Model::train_resumable(
-        &train[..5],
-        &cfg,
-        tch::Device::Cpu,
-        &no,
-        |pr| {
-            if let Progress::Resumed { epochs_done } = pr {
-                resumed = Some(epochs_done);
-            }
-        },
-        Some(dir.path()),
-    )
-    .unwrap();
+    assert!(
+        cancelled_after(&cfg, 1).is_err(),
+        "cancelled in the third epoch"
+    );
+    assert!(dir.path().join(".checkpoint.json").exists());
+    let (m, resumed) = to_the_end(&cfg);
     assert_eq!(resumed, Some(2));
     assert_eq!(m.file.best_epoch, full.file.best_epoch);
     assert_eq!(m.file.calibration, full.file.calibration);
@@ -189,34 +203,8 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
     );
 
     // A checkpoint of other settings is not resumed from.
-    let cancel = AtomicBool::new(false);
-    let _ = Model::train_resumable(
-        &train[..5],
-        &cfg,
-        tch::Device::Cpu,
-        &cancel,
-        |pr| {
-            if let Progress::Epoch { epoch: 0, .. } = pr {
-                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-            }
-        },
-        Some(dir.path()),
-    );
-    let other = TrainConfig { epochs: 2, ..cfg };
-    let mut resumed = None;
-    Model::train_resumable(
-        &train[..5],
-        &other,
-        tch::Device::Cpu,
-        &no,
-        |pr| {
-            if let Progress::Resumed { epochs_done } = pr {
-                resumed = Some(epochs_done);
-            }
-        },
-        Some(dir.path()),
-    )
-    .unwrap();
+    let _ = cancelled_after(&cfg, 0);
+    let (_, resumed) = to_the_end(&TrainConfig { epochs: 2, ..cfg });
     assert_eq!(resumed, None);
 }
 
