@@ -941,39 +941,65 @@ fn cache_key(model_dir: &Path, image: &Path) -> String {
     h.hex()
 }
 
-/// Files of one cached inference result: log10 NFA and anomaly maps, and the metadata written last.
+/// Files of one cached inference result: log10 NFA and anomaly maps, and the metadata written
+/// last. One entry per image, named by its id: the metadata holds the key the maps were made
+/// under, and a result made under another key is overwritten, so stale entries never pile up.
 struct CacheEntry {
     map: PathBuf,
     nfa: PathBuf,
     meta: PathBuf,
+    key: String,
 }
 
 impl CacheEntry {
     fn new(model_dir: &Path, id: &str, image: &Path, cache: &Path) -> Self {
-        let stem = format!(
-            "{}-{}",
-            id.replace(['/', '\\', ':'], "__"),
-            cache_key(model_dir, image)
-        );
+        let stem = id.replace(['/', '\\', ':'], "__");
         Self {
             map: cache.join(format!("{stem}.map.npy")),
             nfa: cache.join(format!("{stem}.nfa.npy")),
             meta: cache.join(format!("{stem}.json")),
+            key: cache_key(model_dir, image),
         }
     }
 
-    fn read(&self) -> anyhow::Result<InferenceSummary> {
-        let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&self.meta)?)?;
-        let two = |a: ndarray::ArrayD<f32>| {
-            a.into_dimensionality::<ndarray::Ix2>()
-                .map_err(anyhow::Error::from)
+    /// The cached result, if there is one made under this entry's key.
+    fn read(&self) -> Option<InferenceSummary> {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.meta).ok()?).ok()?;
+        if meta["key"].as_str() != Some(self.key.as_str()) {
+            return None;
+        }
+        let two = |p: &Path| {
+            crate::npy::read_f32(p)
+                .ok()?
+                .into_dimensionality::<ndarray::Ix2>()
+                .ok()
         };
-        Ok(InferenceSummary {
-            anomaly_map: two(crate::npy::read_f32(&self.map)?)?,
-            log_nfa: two(crate::npy::read_f32(&self.nfa)?)?,
+        Some(InferenceSummary {
+            anomaly_map: two(&self.map)?,
+            log_nfa: two(&self.nfa)?,
             image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
-            mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone())?,
+            mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
         })
+    }
+
+    fn write(&self, s: &InferenceSummary) -> anyhow::Result<()> {
+        // The old metadata goes first: maps half-replaced by a crash must not pass for valid.
+        match std::fs::remove_file(&self.meta) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let (h, w) = s.anomaly_map.dim();
+        crate::npy::write_f32(&self.map, &[h, w], s.anomaly_map.iter().copied())?;
+        let (h, w) = s.log_nfa.dim();
+        crate::npy::write_f32(&self.nfa, &[h, w], s.log_nfa.iter().copied())?;
+        let meta = serde_json::json!({
+            "key": self.key,
+            "image_score": s.image_score,
+            "mean_z2_per_scale": s.mean_z2_per_scale,
+        });
+        crate::storage::write_atomic(&self.meta, meta.to_string().as_bytes())?;
+        Ok(())
     }
 }
 
@@ -985,13 +1011,12 @@ pub fn cached_summary(
     image: &Path,
     cache: &Path,
 ) -> Option<InferenceSummary> {
-    let c = CacheEntry::new(model_dir, id, image, cache);
-    if c.meta.exists() { c.read().ok() } else { None }
+    CacheEntry::new(model_dir, id, image, cache).read()
 }
 
 impl Model {
-    /// Inference through the per-(model, image) cache: a changed model or image gives another
-    /// key, so stale results are never read.
+    /// Inference through the per-(model, image) cache: a changed model, image or segmentation
+    /// gives another key, so stale results are never read (and are replaced).
     pub fn infer_cached(
         &self,
         model_dir: &Path,
@@ -1003,20 +1028,11 @@ impl Model {
             return Ok(InferenceSummary::from(&self.infer(image)?));
         };
         let c = CacheEntry::new(model_dir, id, image, cache);
-        if c.meta.exists()
-            && let Ok(s) = c.read()
-        {
+        if let Some(s) = c.read() {
             return Ok(s);
         }
-        let (map_p, nfa_p, meta_p) = (c.map, c.nfa, c.meta);
         let s = InferenceSummary::from(&self.infer(image)?);
-        let (h, w) = s.anomaly_map.dim();
-        crate::npy::write_f32(&map_p, &[h, w], s.anomaly_map.iter().copied())?;
-        let (h, w) = s.log_nfa.dim();
-        crate::npy::write_f32(&nfa_p, &[h, w], s.log_nfa.iter().copied())?;
-        let meta = serde_json::json!({"image_score": s.image_score, "mean_z2_per_scale": s.mean_z2_per_scale});
-        // Written last: its presence says the entry is complete.
-        crate::storage::write_atomic(&meta_p, meta.to_string().as_bytes())?;
+        c.write(&s)?;
         Ok(s)
     }
 }

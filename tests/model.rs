@@ -352,13 +352,23 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     assert_eq!(a.image_score, b.image_score);
     assert_eq!(a.mean_z2_per_scale, b.mean_z2_per_scale);
     assert_eq!(count(), 3, "the second call reads the cache");
-    // A different image under the same name gets a new entry, and a different result.
+    // A different image under the same name gets a different result, in place of the old one.
     std::fs::copy(
         paths(&p, Split::Test, "wood", Some("good"))[0].clone(),
         &img,
     )
     .unwrap();
     let c = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
-    assert_eq!(count(), 6);
+    assert_eq!(
+        count(),
+        3,
+        "the stale entry is replaced, not kept beside the new one"
+    );
     assert_ne!(a.anomaly_map, c.anomaly_map);
+    let d = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert_eq!(c.anomaly_map, d.anomaly_map, "and the new one is read back");
+    // Damaged metadata is a miss, recomputed, never an error.
+    std::fs::write(cache.join("x.json"), b"{not json").unwrap();
+    let e = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert_eq!(c.anomaly_map, e.anomaly_map);
 }
