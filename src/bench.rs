@@ -125,6 +125,10 @@ pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_j
     let t_seg = time(repeat, || {
         acontrario::segment(&views, size, SegmentOptions::default())
     });
+    // The published way (every latent pixel tested, bilinear combination), side by side.
+    let t_seg_reference = time(repeat, || {
+        acontrario::segment(&views, size, SegmentOptions::reference())
+    });
     // One epoch: `images` feature sets, batches of 8.
     let batch = tch::Tensor::randn([images as i64, 3, input, input], (tch::Kind::Float, device));
     let all = backbone.features(&batch);
@@ -151,6 +155,7 @@ pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_j
             "flow": t_flow,
             "segmentation": t_seg,
             "total": t_backbone + t_flow + t_seg,
+            "segmentation_reference_grid": t_seg_reference,
         },
         "training": {"images": images, "batch": 8, "seconds_per_epoch": epochs[1]},
     }))

@@ -928,10 +928,15 @@ impl From<&Inference> for InferenceSummary {
     }
 }
 
-/// FNV-1a of the things that decide a result: the model files, the image file and the
-/// segmentation's settings.
+/// Bumped whenever the code that turns latents into cached maps changes its output (settings
+/// changes are caught by the key on their own).
+const RESULTS_VERSION: u32 = 2;
+
+/// FNV-1a of the things that decide a result: the model files, the image file, the
+/// segmentation's settings and the version of the code that made it.
 fn cache_key(model_dir: &Path, image: &Path) -> String {
     let mut h = Fnv::new();
+    h.eat(&RESULTS_VERSION.to_le_bytes());
     h.eat(format!("{:?}", SegmentOptions::default()).as_bytes());
     if let Ok(t) = std::fs::read(model_dir.join("model.ron")) {
         h.eat(&t);

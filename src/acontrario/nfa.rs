@@ -226,30 +226,44 @@ pub fn resize_median(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f3
     if (h, w) == (out_h, out_w) {
         return src.clone();
     }
+    let src = src.as_standard_layout();
+    let d = src.as_slice().expect("standard layout");
     let xs: Vec<_> = (0..out_w).map(|x| taps(x, w, out_w)).collect();
     let mut out = Array2::<f32>::zeros((out_h, out_w));
     for (y, mut row) in out.outer_iter_mut().enumerate() {
         let (y0, y1, fy) = taps(y, h, out_h);
-        for (x, v) in row.iter_mut().enumerate() {
+        let fy = fy as f32;
+        let (r0, r1) = (&d[y0 * w..(y0 + 1) * w], &d[y1 * w..(y1 + 1) * w]);
+        for (x, out) in row.iter_mut().enumerate() {
             let (x0, x1, fx) = xs[x];
-            let mut n = [
-                (src[(y0, x0)], (1.0 - fx) * (1.0 - fy)),
-                (src[(y0, x1)], fx * (1.0 - fy)),
-                (src[(y1, x0)], (1.0 - fx) * fy),
-                (src[(y1, x1)], fx * fy),
+            let v = [r0[x0], r0[x1], r1[x0], r1[x1]];
+            // Most pixels lie inside one region or none: four equal values need no median.
+            if v[0] == v[1] && v[0] == v[2] && v[0] == v[3] {
+                *out = v[0];
+                continue;
+            }
+            let fx = fx as f32;
+            let wt = [
+                (1.0 - fx) * (1.0 - fy),
+                fx * (1.0 - fy),
+                (1.0 - fx) * fy,
+                fx * fy,
             ];
-            n.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut acc = 0.0;
-            *v = n[3].0;
-            for (value, weight) in n {
-                acc += weight;
-                // The level at which the detected neighbours hold half the weight; a hair of
-                // slack so that exact halves (pixel centres between two coarse pixels) count.
-                if acc >= 0.5 - 1e-9 {
-                    *v = value;
-                    break;
+            // The lowest level at which the neighbours at or below it hold half the weight; a
+            // hair of slack so that exact halves (centres between two coarse pixels) count.
+            let mut best = f32::INFINITY;
+            for &vi in &v {
+                let below: f32 = v
+                    .iter()
+                    .zip(&wt)
+                    .filter(|(vj, _)| **vj <= vi)
+                    .map(|(_, w)| w)
+                    .sum();
+                if below >= 0.5 - 1e-6 && vi < best {
+                    best = vi;
                 }
             }
+            *out = best;
         }
     }
     out
@@ -377,7 +391,12 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as u32
         };
-        for (h, w, oh, ow) in [(8, 8, 32, 32), (16, 8, 32, 32), (5, 5, 5, 5)] {
+        for (h, w, oh, ow) in [
+            (8, 8, 32, 32),
+            (16, 8, 32, 32),
+            (7, 9, 21, 27),
+            (5, 5, 5, 5),
+        ] {
             // Few distinct values, so ties occur.
             let src = Array2::from_shape_fn((h, w), |_| (next() % 6) as f32 * -10.0);
             let med = resize_median(&src, oh, ow);
