@@ -167,17 +167,21 @@ fn chernoff_bound_is_a_valid_pfa_for_chi_square() {
     }
 }
 
-#[test]
-fn false_alarms_under_pure_noise_stay_within_their_bound() {
-    // Mean number of detections per image at log10 NFA < -k below 10^-k (k = 0, 1), over many
-    // pure-noise images at two scales.
-    let trials = 400;
+/// Segment `trials` pure-noise images drawn by `draw` and check that the mean number of
+/// detections per image at log10 NFA < -k stays below 10^-k (k = 0, 1).
+fn false_alarms_within_bound(
+    trials: usize,
+    seed: u64,
+    mut draw: impl FnMut(&mut StdRng) -> Vec<Array3<f32>>,
+    check: impl Fn(&contrario::acontrario::Segmentation),
+) {
     let mut counts = [0usize; 2];
-    let mut rng = StdRng::seed_from_u64(12);
+    let mut rng = StdRng::seed_from_u64(seed);
     for _ in 0..trials {
-        let z1 = normal(&mut rng, 64, 24, 24, 1.0);
-        let z2 = normal(&mut rng, 64, 12, 12, 1.0);
-        let seg = segment(&[z1.view(), z2.view()], None, SegmentOptions::default());
+        let z = draw(&mut rng);
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        let seg = segment(&views, None, SegmentOptions::default());
+        check(&seg);
         for (i, k) in [0.0f32, 1.0].iter().enumerate() {
             counts[i] += regions_at(&seg.log_nfa, None, -k, 0.0).len();
         }
@@ -193,34 +197,31 @@ fn false_alarms_under_pure_noise_stay_within_their_bound() {
 }
 
 #[test]
+fn false_alarms_under_pure_noise_stay_within_their_bound() {
+    // Many pure-noise images at two scales, each tested pixel by pixel.
+    false_alarms_within_bound(
+        400,
+        12,
+        |rng| vec![normal(rng, 64, 24, 24, 1.0), normal(rng, 64, 12, 12, 1.0)],
+        |_| {},
+    );
+}
+
+#[test]
 fn pooled_test_keeps_false_alarms_within_their_bound() {
-    // The default test grid sums a 64x64 latent over 2x2 blocks (chi2 with 4C degrees under H0):
-    // detections per pure-noise image at log10 NFA < -k stay below 10^-k.
-    let trials = 300;
-    let mut counts = [0usize; 2];
-    let mut rng = StdRng::seed_from_u64(13);
-    let opts = SegmentOptions::default();
-    for _ in 0..trials {
-        let z1 = normal(&mut rng, 8, 64, 64, 1.0);
-        let z2 = normal(&mut rng, 16, 32, 32, 1.0);
-        let seg = segment(&[z1.view(), z2.view()], None, opts);
-        assert_eq!(
-            seg.scales[0].log_pfa.dim(),
-            (32, 32),
-            "tested on 2x2 blocks"
-        );
-        for (i, k) in [0.0f32, 1.0].iter().enumerate() {
-            counts[i] += regions_at(&seg.log_nfa, None, -k, 0.0).len();
-        }
-    }
-    for (i, k) in [0.0f64, 1.0].iter().enumerate() {
-        let bound = upper_bound(trials, 10f64.powf(-k));
-        assert!(
-            (counts[i] as f64) <= bound,
-            "k={k}: {} detections in {trials} images",
-            counts[i]
-        );
-    }
+    // The default test grid sums a 64x64 latent over 2x2 blocks (chi2 with 4C degrees under H0).
+    false_alarms_within_bound(
+        300,
+        13,
+        |rng| vec![normal(rng, 8, 64, 64, 1.0), normal(rng, 16, 32, 32, 1.0)],
+        |seg| {
+            assert_eq!(
+                seg.scales[0].log_pfa.dim(),
+                (32, 32),
+                "tested on 2x2 blocks"
+            )
+        },
+    );
 }
 
 #[test]

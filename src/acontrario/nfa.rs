@@ -382,6 +382,28 @@ mod tests {
     }
 
     #[test]
+    fn a_pooled_block_is_tested_as_one_pixel_of_k2_c_channels() {
+        // 3 channels on 8x8, tested on a 4x4 grid: one 2x2 block of z = 3 (lambda = 4 * 3 * 9),
+        // zeros elsewhere. The block is the only region, with the bound of chi2 with 12 degrees.
+        let mut z = ndarray::Array3::<f32>::zeros((3, 8, 8));
+        z.slice_mut(ndarray::s![.., 2..4, 4..6]).fill(3.0);
+        let opts = SegmentOptions {
+            test_side: Some(4),
+            ..SegmentOptions::default()
+        };
+        let r = segment_scale(z.view(), opts);
+        assert_eq!((r.log_pfa.dim(), r.channels, r.regions), ((4, 4), 12, 1));
+        let want = log10_pfa(1, 12, 9.0, false) as f32;
+        for ((y, x), &v) in r.log_pfa.indexed_iter() {
+            let expect = if (y, x) == (1, 2) { want } else { 0.0 };
+            assert!(
+                (v - expect).abs() < 1e-4,
+                "block ({y}, {x}): {v} vs {expect}"
+            );
+        }
+    }
+
+    #[test]
     fn median_upsampling_thresholds_like_the_bilinear_detection_mask() {
         // For every level t: (median-resized map < t) == (bilinear-resized [map < t]) >= 1/2.
         let mut seed = 7u64;
