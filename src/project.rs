@@ -314,6 +314,33 @@ impl Project {
     }
 }
 
+/// Copy a project folder to `dst` (created): its files, labels, journal and models, without what
+/// belongs to the running copy (the `cache` folder, the lock). Entries that vanish while it
+/// copies (another process's lock or temporary files) are skipped, not errors.
+pub fn copy_folder(src: &Path, dst: &Path) -> std::io::Result<()> {
+    fn copy(src: &Path, dst: &Path, top: bool) -> std::io::Result<()> {
+        std::fs::create_dir_all(dst)?;
+        for entry in std::fs::read_dir(src)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if top && (name == "cache" || name == storage::LOCK_FILE) {
+                continue;
+            }
+            let (from, to) = (entry.path(), dst.join(&name));
+            let done = match entry.file_type()? {
+                t if t.is_dir() => copy(&from, &to, false),
+                _ => std::fs::copy(&from, &to).map(|_| ()),
+            };
+            match done {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
+        Ok(())
+    }
+    copy(src, dst, true)
+}
+
 pub fn to_ron(file: &ProjectFile) -> String {
     let cfg = ron::ser::PrettyConfig::new()
         .struct_names(true)
@@ -396,6 +423,30 @@ pub(crate) fn collect_images(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copied_folder_leaves_the_cache_and_the_lock_behind() {
+        let src = tempfile::tempdir().unwrap();
+        let s = src.path();
+        for (path, body) in [
+            ("project.ron", "p"),
+            ("labels/gt/a.png", "l"),
+            ("journal/audit.jsonl", "j"),
+            ("cache/thumbs/x.png", "c"),
+            (storage::LOCK_FILE, "1 host 0"),
+        ] {
+            std::fs::create_dir_all(s.join(path).parent().unwrap()).unwrap();
+            std::fs::write(s.join(path), body).unwrap();
+        }
+        let dst = tempfile::tempdir().unwrap();
+        let d = dst.path().join("copy");
+        copy_folder(s, &d).unwrap();
+        for kept in ["project.ron", "labels/gt/a.png", "journal/audit.jsonl"] {
+            assert!(d.join(kept).is_file(), "{kept} copied");
+        }
+        assert!(!d.join("cache").exists() && !d.join(storage::LOCK_FILE).exists());
+        assert!(copy_folder(&s.join("missing"), &d.join("x")).is_err());
+    }
 
     #[test]
     fn round_trip_through_ron() {

@@ -213,14 +213,8 @@ fn import_mvtec_counts_the_shared_data() {
 fn train_infer_eval_on_a_project() {
     let dir = tempfile::tempdir().unwrap();
     let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(&demo)
-        .arg(dir.path().join("p"))
-        .status()
-        .unwrap();
-    assert!(copy.success());
     let p = dir.path().join("p");
+    contrario::project::copy_folder(&demo, &p).unwrap();
     // Several categories and none chosen: a clear refusal.
     let run = contrario()
         .args(["train", "--project"])

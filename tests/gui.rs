@@ -145,15 +145,7 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
 fn train_u_flow_from_the_window_then_detect_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
-    assert!(
-        std::process::Command::new("cp")
-            .arg("-r")
-            .arg(&demo)
-            .arg(dir.path().join("p"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    contrario::project::copy_folder(&demo, &dir.path().join("p")).unwrap();
     let mut h = harness(Some(dir.path().join("p")));
     let idx = find(&h, |e| e.id == "fabric/test/hole/002");
     h.state_mut().apply(AppCommand::Select(idx));

@@ -9,14 +9,7 @@ use std::path::{Path, PathBuf};
 fn copy_demo(dir: &Path) -> PathBuf {
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
     let to = dir.join("p");
-    let ok = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(&demo)
-        .arg(&to)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
+    contrario::project::copy_folder(&demo, &to).unwrap();
     to
 }
 

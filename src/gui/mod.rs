@@ -295,8 +295,9 @@ impl ContrarioApp {
                         self.failed = Some(index);
                         self.current = None;
                     }
-                    // A thumbnail failure is reported once, with the full load's notice.
-                    if kind == LoadKind::Full || !self.state.notices.iter().any(|n| n.text == e) {
+                    // One notice per failure, whichever of the thumbnail and the full load
+                    // reports it first (they race).
+                    if !self.state.notices.iter().any(|n| n.text == e) {
                         self.state.notify(NoticeLevel::Error, e);
                     }
                 }
