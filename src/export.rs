@@ -294,7 +294,7 @@ pub fn export_coco(
         }));
         s.images += 1;
         for (class, px) in m.regions8(true) {
-            let [x0, y0, x1, y1] = crate::labels::bbox_of(&px, m.width);
+            let [x0, y0, x1, y1] = crate::labels::bbox_of(px.iter().copied(), m.width);
             classes
                 .entry(class)
                 .or_insert_with(|| format!("class {class}"));

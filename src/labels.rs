@@ -240,9 +240,9 @@ impl LabelMask {
 }
 
 /// Bounding box [x0, y0, x1, y1) of raster indices in an image `width` wide.
-pub fn bbox_of(pixels: &[u32], width: u32) -> [u32; 4] {
+pub fn bbox_of(pixels: impl IntoIterator<Item = u32>, width: u32) -> [u32; 4] {
     let mut b = [u32::MAX, u32::MAX, 0, 0];
-    for &i in pixels {
+    for i in pixels {
         let (x, y) = (i % width, i / width);
         b = [b[0].min(x), b[1].min(y), b[2].max(x + 1), b[3].max(y + 1)];
     }
@@ -456,10 +456,9 @@ pub struct EditOutcome {
 }
 
 fn outcome(changes: &[Change], width: u32) -> EditOutcome {
-    let idx: Vec<u32> = changes.iter().map(|c| c.idx).collect();
     EditOutcome {
         pixels_changed: changes.len(),
-        bbox: (!idx.is_empty()).then(|| bbox_of(&idx, width)),
+        bbox: (!changes.is_empty()).then(|| bbox_of(changes.iter().map(|c| c.idx), width)),
     }
 }
 

@@ -450,7 +450,7 @@ pub fn label_issues(
                     kind: IssueKind::LabelWithoutEvidence {
                         annotator: who.clone(),
                     },
-                    bbox: crate::labels::bbox_of(&px, m.width),
+                    bbox: crate::labels::bbox_of(px.iter().copied(), m.width),
                     area: px.len(),
                     log10_nfa: lowest,
                     strength: lowest - opts.evidence_below,

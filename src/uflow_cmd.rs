@@ -292,11 +292,15 @@ pub fn evaluate(
     let mut image_labels = Vec::new();
     let (mut alarms, mut normals) = (0usize, 0usize);
     let mut z2: Vec<f64> = Vec::new();
+    // Where each image's pixels lie in `scores` and `labels`.
+    let mut spans = Vec::new();
     for (e, r) in results {
         let dim = r.anomaly_map.dim();
         let gt = ground_truth(project, e, dim)?;
+        let start = scores.len();
         scores.extend(r.anomaly_map.iter().copied());
         labels.extend(gt.iter().copied());
+        spans.push(start..scores.len());
         image_scores.push(r.image_score);
         let defective = e.kind != "good" && gt.iter().any(|&g| g);
         image_labels.push(defective);
@@ -330,7 +334,6 @@ pub fn evaluate(
     let (best_t, best) = metrics::miou_oracle(&nfa_maps, &mask_refs, &[threshold]);
     // Per defect kind, against the same normal images: which kinds the model finds, and how
     // much of the category's defect area each kind is (it weighs that much in pixel AUROC).
-    let npix = |i: usize| masks[i].len();
     let normal_idx: Vec<usize> = (0..results.len()).filter(|&i| !image_labels[i]).collect();
     let total_defect: usize = labels.iter().filter(|&&l| l).count();
     let mut kinds: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -339,24 +342,17 @@ pub fn evaluate(
             kinds.entry(e.kind.as_str()).or_default().push(i);
         }
     }
-    let offsets: Vec<usize> = (0..results.len())
-        .scan(0, |o, i| {
-            let start = *o;
-            *o += npix(i);
-            Some(start)
-        })
-        .collect();
     let per_kind: serde_json::Map<String, serde_json::Value> = kinds
         .iter()
         .map(|(kind, idx)| {
             let (mut s, mut l) = (Vec::new(), Vec::new());
             for &i in idx.iter().chain(&normal_idx) {
-                s.extend_from_slice(&scores[offsets[i]..offsets[i] + npix(i)]);
-                l.extend_from_slice(&labels[offsets[i]..offsets[i] + npix(i)]);
+                s.extend_from_slice(&scores[spans[i].clone()]);
+                l.extend_from_slice(&labels[spans[i].clone()]);
             }
             let defect = idx
                 .iter()
-                .map(|&i| masks[i].iter().filter(|&&g| g).count())
+                .map(|&i| labels[spans[i].clone()].iter().filter(|&&g| g).count())
                 .sum::<usize>();
             let maps: Vec<&[f32]> = idx.iter().map(|&i| nfa_maps[i]).collect();
             let gts: Vec<&[bool]> = idx.iter().map(|&i| mask_refs[i]).collect();

@@ -213,18 +213,20 @@ fn the_coarse_builtin_variant_trains_saves_and_loads() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
     let train = paths(&p, Split::Train, "fabric", None);
-    let cfg = TrainConfig {
-        builtin: "efficientnet-lite0-s8".into(),
-        ..quick_config()
+    let train_with = |builtin: &str| {
+        let cfg = TrainConfig {
+            builtin: builtin.into(),
+            ..quick_config()
+        };
+        Model::train(
+            &train[..3],
+            &cfg,
+            tch::Device::Cpu,
+            &AtomicBool::new(false),
+            |_| {},
+        )
     };
-    let model = Model::train(
-        &train[..3],
-        &cfg,
-        tch::Device::Cpu,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .unwrap();
+    let model = train_with("efficientnet-lite0-s8").unwrap();
     assert_eq!(model.file.backbone, "efficientnet-lite0-s8");
     let dir = tempfile::tempdir().unwrap();
     model.save(dir.path()).unwrap();
@@ -236,20 +238,7 @@ fn the_coarse_builtin_variant_trains_saves_and_loads() {
         inf.latents.iter().map(|z| z.dim().1).collect::<Vec<_>>(),
         vec![8, 4, 2]
     );
-    let bad = TrainConfig {
-        builtin: "resnet".into(),
-        ..quick_config()
-    };
-    let e = Model::train(
-        &train[..3],
-        &bad,
-        tch::Device::Cpu,
-        &AtomicBool::new(false),
-        |_| {},
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = train_with("resnet").err().unwrap().to_string();
     assert!(e.contains("no built-in backbone \"resnet\""), "{e}");
 }
 

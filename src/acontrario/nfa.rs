@@ -290,15 +290,6 @@ pub fn segment(
     assert!(!latents.is_empty(), "no scales to segment");
     // Threads pay off only for large latents; waking them costs more than a small map's work.
     let largest = latents.iter().map(|z| z.len()).max().unwrap_or(0);
-    let sizes: Vec<usize> = latents
-        .iter()
-        .map(|z| {
-            let (_, h, w) = z.dim();
-            let k = block_size(h, w, opts.test_side);
-            (h / k) * (w / k)
-        })
-        .collect();
-    let log10_nt = log10_number_of_tests(&sizes);
     let scales: Vec<ScaleResult> = if largest > 4_000_000 {
         latents
             .par_iter()
@@ -310,6 +301,9 @@ pub fn segment(
             .map(|z| segment_scale(z.view(), opts))
             .collect()
     };
+    // The tests are counted on the grids the scales were tested on.
+    let sizes: Vec<usize> = scales.iter().map(|r| r.log_pfa.len()).collect();
+    let log10_nt = log10_number_of_tests(&sizes);
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
     let mut best_scale = Array2::<u8>::zeros((oh, ow));
