@@ -43,6 +43,9 @@ pub enum AppCommand {
     SetDetector(Option<String>),
     /// Train a U-Flow model on the normal training images of the selected image's category.
     TrainSelectedCategory,
+    /// Epochs, input size and backbone variant of trainings started from the window (kept in
+    /// the project); refused with a notice when they cannot train.
+    SetTraining(crate::project::TrainingSettings),
     CancelTraining,
     DismissNotice(u64),
 }
@@ -142,6 +145,16 @@ impl AppState {
         }
     }
 
+    /// The window's training knobs as they stand.
+    pub fn training_settings(&self) -> crate::project::TrainingSettings {
+        let c = &self.train_config;
+        crate::project::TrainingSettings {
+            epochs: c.epochs,
+            input_size: c.input_size,
+            builtin: c.builtin.clone(),
+        }
+    }
+
     pub fn notify(&mut self, level: NoticeLevel, text: impl Into<String>) {
         self.next_notice += 1;
         self.notices.push(Notice {
@@ -213,6 +226,23 @@ impl AppState {
             AppCommand::TrainSelectedCategory => {
                 if let (Some(p), Some(i)) = (&self.project, self.selected) {
                     self.train_requests.push(p.file.images[i].category.clone());
+                }
+            }
+            AppCommand::SetTraining(t) => {
+                if let Some(why) = t.problem() {
+                    self.notify(
+                        NoticeLevel::Warning,
+                        format!("Training settings not changed: {why}"),
+                    );
+                } else {
+                    t.apply_to(&mut self.train_config);
+                    if let Some(p) = &mut self.project
+                        && self.writable
+                        && p.file.settings.training != t
+                    {
+                        p.file.settings.training = t;
+                        self.labels.saver().save_project(p);
+                    }
                 }
             }
             AppCommand::CancelTraining => self.cancel_requested = true,
@@ -320,6 +350,14 @@ impl AppState {
             .then(|| p.file.annotators.first().map(|a| a.id.clone()))
             .flatten();
         self.nfa_threshold = p.file.settings.log10_nfa_threshold as f32;
+        self.train_config = crate::model::TrainConfig::default();
+        match p.file.settings.training.problem() {
+            None => p.file.settings.training.apply_to(&mut self.train_config),
+            Some(why) => self.notify(
+                NoticeLevel::Warning,
+                format!("The project's training settings are ignored: {why}"),
+            ),
+        }
         self.detect_requests.clear();
         self.models = model_names(&p.root);
         self.detector = None;
@@ -448,6 +486,77 @@ mod tests {
         assert_eq!(s.nfa_threshold, -20.0);
         s.apply(AppCommand::SetNfaThreshold(f32::NAN));
         assert_eq!(s.nfa_threshold, 0.0);
+    }
+
+    #[test]
+    fn training_settings_are_checked_kept_in_the_project_and_name_the_model() {
+        use crate::project::TrainingSettings;
+        let dir = tempfile::tempdir().unwrap();
+        let f = crate::project::ProjectFile::new("p");
+        let file = dir.path().join(crate::project::PROJECT_FILE);
+        std::fs::write(&file, crate::project::to_ron(&f)).unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.training_settings(), TrainingSettings::default());
+        assert_eq!(s.training_settings().model_name(), "uflow");
+
+        let chosen = TrainingSettings {
+            epochs: 7,
+            input_size: 384,
+            builtin: "efficientnet-lite0-s8".into(),
+        };
+        s.apply(AppCommand::SetTraining(chosen.clone()));
+        assert_eq!(s.training_settings(), chosen);
+        assert_eq!((s.train_config.epochs, s.train_config.input_size), (7, 384));
+        assert_eq!(chosen.model_name(), "uflow-s8-384");
+
+        for bad in [
+            TrainingSettings {
+                epochs: 0,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                input_size: 100,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                builtin: "resnet".into(),
+                ..chosen.clone()
+            },
+        ] {
+            s.apply(AppCommand::SetTraining(bad));
+        }
+        assert_eq!(
+            s.training_settings(),
+            chosen,
+            "refused settings change nothing"
+        );
+        assert_eq!(s.notices.len(), 3, "{:?}", s.notices);
+        assert!(
+            s.notices
+                .iter()
+                .all(|n| n.text.starts_with("Training settings not changed"))
+        );
+
+        // Kept in project.ron: a reopened project trains with them again.
+        assert!(s.labels.flush().is_empty());
+        drop(s);
+        let mut again = AppState::new(dir.path().join("nodemo"));
+        again.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(again.training_settings(), chosen);
+        drop(again);
+
+        // A hand-edited setting that cannot train is reported and the defaults are used.
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("input_size: 384", "input_size: 100")).unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.training_settings(), TrainingSettings::default());
+        assert!(
+            s.notices
+                .iter()
+                .any(|n| n.text.contains("training settings are ignored"))
+        );
     }
 
     #[test]

@@ -113,6 +113,84 @@ pub struct Settings {
     /// such region by chance in a hundred images).
     #[serde(default = "default_issue_threshold")]
     pub label_issue_log10_nfa: f64,
+    /// Settings of the U-Flow trainings started from the window.
+    #[serde(default)]
+    pub training: TrainingSettings,
+}
+
+/// The training knobs the window exposes; the rest of [`crate::model::TrainConfig`] keeps its
+/// defaults. Kept in the project so a retraining uses what was chosen last time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainingSettings {
+    pub epochs: usize,
+    /// Square input side (a multiple of 32).
+    pub input_size: i64,
+    /// Built-in backbone variant (`backbone::BUILTIN_VARIANTS`).
+    pub builtin: String,
+}
+
+impl Default for TrainingSettings {
+    fn default() -> Self {
+        let c = crate::model::TrainConfig::default();
+        Self {
+            epochs: c.epochs,
+            input_size: c.input_size,
+            builtin: c.builtin,
+        }
+    }
+}
+
+impl TrainingSettings {
+    pub const MAX_EPOCHS: usize = 1000;
+    pub const INPUT_SIZES: std::ops::RangeInclusive<i64> = 64..=1024;
+
+    /// Why these settings cannot train, if they cannot.
+    pub fn problem(&self) -> Option<String> {
+        if !(1..=Self::MAX_EPOCHS).contains(&self.epochs) {
+            return Some(format!(
+                "epochs must be between 1 and {}, not {}",
+                Self::MAX_EPOCHS,
+                self.epochs
+            ));
+        }
+        if self.input_size % 32 != 0 || !Self::INPUT_SIZES.contains(&self.input_size) {
+            return Some(format!(
+                "input size must be a multiple of 32 between {} and {}, not {}",
+                Self::INPUT_SIZES.start(),
+                Self::INPUT_SIZES.end(),
+                self.input_size
+            ));
+        }
+        if crate::backbone::EfficientNetLite0::variant_index(&self.builtin).is_none() {
+            return Some(format!("unknown backbone variant {:?}", self.builtin));
+        }
+        None
+    }
+
+    pub fn apply_to(&self, c: &mut crate::model::TrainConfig) {
+        c.epochs = self.epochs;
+        c.input_size = self.input_size;
+        c.builtin = self.builtin.clone();
+    }
+
+    /// Name of the model a window training with these settings writes: one name per backbone
+    /// variant and input size, so that trying another one does not overwrite a trained model
+    /// (`uflow`, `uflow-s8`, `uflow-384`, `uflow-s8-384`).
+    pub fn model_name(&self) -> String {
+        let mut name = String::from("uflow");
+        if let Some(suffix) = self
+            .builtin
+            .strip_prefix(crate::model::BUILTIN_BACKBONE)
+            .filter(|s| !s.is_empty())
+        {
+            name.push_str(suffix);
+        }
+        if self.input_size != crate::model::TrainConfig::default().input_size {
+            name.push_str(&format!("-{}", self.input_size));
+        }
+        name
+    }
 }
 
 fn default_issue_threshold() -> f64 {
@@ -124,6 +202,7 @@ impl Default for Settings {
         Self {
             log10_nfa_threshold: 0.0,
             label_issue_log10_nfa: default_issue_threshold(),
+            training: TrainingSettings::default(),
         }
     }
 }

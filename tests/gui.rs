@@ -149,12 +149,20 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
     let mut h = harness(Some(dir.path().join("p")));
     let idx = find(&h, |e| e.id == "fabric/test/hole/002");
     h.state_mut().apply(AppCommand::Select(idx));
-    h.state_mut().state.train_config = contrario::model::TrainConfig {
-        epochs: 3,
-        input_size: 64,
-        ..Default::default()
-    };
+    h.state_mut().apply(AppCommand::SetTraining(
+        contrario::project::TrainingSettings {
+            epochs: 3,
+            input_size: 64,
+            ..Default::default()
+        },
+    ));
     settle(&mut h);
+    // The menu shows the settings and the model they write.
+    h.get_by_label("Training settings").click();
+    h.run_steps(2);
+    h.get_by_label_contains("writes model \"uflow-64\"");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
     h.get_by_label("Train U-Flow").click();
     settle(&mut h);
     let notices = &h.state().state.notices;
@@ -165,10 +173,10 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
         "{notices:?}"
     );
     h.get_by_label_contains("U-Flow trained on fabric");
-    assert_eq!(h.state().state.detector.as_deref(), Some("uflow"));
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-64"));
     assert!(
         dir.path()
-            .join("p/models/uflow/fabric/weights.safetensors")
+            .join("p/models/uflow-64/fabric/weights.safetensors")
             .exists()
     );
     h.get_by_label("Detect anomalies").click();
@@ -176,7 +184,7 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
     h.get_by_label_contains("region(s)");
     assert!(
         dir.path()
-            .join("p/cache/uflow/fabric")
+            .join("p/cache/uflow-64/fabric")
             .read_dir()
             .unwrap()
             .count()

@@ -25,6 +25,8 @@ pub(super) type DetectionResult = (u64, usize, Result<(ndarray::Array2<f32>, f64
 /// A U-Flow training running on the worker.
 pub(super) struct TrainingView {
     pub(super) category: String,
+    /// The model it writes (named after its settings).
+    pub(super) model: String,
     pub(super) text: String,
 }
 
@@ -147,7 +149,8 @@ impl ContrarioApp {
                 );
                 continue;
             }
-            let out = crate::uflow_cmd::model_dir(project, GUI_MODEL, &category);
+            let model = self.state.training_settings().model_name();
+            let out = crate::uflow_cmd::model_dir(project, &model, &category);
             self.worker.send(Command::Train {
                 images,
                 config: self.state.train_config.clone(),
@@ -155,6 +158,7 @@ impl ContrarioApp {
             });
             self.training = Some(TrainingView {
                 category,
+                model,
                 text: "starting".into(),
             });
         }
@@ -207,6 +211,7 @@ impl ContrarioApp {
                     {
                         cmds.push(AppCommand::TrainSelectedCategory);
                     }
+                    training_settings_menu(ui, &self.state.training_settings(), &mut cmds);
                 }
             }
             let mut auto = self.state.auto_detect;
@@ -350,4 +355,43 @@ pub(super) fn draw_regions(
             colour,
         );
     }
+}
+
+/// The training knobs, in a menu beside "Train U-Flow": they take effect at the next training.
+fn training_settings_menu(
+    ui: &mut egui::Ui,
+    current: &crate::project::TrainingSettings,
+    cmds: &mut Vec<AppCommand>,
+) {
+    use crate::project::TrainingSettings;
+    ui.menu_button("Training settings", |ui| {
+        let mut t = current.clone();
+        ui.horizontal(|ui| {
+            ui.label("epochs");
+            ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS));
+        });
+        egui::ComboBox::from_label("input size")
+            .selected_text(format!("{} px", t.input_size))
+            .show_ui(ui, |ui| {
+                for side in [128, 192, 256, 320, 384, 512] {
+                    ui.selectable_value(&mut t.input_size, side, format!("{side} px"));
+                }
+            });
+        egui::ComboBox::from_label("backbone")
+            .selected_text(t.builtin.clone())
+            .show_ui(ui, |ui| {
+                for (name, _, _, stride) in crate::backbone::BUILTIN_VARIANTS {
+                    ui.selectable_value(&mut t.builtin, name.to_string(), name)
+                        .on_hover_text(format!(
+                            "EfficientNet-Lite0 features at strides {stride}, {}, {}",
+                            stride * 2,
+                            stride * 4
+                        ));
+                }
+            });
+        ui.label(format!("writes model \"{}\"", t.model_name()));
+        if &t != current {
+            cmds.push(AppCommand::SetTraining(t));
+        }
+    });
 }

@@ -27,9 +27,6 @@ use viewer::{CRISP, Layer, MAX_TEXTURE_SIDE, ViewState};
 const ROW_HEIGHT: f32 = 52.0;
 const THUMB_CACHE: usize = 600;
 
-/// Name of the models trained from the window.
-pub const GUI_MODEL: &str = "uflow";
-
 /// The image on display, with its label layers.
 struct Current {
     index: usize,
@@ -141,7 +138,7 @@ impl ContrarioApp {
         while let Some(msg) = self.worker.try_recv() {
             match msg {
                 Message::Torch(info) => self.state.torch = Some(info),
-                // Training and inference from the window come with the U-Flow GUI work.
+                // Nothing to show: trainings and inferences report through their own messages.
                 Message::BackboneReady { .. } | Message::Finished => {}
                 Message::Progress(p) => {
                     if let Some(t) = &mut self.training {
@@ -171,7 +168,14 @@ impl ContrarioApp {
                     }
                 }
                 Message::Trained { file, seconds, .. } => {
-                    let cat = self.training.take().map(|t| t.category).unwrap_or_default();
+                    let Some(TrainingView {
+                        category: cat,
+                        model,
+                        ..
+                    }) = self.training.take()
+                    else {
+                        continue; // not a training of this window's (it was let go)
+                    };
                     if let Some(p) = &self.state.project {
                         self.state.models = crate::app::model_names(&p.root);
                     }
@@ -189,7 +193,7 @@ impl ContrarioApp {
                             z2.join(", ")
                         ),
                     );
-                    self.apply(AppCommand::SetDetector(Some(GUI_MODEL.into())));
+                    self.apply(AppCommand::SetDetector(Some(model)));
                     self.detections.clear();
                 }
                 Message::Inferred { id, result } => {
