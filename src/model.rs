@@ -434,10 +434,7 @@ impl Checkpoint {
         if meta["key"] != key {
             return Ok(None);
         }
-        let bytes = std::fs::read(&tensors_p)
-            .with_context(|| format!("cannot read {}", tensors_p.display()))?;
-        safetensors_header_ok(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", tensors_p.display()))?;
+        check_safetensors(&tensors_p)?;
         let named: HashMap<String, Tensor> = Tensor::read_safetensors(&tensors_p)
             .map_err(|e| anyhow::anyhow!("{}: {e}", tensors_p.display()))?
             .into_iter()
@@ -732,11 +729,7 @@ impl Model {
             0,
         );
         let weights = dir.join("weights.safetensors");
-        // libtorch can abort on a truncated file: check it parses before handing it over.
-        let bytes = std::fs::read(&weights)
-            .with_context(|| format!("cannot read {}", weights.display()))?;
-        safetensors_header_ok(&bytes)
-            .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", weights.display()))?;
+        check_safetensors(&weights)?;
         vs.load(&weights)
             .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
         Ok(Model {
@@ -810,21 +803,40 @@ impl Model {
     }
 }
 
-fn safetensors_header_ok(bytes: &[u8]) -> Result<(), String> {
-    if bytes.len() < 8 {
-        return Err("too short".into());
-    }
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header = bytes
-        .get(8..8usize.saturating_add(n))
-        .ok_or("truncated header")?;
+/// libtorch can abort on a truncated safetensors file: check, from its header and length alone,
+/// that every tensor lies inside the file before handing it over.
+fn check_safetensors(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let read = || -> std::io::Result<(Vec<u8>, u64)> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n)?;
+        let n = u64::from_le_bytes(n);
+        if n > len.saturating_sub(8) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header)?;
+        Ok((header, len - 8 - n))
+    };
+    let (header, data_len) = read().map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            anyhow::anyhow!("{} is damaged: truncated header", path.display())
+        }
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    safetensors_header_ok(&header, data_len)
+        .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))
+}
+
+fn safetensors_header_ok(header: &[u8], data_len: u64) -> Result<(), String> {
     let v: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
-    let data_len = bytes.len() - 8 - n;
     for (k, t) in v.as_object().ok_or("header is not an object")? {
         if k == "__metadata__" {
             continue;
         }
-        let end = t["data_offsets"][1].as_u64().ok_or("missing offsets")? as usize;
+        let end = t["data_offsets"][1].as_u64().ok_or("missing offsets")?;
         if end > data_len {
             return Err(format!("tensor {k} runs past the end of the file"));
         }

@@ -277,12 +277,15 @@ fn damaged_or_foreign_model_files_are_refused_clearly() {
 
     std::fs::write(dir.path().join("model.ron"), &ron).unwrap();
     let w = std::fs::read(dir.path().join("weights.safetensors")).unwrap();
-    std::fs::write(dir.path().join("weights.safetensors"), &w[..w.len() / 2]).unwrap();
-    let e = Model::load(dir.path(), tch::Device::Cpu)
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(e.contains("damaged"), "{e}");
+    // Cut in the tensors, in the header, and in the header's length.
+    for cut in [w.len() / 2, 18, 4] {
+        std::fs::write(dir.path().join("weights.safetensors"), &w[..cut]).unwrap();
+        let e = Model::load(dir.path(), tch::Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("damaged"), "cut at {cut}: {e}");
+    }
 
     let cancel = AtomicBool::new(true);
     assert!(Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).is_err());
