@@ -346,9 +346,12 @@ pub fn evaluate(
         .iter()
         .map(|(kind, idx)| {
             let (mut s, mut l) = (Vec::new(), Vec::new());
+            let (mut is, mut il) = (Vec::new(), Vec::new());
             for &i in idx.iter().chain(&normal_idx) {
                 s.extend_from_slice(&scores[spans[i].clone()]);
                 l.extend_from_slice(&labels[spans[i].clone()]);
+                is.push(image_scores[i]);
+                il.push(image_labels[i]);
             }
             let defect = idx
                 .iter()
@@ -360,6 +363,7 @@ pub fn evaluate(
                 "images": idx.len(),
                 "share_of_defect_pixels": defect as f64 / total_defect.max(1) as f64,
                 "pixel_auroc": pct(metrics::auroc(&s, &l)),
+                "image_auroc": pct(metrics::auroc(&is, &il)),
                 "miou_nfa": metrics::miou_below(&maps, &gts, threshold),
             });
             (kind.to_string(), v)
@@ -451,7 +455,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
                     kind,
                     f(&kv["pixel_auroc"]),
                     "",
-                    "",
+                    f(&kv["image_auroc"]),
                     f(&kv["miou_nfa"]),
                     kv["share_of_defect_pixels"].as_f64().unwrap_or(0.0) * 100.0
                 );

@@ -279,7 +279,12 @@ fn train_infer_eval_on_a_project() {
         .map(|k| k["share_of_defect_pixels"].as_f64().unwrap())
         .sum();
     assert!((share - 1.0).abs() < 1e-9, "shares add to {share}");
-    assert!(kinds.values().all(|k| k["pixel_auroc"].is_number()));
+    assert!(
+        kinds
+            .values()
+            .all(|k| k["pixel_auroc"].is_number() && k["image_auroc"].is_number())
+    );
+
     assert_eq!(c["mean_z2_per_scale"].as_array().unwrap().len(), 3);
     assert!(v["overall"]["pixel_auroc"].is_number());
     // Results were cached: a second evaluation reads them back and agrees.
