@@ -170,6 +170,7 @@ impl ContrarioApp {
         }
         let sel = self.state.selected;
         let mut cmds = Vec::new();
+        // Two rows: what detects (detector, training), then how its result is shown.
         ui.horizontal_wrapped(|ui| {
             let busy = sel.is_some_and(|s| self.detecting.contains(&s));
             if busy {
@@ -218,7 +219,17 @@ impl ContrarioApp {
             if ui.checkbox(&mut auto, "on every image").changed() {
                 cmds.push(AppCommand::SetAutoDetect(auto));
             }
-            ui.separator();
+            if let Some(d) = sel.and_then(|s| self.detections.get(&s)) {
+                ui.separator();
+                let min = d.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
+                ui.label(format!(
+                    "{} region(s) · min log10 NFA {min:.1} · {:.1} s",
+                    d.regions.len(),
+                    d.seconds
+                ));
+            }
+        });
+        ui.horizontal_wrapped(|ui| {
             let mut t = self.state.nfa_threshold;
             let slider = egui::Slider::new(&mut t, -20.0..=2.0)
                 .step_by(0.5)
@@ -233,20 +244,17 @@ impl ContrarioApp {
             ui.label(false_alarm_text(self.state.nfa_threshold));
             ui.separator();
             let mut heat = self.state.show_heatmap;
-            if ui.checkbox(&mut heat, "heatmap").changed() {
+            if ui.checkbox(&mut heat, "heatmap of -log10 NFA").changed() {
                 cmds.push(AppCommand::ShowHeatmap(heat));
             }
-            ui.add(egui::Slider::new(&mut self.state.heatmap_opacity, 0.0..=1.0).text("opacity"));
-            heat_legend(ui);
-            if let Some(d) = sel.and_then(|s| self.detections.get(&s)) {
-                ui.separator();
-                let min = d.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
-                ui.label(format!(
-                    "{} region(s) · min log10 NFA {min:.1} · {:.1} s",
-                    d.regions.len(),
-                    d.seconds
-                ));
-            }
+            ui.scope(|ui| {
+                ui.spacing_mut().slider_width = 60.0;
+                ui.add(
+                    egui::Slider::new(&mut self.state.heatmap_opacity, 0.0..=1.0).text("opacity"),
+                );
+            });
+            // The scale as one piece, so that a narrow window wraps it whole.
+            ui.horizontal(heat_legend);
         });
         for c in cmds {
             self.apply(c);
@@ -301,7 +309,8 @@ pub(super) fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
 }
 
 pub(super) fn heat_legend(ui: &mut egui::Ui) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(90.0, 12.0), egui::Sense::hover());
+    ui.label("0");
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(80.0, 12.0), egui::Sense::hover());
     let n = 30;
     for k in 0..n {
         let x0 = rect.left() + rect.width() * k as f32 / n as f32;
@@ -313,7 +322,8 @@ pub(super) fn heat_legend(ui: &mut egui::Ui) {
             Color32::from_rgb(r, g, b),
         );
     }
-    ui.label(format!("-log10 NFA 0…{HEAT_MAX:.0}"));
+    ui.label(format!("{HEAT_MAX:.0}"))
+        .on_hover_text("One colour scale for every image, never rescaled");
 }
 
 /// Region outlines (in detector-map coordinates) as closed lines over the image, with their
