@@ -38,6 +38,8 @@ pub enum AppCommand {
     /// The NFA level: regions with log10 NFA below it are shown.
     SetNfaThreshold(f32),
     ShowHeatmap(bool),
+    /// What the heatmap shows (for U-Flow results; the training-free detector has one map).
+    SetHeatmapKind(HeatmapKind),
     /// Which detector "Detect anomalies" runs: None for the training-free one, or a U-Flow model
     /// name (from the project's models folder).
     SetDetector(Option<String>),
@@ -48,6 +50,16 @@ pub enum AppCommand {
     SetTraining(crate::project::TrainingSettings),
     CancelTraining,
     DismissNotice(u64),
+}
+
+/// The two maps a U-Flow result can paint over the image, each on one fixed scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeatmapKind {
+    /// -log10 NFA: only where the a contrario test finds something (NFA < 1).
+    Nfa,
+    /// The model's anomaly map (1 - mean over scales of the likelihood): everywhere, also where
+    /// the evidence is too weak for any region to pass the test.
+    AnomalyScore,
 }
 
 pub struct AppState {
@@ -63,6 +75,7 @@ pub struct AppState {
     /// heatmap on/off and opacity, automatic detection on selection.
     pub nfa_threshold: f32,
     pub show_heatmap: bool,
+    pub heatmap_kind: HeatmapKind,
     pub heatmap_opacity: f32,
     pub auto_detect: bool,
     /// Detection requests the GUI has not picked up yet (image indices).
@@ -127,6 +140,7 @@ impl AppState {
             torch: None,
             nfa_threshold: 0.0,
             show_heatmap: true,
+            heatmap_kind: HeatmapKind::Nfa,
             heatmap_opacity: 0.6,
             auto_detect: false,
             detect_requests: Vec::new(),
@@ -215,6 +229,7 @@ impl AppState {
                 self.persist_settings();
             }
             AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
+            AppCommand::SetHeatmapKind(k) => self.heatmap_kind = k,
             AppCommand::SetDetector(d) => {
                 if d != self.detector {
                     self.detector = d;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use contrario::app::AppCommand;
+use contrario::app::{AppCommand, HeatmapKind};
 use contrario::gui::ContrarioApp;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -139,6 +139,11 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     h.state_mut().apply(AppCommand::SetNfaThreshold(-20.0));
     settle(&mut h);
     h.get_by_label_contains("1 false alarm per 10^20.0 images");
+    // The training-free detector has no other map: asking for the anomaly score keeps -log10 NFA.
+    h.state_mut()
+        .apply(AppCommand::SetHeatmapKind(HeatmapKind::AnomalyScore));
+    settle(&mut h);
+    h.get_by_value("heatmap: -log10 NFA");
 }
 
 #[test]
@@ -191,4 +196,11 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
             >= 3,
         "result cached"
     );
+    // U-Flow results carry the model's anomaly map too, on its own fixed scale.
+    h.get_by_value("heatmap: -log10 NFA");
+    h.state_mut()
+        .apply(AppCommand::SetHeatmapKind(HeatmapKind::AnomalyScore));
+    settle(&mut h);
+    h.get_by_value("heatmap: anomaly score");
+    h.get_by_label("0.39");
 }

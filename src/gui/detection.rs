@@ -4,20 +4,41 @@
 
 use egui::{Color32, ColorImage, TextureHandle};
 
+use crate::app::HeatmapKind;
+
 use super::*;
 
 /// Anomaly score (-log10 NFA) at which the heatmap saturates: one fixed, dataset-wide scale,
 /// never per-image normalisation (which makes good images look hot).
 pub const HEAT_MAX: f32 = 20.0;
 
+/// Where the U-Flow anomaly map's scale starts: 1 - exp(-1/2), the score of a place exactly as
+/// likely as the training normals on average (mean z^2 = 1 at every scale). Below it the map is
+/// left transparent; 1 is the top. Fixed by the model's definition, not by the image.
+pub const SCORE_FLOOR: f32 = 0.393_469_34;
+
 /// A detector result for one image: its log10 NFA map, the heatmap texture, and the regions at
 /// the threshold they were last traced for.
 pub(super) struct DetectionView {
     pub(super) log_nfa: ndarray::Array2<f32>,
     pub(super) heat: TextureHandle,
+    /// The U-Flow anomaly map as a texture (None for the training-free detector, whose score is
+    /// -log10 NFA itself).
+    pub(super) score_heat: Option<TextureHandle>,
     pub(super) regions: Vec<Region>,
     pub(super) traced_at: f32,
     pub(super) seconds: f64,
+}
+
+impl DetectionView {
+    /// The texture and its scale for the kind asked for, falling back to -log10 NFA when this
+    /// result has no anomaly map.
+    pub(super) fn heatmap(&self, kind: HeatmapKind) -> (&TextureHandle, HeatmapKind) {
+        match (&self.score_heat, kind) {
+            (Some(t), HeatmapKind::AnomalyScore) => (t, kind),
+            _ => (&self.heat, HeatmapKind::Nfa),
+        }
+    }
 }
 
 pub(super) type DetectionResult = (u64, usize, Result<(ndarray::Array2<f32>, f64), String>);
@@ -102,6 +123,7 @@ impl ContrarioApp {
                         DetectionView {
                             log_nfa,
                             heat,
+                            score_heat: None,
                             regions: Vec::new(),
                             traced_at: f32::NAN,
                             seconds,
@@ -243,18 +265,68 @@ impl ContrarioApp {
             }
             ui.label(false_alarm_text(self.state.nfa_threshold));
             ui.separator();
-            let mut heat = self.state.show_heatmap;
-            if ui.checkbox(&mut heat, "heatmap of -log10 NFA").changed() {
-                cmds.push(AppCommand::ShowHeatmap(heat));
+            // What is painted: the chosen map when this result has it, else -log10 NFA.
+            let drawn = sel
+                .and_then(|s| self.detections.get(&s))
+                .map_or(self.state.heatmap_kind, |d| {
+                    d.heatmap(self.state.heatmap_kind).1
+                });
+            let show = self.state.show_heatmap;
+            let text = |on: bool, k: HeatmapKind| match (on, k) {
+                (false, _) => "no heatmap",
+                (true, HeatmapKind::Nfa) => "heatmap: -log10 NFA",
+                (true, HeatmapKind::AnomalyScore) => "heatmap: anomaly score",
+            };
+            let mut choice = (show, drawn);
+            egui::ComboBox::from_id_salt("heatmap")
+                .selected_text(text(show, drawn))
+                .show_ui(ui, |ui| {
+                    for c in [
+                        (false, drawn),
+                        (true, HeatmapKind::Nfa),
+                        (true, HeatmapKind::AnomalyScore),
+                    ] {
+                        ui.selectable_value(&mut choice, c, text(c.0, c.1));
+                    }
+                })
+                .response
+                .on_hover_text(
+                    "-log10 NFA: where the a contrario test finds regions. Anomaly score: the \
+                     U-Flow model's map everywhere, also where the evidence is too weak for a \
+                     region (the training-free detector has only the first)",
+                );
+            if choice != (show, drawn) {
+                if choice.0 != show {
+                    cmds.push(AppCommand::ShowHeatmap(choice.0));
+                }
+                if choice.0 {
+                    cmds.push(AppCommand::SetHeatmapKind(choice.1));
+                }
             }
             ui.scope(|ui| {
                 ui.spacing_mut().slider_width = 60.0;
-                ui.add(
-                    egui::Slider::new(&mut self.state.heatmap_opacity, 0.0..=1.0).text("opacity"),
-                );
+                ui.add(egui::Slider::new(
+                    &mut self.state.heatmap_opacity,
+                    0.0..=1.0,
+                ))
+                .on_hover_text("heatmap opacity");
             });
             // The scale as one piece, so that a narrow window wraps it whole.
-            ui.horizontal(heat_legend);
+            ui.horizontal(|ui| match drawn {
+                HeatmapKind::Nfa => heat_legend(
+                    ui,
+                    "0",
+                    &format!("{HEAT_MAX:.0}"),
+                    "-log10 NFA, one scale for every image, never rescaled",
+                ),
+                HeatmapKind::AnomalyScore => heat_legend(
+                    ui,
+                    &format!("{SCORE_FLOOR:.2}"),
+                    "1",
+                    "1 - likelihood under the model, one scale for every image, never \
+                     rescaled; 0.39 is as likely as the training normals on average",
+                ),
+            });
         });
         for c in cmds {
             self.apply(c);
@@ -294,22 +366,44 @@ pub(super) fn heat_color(t: f32) -> [u8; 3] {
 
 /// Heatmap of -log10 NFA on the fixed scale [0, HEAT_MAX]; transparent where NFA >= 1.
 pub(super) fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
-    let (h, w) = log_nfa.dim();
+    scaled_heat(log_nfa, |v| -v, 0.0, HEAT_MAX, 0.0)
+}
+
+/// Heatmap of a U-Flow anomaly map on the fixed scale [SCORE_FLOOR, 1]. It fades in over the
+/// first tenth of the scale: normal places sit around the floor, and a hard edge there would
+/// speckle every normal image.
+pub(super) fn score_heat_image(score: &ndarray::Array2<f32>) -> ColorImage {
+    scaled_heat(score, |v| v, SCORE_FLOOR, 1.0, 0.1)
+}
+
+/// `value(v)` coloured from `lo` (transparent at or below) to `hi` (saturated), opaque from
+/// `fade` (a fraction of the scale) on.
+fn scaled_heat(
+    map: &ndarray::Array2<f32>,
+    value: impl Fn(f32) -> f32,
+    lo: f32,
+    hi: f32,
+    fade: f32,
+) -> ColorImage {
+    let (h, w) = map.dim();
     let mut rgba = Vec::with_capacity(h * w * 4);
-    for &v in log_nfa.iter() {
-        let s = -v;
-        if s <= 0.0 {
+    for &v in map.iter() {
+        let s = value(v);
+        if s <= lo || s.is_nan() {
             rgba.extend_from_slice(&[0, 0, 0, 0]);
         } else {
-            let [r, g, b] = heat_color(s / HEAT_MAX);
-            rgba.extend_from_slice(&[r, g, b, 255]);
+            let t = (s - lo) / (hi - lo);
+            let [r, g, b] = heat_color(t);
+            let a = if t < fade { t / fade } else { 1.0 };
+            rgba.extend_from_slice(&[r, g, b, (a * 255.0) as u8]);
         }
     }
     ColorImage::from_rgba_unmultiplied([w, h], &rgba)
 }
 
-pub(super) fn heat_legend(ui: &mut egui::Ui) {
-    ui.label("0");
+/// The colour scale of the heatmap on display, from `lo` to `hi`.
+pub(super) fn heat_legend(ui: &mut egui::Ui, lo: &str, hi: &str, hover: &str) {
+    ui.label(lo);
     let (rect, _) = ui.allocate_exact_size(Vec2::new(80.0, 12.0), egui::Sense::hover());
     let n = 30;
     for k in 0..n {
@@ -322,8 +416,7 @@ pub(super) fn heat_legend(ui: &mut egui::Ui) {
             Color32::from_rgb(r, g, b),
         );
     }
-    ui.label(format!("{HEAT_MAX:.0}"))
-        .on_hover_text("One colour scale for every image, never rescaled");
+    ui.label(hi).on_hover_text(hover);
 }
 
 /// Region outlines (in detector-map coordinates) as closed lines over the image, with their
@@ -404,4 +497,32 @@ fn training_settings_menu(
             cmds.push(AppCommand::SetTraining(t));
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heatmaps_are_transparent_where_nothing_is_and_use_fixed_scales() {
+        let alpha = |img: &ColorImage| img.pixels.iter().map(|p| p.a()).collect::<Vec<_>>();
+        // -log10 NFA: nothing where NFA >= 1, opaque from the first significant value on.
+        let nfa = ndarray::arr2(&[[1.0f32, 0.0, -0.5, -50.0]]);
+        assert_eq!(alpha(&heat_image(&nfa)), [0, 0, 255, 255]);
+        // Anomaly score: nothing at or below the floor, fading in, opaque above a tenth of the
+        // scale, the top colour at 1 whatever the image.
+        let step = (1.0 - SCORE_FLOOR) * 0.05;
+        let score = ndarray::arr2(&[[0.1f32, SCORE_FLOOR, SCORE_FLOOR + step, 0.6, 1.0]]);
+        let img = score_heat_image(&score);
+        let a = alpha(&img);
+        assert_eq!((a[0], a[1]), (0, 0));
+        assert!(
+            (120..=135).contains(&a[2]),
+            "half-way through the fade: {}",
+            a[2]
+        );
+        assert_eq!((a[3], a[4]), (255, 255));
+        let [r, g, b] = heat_color(1.0);
+        assert_eq!(img.pixels[4], Color32::from_rgba_unmultiplied(r, g, b, 255));
+    }
 }

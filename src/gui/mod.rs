@@ -5,7 +5,9 @@
 mod detection;
 pub mod viewer;
 
-use detection::{DetectionResult, DetectionView, TrainingView, draw_regions, heat_image};
+use detection::{
+    DetectionResult, DetectionView, TrainingView, draw_regions, heat_image, score_heat_image,
+};
 pub use detection::{HEAT_MAX, false_alarm_text};
 
 use std::collections::{HashMap, HashSet};
@@ -204,11 +206,17 @@ impl ContrarioApp {
                             heat_image(&result.log_nfa),
                             egui::TextureOptions::LINEAR,
                         );
+                        let score_heat = ctx.load_texture(
+                            format!("score{index}"),
+                            score_heat_image(&result.anomaly_map),
+                            egui::TextureOptions::LINEAR,
+                        );
                         self.detections.insert(
                             index,
                             DetectionView {
                                 log_nfa: result.log_nfa,
                                 heat,
+                                score_heat: Some(score_heat),
                                 regions: Vec::new(),
                                 traced_at: f32::NAN,
                                 seconds: 0.0,
@@ -713,7 +721,7 @@ impl eframe::App for ContrarioApp {
                     let mut layers: Vec<Layer> = Vec::new();
                     if let Some(d) = detection.filter(|_| self.state.show_heatmap) {
                         layers.push(Layer {
-                            texture: &d.heat,
+                            texture: d.heatmap(self.state.heatmap_kind).0,
                             opacity: self.state.heatmap_opacity,
                         });
                     }
