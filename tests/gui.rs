@@ -43,6 +43,18 @@ fn settle(h: &mut Harness<'static, ContrarioApp>) {
     }
 }
 
+/// The status bar's "log10 NFA V[ · score S]" under the cursor, parsed.
+fn readout(text: Option<String>) -> Option<(f32, Option<f32>)> {
+    let text = text?;
+    let rest = text.strip_prefix("log10 NFA ")?;
+    let mut parts = rest.split(" · score ");
+    let nfa = parts.next()?.parse().ok()?;
+    match parts.next() {
+        Some(s) => Some((nfa, Some(s.parse().ok()?))),
+        None => Some((nfa, None)),
+    }
+}
+
 /// Index of the first demo image matching `pred`.
 fn find(
     h: &Harness<'static, ContrarioApp>,
@@ -139,6 +151,15 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     h.state_mut().apply(AppCommand::SetNfaThreshold(-20.0));
     settle(&mut h);
     h.get_by_label_contains("1 false alarm per 10^20.0 images");
+    // Under the cursor, the status bar says what the detector says there.
+    h.get_by_label("Image viewer").hover();
+    h.run_steps(2);
+    assert!(
+        h.query_all_by(|n| readout(n.value()).is_some_and(|(_, score)| score.is_none()))
+            .next()
+            .is_some(),
+        "no detector readout in the status bar"
+    );
     // The training-free detector has no other map: asking for the anomaly score keeps -log10 NFA.
     h.state_mut()
         .apply(AppCommand::SetHeatmapKind(HeatmapKind::AnomalyScore));

@@ -22,9 +22,9 @@ pub const SCORE_FLOOR: f32 = 0.393_469_34;
 pub(super) struct DetectionView {
     pub(super) log_nfa: ndarray::Array2<f32>,
     pub(super) heat: TextureHandle,
-    /// The U-Flow anomaly map as a texture (None for the training-free detector, whose score is
-    /// -log10 NFA itself).
-    pub(super) score_heat: Option<TextureHandle>,
+    /// The U-Flow anomaly map and its texture (None for the training-free detector, whose score
+    /// is -log10 NFA itself).
+    pub(super) score: Option<(ndarray::Array2<f32>, TextureHandle)>,
     pub(super) regions: Vec<Region>,
     pub(super) traced_at: f32,
     pub(super) seconds: f64,
@@ -34,8 +34,8 @@ impl DetectionView {
     /// The texture and its scale for the kind asked for, falling back to -log10 NFA when this
     /// result has no anomaly map.
     pub(super) fn heatmap(&self, kind: HeatmapKind) -> (&TextureHandle, HeatmapKind) {
-        match (&self.score_heat, kind) {
-            (Some(t), HeatmapKind::AnomalyScore) => (t, kind),
+        match (&self.score, kind) {
+            (Some((_, t)), HeatmapKind::AnomalyScore) => (t, kind),
             _ => (&self.heat, HeatmapKind::Nfa),
         }
     }
@@ -123,7 +123,7 @@ impl ContrarioApp {
                         DetectionView {
                             log_nfa,
                             heat,
-                            score_heat: None,
+                            score: None,
                             regions: Vec::new(),
                             traced_at: f32::NAN,
                             seconds,
@@ -334,6 +334,30 @@ impl ContrarioApp {
     }
 }
 
+/// What the detector says at image pixel (x, y) of an image of `size` (w, h), for the status bar:
+/// the maps are at the detector's own resolution, so the pixel is mapped to its cell.
+pub fn readout(
+    log_nfa: &ndarray::Array2<f32>,
+    score: Option<&ndarray::Array2<f32>>,
+    (x, y): (u32, u32),
+    (w, h): (u32, u32),
+) -> String {
+    let at = |m: &ndarray::Array2<f32>| {
+        let (mh, mw) = m.dim();
+        let i = (y as usize * mh / h.max(1) as usize).min(mh.saturating_sub(1));
+        let j = (x as usize * mw / w.max(1) as usize).min(mw.saturating_sub(1));
+        m.get((i, j)).copied()
+    };
+    let mut parts = Vec::new();
+    if let Some(v) = at(log_nfa) {
+        parts.push(format!("log10 NFA {v:.1}"));
+    }
+    if let Some(v) = score.and_then(at) {
+        parts.push(format!("score {v:.2}"));
+    }
+    parts.join(" · ")
+}
+
 /// "Expected false alarms per image" in words for a log10 NFA level.
 pub fn false_alarm_text(level: f32) -> String {
     if level >= 0.0 {
@@ -524,5 +548,26 @@ mod tests {
         assert_eq!((a[3], a[4]), (255, 255));
         let [r, g, b] = heat_color(1.0);
         assert_eq!(img.pixels[4], Color32::from_rgba_unmultiplied(r, g, b, 255));
+    }
+
+    #[test]
+    fn the_readout_maps_an_image_pixel_to_the_cell_of_each_map() {
+        // A 2 x 4 NFA map and a 1 x 2 score map over a 400 x 200 image.
+        let nfa = ndarray::arr2(&[[0.0f32, 1.0, 2.0, 3.0], [-4.0, -5.0, -6.0, -7.3]]);
+        let score = ndarray::arr2(&[[0.25f32, 0.75]]);
+        assert_eq!(
+            readout(&nfa, Some(&score), (399, 199), (400, 200)),
+            "log10 NFA -7.3 · score 0.75"
+        );
+        assert_eq!(readout(&nfa, None, (100, 0), (400, 200)), "log10 NFA 1.0");
+        assert_eq!(
+            readout(&nfa, Some(&score), (0, 150), (400, 200)),
+            "log10 NFA -4.0 · score 0.25"
+        );
+        // A pixel past the edge (a stale hover) lands in the last cell, never out of bounds.
+        assert_eq!(
+            readout(&nfa, None, (900, 900), (400, 200)),
+            "log10 NFA -7.3"
+        );
     }
 }

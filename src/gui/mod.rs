@@ -216,7 +216,7 @@ impl ContrarioApp {
                             DetectionView {
                                 log_nfa: result.log_nfa,
                                 heat,
-                                score_heat: Some(score_heat),
+                                score: Some((result.anomaly_map, score_heat)),
                                 regions: Vec::new(),
                                 traced_at: f32::NAN,
                                 seconds: 0.0,
@@ -471,6 +471,11 @@ impl ContrarioApp {
                     let px = cur.rgba.get_pixel(x, y).0;
                     ui.separator();
                     ui.label(format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2]));
+                    if let Some(d) = self.detections.get(&cur.index) {
+                        let score = d.score.as_ref().map(|(m, _)| m);
+                        ui.separator();
+                        ui.label(detection::readout(&d.log_nfa, score, (x, y), cur.size));
+                    }
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
