@@ -27,7 +27,9 @@ pub(super) struct DetectionView {
     pub(super) score: Option<(ndarray::Array2<f32>, TextureHandle)>,
     pub(super) regions: Vec<Region>,
     pub(super) traced_at: f32,
-    pub(super) seconds: f64,
+    /// How long the detection took, when it was measured here (U-Flow results may come from
+    /// the cache).
+    pub(super) seconds: Option<f64>,
 }
 
 impl DetectionView {
@@ -126,7 +128,7 @@ impl ContrarioApp {
                             score: None,
                             regions: Vec::new(),
                             traced_at: f32::NAN,
-                            seconds,
+                            seconds: Some(seconds),
                         },
                     );
                 }
@@ -244,10 +246,10 @@ impl ContrarioApp {
             if let Some(d) = sel.and_then(|s| self.detections.get(&s)) {
                 ui.separator();
                 let min = d.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
+                let took = d.seconds.map_or(String::new(), |s| format!(" · {s:.1} s"));
                 ui.label(format!(
-                    "{} region(s) · min log10 NFA {min:.1} · {:.1} s",
-                    d.regions.len(),
-                    d.seconds
+                    "{} region(s) · min log10 NFA {min:.1}{took}",
+                    d.regions.len()
                 ));
             }
         });

@@ -219,7 +219,7 @@ impl ContrarioApp {
                                 score: Some((result.anomaly_map, score_heat)),
                                 regions: Vec::new(),
                                 traced_at: f32::NAN,
-                                seconds: 0.0,
+                                seconds: None,
                             },
                         );
                     }
