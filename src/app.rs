@@ -161,12 +161,7 @@ impl AppState {
 
     /// The window's training knobs as they stand.
     pub fn training_settings(&self) -> crate::project::TrainingSettings {
-        let c = &self.train_config;
-        crate::project::TrainingSettings {
-            epochs: c.epochs,
-            input_size: c.input_size,
-            builtin: c.builtin.clone(),
-        }
+        crate::project::TrainingSettings::of(&self.train_config)
     }
 
     pub fn notify(&mut self, level: NoticeLevel, text: impl Into<String>) {

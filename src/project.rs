@@ -132,16 +132,20 @@ pub struct TrainingSettings {
 
 impl Default for TrainingSettings {
     fn default() -> Self {
-        let c = crate::model::TrainConfig::default();
-        Self {
-            epochs: c.epochs,
-            input_size: c.input_size,
-            builtin: c.builtin,
-        }
+        Self::of(&crate::model::TrainConfig::default())
     }
 }
 
 impl TrainingSettings {
+    /// The knobs of a training configuration (the inverse of [`Self::apply_to`]).
+    pub fn of(c: &crate::model::TrainConfig) -> Self {
+        Self {
+            epochs: c.epochs,
+            input_size: c.input_size,
+            builtin: c.builtin.clone(),
+        }
+    }
+
     pub const MAX_EPOCHS: usize = 1000;
     pub const INPUT_SIZES: std::ops::RangeInclusive<i64> = 64..=1024;
 

@@ -33,6 +33,30 @@ pub(super) struct DetectionView {
 }
 
 impl DetectionView {
+    /// A fresh result for image `index`, with its heatmap textures (traced at the next frame).
+    pub(super) fn new(
+        ctx: &egui::Context,
+        index: usize,
+        log_nfa: ndarray::Array2<f32>,
+        score: Option<ndarray::Array2<f32>>,
+        seconds: Option<f64>,
+    ) -> Self {
+        let texture = |name: &str, img| {
+            ctx.load_texture(format!("{name}{index}"), img, egui::TextureOptions::LINEAR)
+        };
+        Self {
+            heat: texture("heat", heat_image(&log_nfa)),
+            score: score.map(|m| {
+                let t = texture("score", score_heat_image(&m));
+                (m, t)
+            }),
+            log_nfa,
+            regions: Vec::new(),
+            traced_at: f32::NAN,
+            seconds,
+        }
+    }
+
     /// The texture and its scale for the kind asked for, falling back to -log10 NFA when this
     /// result has no anomaly map.
     pub(super) fn heatmap(&self, kind: HeatmapKind) -> (&TextureHandle, HeatmapKind) {
@@ -115,22 +139,8 @@ impl ContrarioApp {
             self.detecting.remove(&index);
             match result {
                 Ok((log_nfa, seconds)) => {
-                    let heat = ctx.load_texture(
-                        format!("heat{index}"),
-                        heat_image(&log_nfa),
-                        egui::TextureOptions::LINEAR,
-                    );
-                    self.detections.insert(
-                        index,
-                        DetectionView {
-                            log_nfa,
-                            heat,
-                            score: None,
-                            regions: Vec::new(),
-                            traced_at: f32::NAN,
-                            seconds: Some(seconds),
-                        },
-                    );
+                    let d = DetectionView::new(ctx, index, log_nfa, None, Some(seconds));
+                    self.detections.insert(index, d);
                 }
                 Err(e) => self.state.notify(NoticeLevel::Error, e),
             }
@@ -391,14 +401,14 @@ pub(super) fn heat_color(t: f32) -> [u8; 3] {
 }
 
 /// Heatmap of -log10 NFA on the fixed scale [0, HEAT_MAX]; transparent where NFA >= 1.
-pub(super) fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
+fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
     scaled_heat(log_nfa, |v| -v, 0.0, HEAT_MAX, 0.0)
 }
 
 /// Heatmap of a U-Flow anomaly map on the fixed scale [SCORE_FLOOR, 1]. It fades in over the
 /// first tenth of the scale: normal places sit around the floor, and a hard edge there would
 /// speckle every normal image.
-pub(super) fn score_heat_image(score: &ndarray::Array2<f32>) -> ColorImage {
+fn score_heat_image(score: &ndarray::Array2<f32>) -> ColorImage {
     scaled_heat(score, |v| v, SCORE_FLOOR, 1.0, 0.1)
 }
 

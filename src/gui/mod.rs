@@ -5,9 +5,7 @@
 mod detection;
 pub mod viewer;
 
-use detection::{
-    DetectionResult, DetectionView, TrainingView, draw_regions, heat_image, score_heat_image,
-};
+use detection::{DetectionResult, DetectionView, TrainingView, draw_regions};
 pub use detection::{HEAT_MAX, false_alarm_text};
 
 use std::collections::{HashMap, HashSet};
@@ -170,6 +168,10 @@ impl ContrarioApp {
                     }
                 }
                 Message::Trained { file, seconds, .. } => {
+                    // The models folder changed either way.
+                    if let Some(p) = &self.state.project {
+                        self.state.models = crate::app::model_names(&p.root);
+                    }
                     let Some(TrainingView {
                         category: cat,
                         model,
@@ -178,9 +180,6 @@ impl ContrarioApp {
                     else {
                         continue; // not a training of this window's (it was let go)
                     };
-                    if let Some(p) = &self.state.project {
-                        self.state.models = crate::app::model_names(&p.root);
-                    }
                     let z2: Vec<String> = file
                         .calibration
                         .mean_z2_per_scale
@@ -201,27 +200,14 @@ impl ContrarioApp {
                 Message::Inferred { id, result } => {
                     if let Some(index) = self.inferring.remove(&id) {
                         self.detecting.remove(&index);
-                        let heat = ctx.load_texture(
-                            format!("heat{index}"),
-                            heat_image(&result.log_nfa),
-                            egui::TextureOptions::LINEAR,
-                        );
-                        let score_heat = ctx.load_texture(
-                            format!("score{index}"),
-                            score_heat_image(&result.anomaly_map),
-                            egui::TextureOptions::LINEAR,
-                        );
-                        self.detections.insert(
+                        let d = DetectionView::new(
+                            ctx,
                             index,
-                            DetectionView {
-                                log_nfa: result.log_nfa,
-                                heat,
-                                score: Some((result.anomaly_map, score_heat)),
-                                regions: Vec::new(),
-                                traced_at: f32::NAN,
-                                seconds: None,
-                            },
+                            result.log_nfa,
+                            Some(result.anomaly_map),
+                            None,
                         );
+                        self.detections.insert(index, d);
                     }
                 }
                 Message::Error { context, message } => {
