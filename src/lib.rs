@@ -1,33 +1,24 @@
 //! Contrario: review industrial visual anomalies and correct their labels.
 //!
-//! Everything testable without a window lives in this library; `gui` is a thin egui layer over
-//! [`app::AppState`], and `main.rs` only parses the command line.
+//! The library holds everything testable without a window, in layers; each uses only the ones
+//! above it in this list (`tests/architecture.rs` checks it):
+//! - [`stats`]: the a contrario engine, the training-free detector, metrics, `.npy` (pure Rust);
+//! - [`project`]: the project folder and its files, labels and their edits, review, imports and
+//!   exports, cached results (no libtorch);
+//! - [`uflow`]: backbones, the flow, training and inference, and the worker thread that owns every
+//!   libtorch object (the only layer that names `tch`);
+//! - [`app`]: the window's state and commands, and background decoding (no egui);
+//! - [`gui`]: the egui window, a thin layer that draws [`app::AppState`] and sends commands;
+//! - [`cli`]: the command line (it starts the window; nothing imports it).
 
-pub mod acontrario;
-pub mod app;
-pub mod autosave;
-pub mod backbone;
-pub mod bench;
-pub mod cli;
-pub mod dataset;
-pub mod demo;
-pub mod export;
-pub mod flow;
-pub mod gui;
-pub mod imaging;
-pub mod import;
-pub mod labels;
-pub mod loader;
-pub mod metrics;
-pub mod model;
-pub mod npy;
+pub mod stats;
+
 pub mod project;
-pub mod project_cmd;
-pub mod review;
-pub mod runtime;
-pub mod segment_cmd;
-pub mod storage;
-pub mod torch_pickle;
-pub mod trainfree_cmd;
-pub mod uflow_cmd;
-pub mod worker;
+
+pub mod uflow;
+
+pub mod app;
+
+pub mod gui;
+
+pub mod cli;

@@ -7,10 +7,10 @@ use rand::rngs::StdRng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 use std::path::PathBuf;
 
-use contrario::acontrario::nfa::{log10_pfa, segment_scale};
-use contrario::acontrario::{SegmentOptions, regions_at, segment};
-use contrario::npy;
-use contrario::segment_cmd::read_latents;
+use contrario::stats::acontrario::nfa::{log10_pfa, segment_scale};
+use contrario::stats::acontrario::{SegmentOptions, regions_at, segment};
+use contrario::stats::npy;
+use contrario::stats::npy::read_latents;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nfa")
@@ -173,7 +173,7 @@ fn false_alarms_within_bound(
     trials: usize,
     seed: u64,
     mut draw: impl FnMut(&mut StdRng) -> Vec<Array3<f32>>,
-    check: impl Fn(&contrario::acontrario::Segmentation),
+    check: impl Fn(&contrario::stats::acontrario::Segmentation),
 ) {
     let mut counts = [0usize; 2];
     let mut rng = StdRng::seed_from_u64(seed);
@@ -241,7 +241,7 @@ fn pooled_test_finds_a_blob_that_the_full_grid_cannot_afford() {
     };
     let seg = segment(&[z1.view(), z2.view()], None, full);
     assert!(regions_at(&seg.log_nfa, None, 0.0, 0.0).is_empty());
-    let evidence = |seg: &contrario::acontrario::Segmentation| {
+    let evidence = |seg: &contrario::stats::acontrario::Segmentation| {
         seg.log_nfa.iter().copied().fold(f32::INFINITY, f32::min) as f64 - seg.log10_nt
     };
     eprintln!(

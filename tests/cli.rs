@@ -93,9 +93,9 @@ fn segment_writes_maps_and_regions_and_reports_timing() {
     assert!(v["seconds_per_image"].as_f64().unwrap() > 0.0);
     assert!((v["log10_nt"].as_f64().unwrap() - 476.924).abs() < 1e-3);
     assert_eq!(v["regions"], 1);
-    let nfa = contrario::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
+    let nfa = contrario::stats::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
     assert_eq!(nfa.shape(), &[56, 56]);
-    let p2 = contrario::npy::read_f32(&out.path().join("log_pfa_2.npy")).unwrap();
+    let p2 = contrario::stats::npy::read_f32(&out.path().join("log_pfa_2.npy")).unwrap();
     assert_eq!(p2.shape(), &[14, 14]);
     let regions: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("regions.json")).unwrap())
@@ -142,7 +142,7 @@ fn detect_runs_the_training_free_detector_on_an_image() {
         .output()
         .unwrap();
     assert_ok(&run);
-    let nfa = contrario::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
+    let nfa = contrario::stats::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
     assert_eq!(nfa.shape(), &[256, 256]);
     // The planted hole is detected where the ground truth says.
     let gt = image::open(
@@ -190,13 +190,19 @@ fn import_mvtec_counts_the_shared_data() {
             .iter()
             .any(|a| a.id == "gt" && a.read_only)
     );
-    // Importing again replaces, never duplicates.
-    contrario()
+    // Importing again succeeds and replaces, never duplicates.
+    let again = contrario()
         .args(["import", "--project"])
         .arg(dir.path())
         .arg(&data)
         .output()
         .unwrap();
+    assert_ok(&again);
+    let counts: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        counts.as_object().is_some_and(|c| !c.is_empty()),
+        "{counts}"
+    );
     assert_eq!(
         contrario::project::Project::open(dir.path())
             .unwrap()
@@ -287,9 +293,25 @@ fn train_infer_eval_on_a_project() {
 
     assert_eq!(c["mean_z2_per_scale"].as_array().unwrap().len(), 3);
     assert!(v["overall"]["pixel_auroc"].is_number());
-    // Results were cached: a second evaluation reads them back and agrees.
+    // Results were cached: inference reads them back (each line says so) and agrees.
     let cached = std::fs::read_dir(p.join("cache/m/fabric")).unwrap().count();
     assert_eq!(cached, 8 * 3, "three files per test image");
+    let infer = |p: &std::path::Path| {
+        let run = contrario()
+            .args(["infer", "--project"])
+            .arg(p)
+            .args(["--model", "m", "--category", "fabric"])
+            .output()
+            .unwrap();
+        assert_ok(&run);
+        String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let lines = infer(&p);
+    assert_eq!(lines.len(), 8);
+    assert!(lines.iter().all(|l| l["cached"] == true), "{lines:?}");
     let again = contrario()
         .args(["eval", "--project"])
         .arg(&p)
@@ -297,7 +319,14 @@ fn train_infer_eval_on_a_project() {
         .output()
         .unwrap();
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(w["categories"]["fabric"]["pixel_auroc"], c["pixel_auroc"]);
+    assert_eq!(w["categories"]["fabric"], *c);
+    // Without the cache the same results are computed again, not read.
+    std::fs::remove_dir_all(p.join("cache/m/fabric")).unwrap();
+    let fresh = infer(&p);
+    assert!(fresh.iter().all(|l| l["cached"] == false), "{fresh:?}");
+    for (a, b) in lines.iter().zip(&fresh) {
+        assert_eq!((&a["image"], &a["score"]), (&b["image"], &b["score"]));
+    }
     // A model that does not exist.
     let run = contrario()
         .args(["eval", "--project"])
@@ -544,7 +573,7 @@ fn a_project_open_elsewhere_is_not_overwritten() {
     // Another live process holds the lock (pid 1 always runs).
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     std::fs::write(
-        p.join(contrario::storage::LOCK_FILE),
+        p.join(contrario::project::storage::LOCK_FILE),
         format!("1 {} 0", host.trim()),
     )
     .unwrap();

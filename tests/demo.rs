@@ -14,7 +14,7 @@ fn files(root: &Path) -> Vec<PathBuf> {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap();
-            if rel == Path::new(contrario::storage::LOCK_FILE)
+            if rel == Path::new(contrario::project::storage::LOCK_FILE)
                 || rel.starts_with("cache")
                 || rel.starts_with("journal")
             {
@@ -38,7 +38,8 @@ fn committed() -> PathBuf {
 #[test]
 fn committed_demo_is_reproduced_byte_for_byte_by_the_generator() {
     let dir = tempfile::tempdir().unwrap();
-    contrario::demo::generate(dir.path(), contrario::demo::DEFAULT_SEED, false).unwrap();
+    contrario::project::demo::generate(dir.path(), contrario::project::demo::DEFAULT_SEED, false)
+        .unwrap();
     let ours = files(dir.path());
     assert_eq!(
         ours,

@@ -131,9 +131,9 @@ fn malformed_images_and_masks_are_errors() {
         let path = dir.path().join(format!("x.{ext}"));
         for _ in 0..CASES / 2 {
             std::fs::write(&path, mutate(&mut rng, &valid, tokens)).unwrap();
-            let a = contrario::imaging::load_dynamic(&path);
-            let b = contrario::labels::LabelMask::load(&path, (23, 17));
-            let _ = contrario::labels::image_size(&path);
+            let a = contrario::project::imaging::load_dynamic(&path);
+            let b = contrario::project::mask::LabelMask::load(&path, (23, 17));
+            let _ = contrario::project::imaging::image_size(&path);
             errors += a.is_err() as usize + b.is_err() as usize;
         }
     }
@@ -164,7 +164,8 @@ fn malformed_labels_in_a_project_are_errors() {
     });
     let valid = encoded(image::ImageFormat::Png, true);
     let mut rng = StdRng::seed_from_u64(3);
-    let mut store = contrario::labels::LabelStore::new(contrario::autosave::Autosaver::new());
+    let mut store =
+        contrario::project::labels::LabelStore::new(contrario::project::autosave::Autosaver::new());
     let mut errors = 0;
     for _ in 0..CASES / 3 {
         std::fs::write(
@@ -172,7 +173,7 @@ fn malformed_labels_in_a_project_are_errors() {
             mutate(&mut rng, &valid, &[b"IDAT"]),
         )
         .unwrap();
-        let layers = contrario::review::layers_of(&p, &mut store, "a");
+        let layers = contrario::project::review::layers_of(&p, &mut store, "a");
         errors += layers.is_err() as usize;
     }
     // Wrong size: reported, not resized.
@@ -196,7 +197,7 @@ fn malformed_journals_and_csvs_are_errors_or_skipped() {
         let mut bytes = line.repeat(3);
         bytes = mutate(&mut rng, &bytes, &[b"\n", b"{", b"\"verdict\":7"]);
         std::fs::write(&journal, &bytes).unwrap();
-        let r = contrario::review::latest_reviews(dir.path()).unwrap();
+        let r = contrario::project::review::latest_reviews(dir.path()).unwrap();
         assert!(r.len() <= 3, "at most one entry per line");
     }
     // VisA split files and group CSVs.
@@ -215,7 +216,7 @@ fn malformed_journals_and_csvs_are_errors_or_skipped() {
         )
         .unwrap();
         let proj = dir.path().join(format!("p{i}"));
-        imported += contrario::import::import(&proj, "visa", &visa).is_ok() as usize;
+        imported += contrario::project::import::import(&proj, "visa", &visa).is_ok() as usize;
         let groups = dir.path().join("groups.csv");
         std::fs::write(
             &groups,
@@ -223,9 +224,9 @@ fn malformed_journals_and_csvs_are_errors_or_skipped() {
         )
         .unwrap();
         if let Ok(mut p) = contrario::project::Project::open(&proj) {
-            let _ = contrario::import::assign_groups(
+            let _ = contrario::project::import::assign_groups(
                 &mut p,
-                &contrario::import::GroupSource::Csv(groups),
+                &contrario::project::import::GroupSource::Csv(groups),
             );
         }
     }

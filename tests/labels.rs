@@ -1,9 +1,10 @@
 //! Label editing, the audit trail, autosave, review and export on real project files.
 
-use contrario::autosave::Autosaver;
-use contrario::labels::{Edit, LabelError, LabelMask, LabelStore, read_audit};
 use contrario::project::Project;
-use contrario::review::{self, ConsensusRule, Verdict};
+use contrario::project::autosave::Autosaver;
+use contrario::project::labels::{Edit, LabelError, LabelStore, read_audit};
+use contrario::project::mask::LabelMask;
+use contrario::project::review::{self, ConsensusRule, Verdict};
 use std::path::{Path, PathBuf};
 
 fn copy_demo(dir: &Path) -> PathBuf {
@@ -15,7 +16,7 @@ fn copy_demo(dir: &Path) -> PathBuf {
 
 fn stare(dir: &Path) -> Project {
     let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/stare");
-    contrario::import::import_with_layers(
+    contrario::project::import::import_with_layers(
         dir,
         "folder",
         &s.join("images"),
@@ -273,7 +274,8 @@ fn stare_disagreement_consensus_and_exports() {
 
     // Masks: only the adjudicated images, binary, MVTec layout.
     let out = dir.path().join("masks");
-    let s = contrario::export::export_masks(&p, &mut store, review::CONSENSUS, &out).unwrap();
+    let s =
+        contrario::project::export::export_masks(&p, &mut store, review::CONSENSUS, &out).unwrap();
     assert_eq!((s.images, s.masks, s.unlabelled), (2, 2, 8));
     let m = image::open(out.join("images/ground_truth/defect/im0004_mask.png"))
         .unwrap()
@@ -287,7 +289,7 @@ fn stare_disagreement_consensus_and_exports() {
 
     // COCO: decoding every annotation's RLE rebuilds each layer's binary mask.
     let coco = dir.path().join("coco.json");
-    let s = contrario::export::export_coco(&p, &mut store, "ah", &coco).unwrap();
+    let s = contrario::project::export::export_coco(&p, &mut store, "ah", &coco).unwrap();
     assert_eq!(s.images, 10);
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&coco).unwrap()).unwrap();
     for img in doc["images"].as_array().unwrap() {
@@ -328,7 +330,7 @@ fn stare_disagreement_consensus_and_exports() {
 
     // CSV: a row per image, the IoU column, the verdict with its quoted note.
     let csv = dir.path().join("report.csv");
-    contrario::export::export_csv(&p, &mut store, None, &csv).unwrap();
+    contrario::project::export::export_csv(&p, &mut store, None, &csv).unwrap();
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 11);
@@ -468,7 +470,7 @@ fn a_killed_process_loses_nothing_older_than_two_seconds() {
         }
         assert!(started.elapsed().as_secs() < 120, "the edit stream stalled");
     }
-    let killed_at = contrario::labels::now_ms();
+    let killed_at = contrario::project::storage::now_ms();
     child.kill().unwrap(); // SIGKILL on Unix
     child.wait().unwrap();
     log.extend(rx.try_iter());
@@ -492,7 +494,7 @@ fn a_killed_process_loses_nothing_older_than_two_seconds() {
         }
     }
     let audit = read_audit(&root).unwrap();
-    let text = std::fs::read_to_string(root.join(contrario::labels::AUDIT_FILE)).unwrap();
+    let text = std::fs::read_to_string(root.join(contrario::project::labels::AUDIT_FILE)).unwrap();
     assert_eq!(audit.len(), text.lines().count(), "a torn journal line");
     // Every edit older than 2 s is on disk.
     let mut store = LabelStore::new(Autosaver::new());
@@ -508,7 +510,7 @@ fn a_killed_process_loses_nothing_older_than_two_seconds() {
     }
     assert!(audit.len() >= log.len().saturating_sub(400));
     // The killed process's lock is stale: the project opens for editing again.
-    contrario::storage::ProjectLock::acquire(&root).unwrap();
+    contrario::project::storage::ProjectLock::acquire(&root).unwrap();
 }
 
 #[test]
@@ -532,7 +534,7 @@ fn images_of_every_depth_and_format_get_layers_of_their_size() {
         .save(data.join("d.jpg"))
         .unwrap();
     let root = dir.path().join("p");
-    let counts = contrario::import::import(&root, "folder", &data).unwrap();
+    let counts = contrario::project::import::import(&root, "folder", &data).unwrap();
     assert_eq!(counts["data"].images, 4);
     let mut p = Project::open(&root).unwrap();
     p.ensure_annotator("x", "X");
@@ -549,7 +551,7 @@ fn images_of_every_depth_and_format_get_layers_of_their_size() {
         .iter()
         .zip([(31, 7), (9, 12), (5, 6), (16, 8)])
     {
-        let full = contrario::imaging::load_rgba(&p.image_path(e)).unwrap();
+        let full = contrario::project::imaging::load_rgba(&p.image_path(e)).unwrap();
         assert_eq!(full.dimensions(), size);
         store
             .edit(

@@ -1,7 +1,7 @@
 //! Metrics against values scikit-learn computed on the same inputs (tests/fixtures/metrics.json,
 //! made by scripts/metrics_fixture.py).
 
-use contrario::metrics::{auroc, iou};
+use contrario::stats::metrics::{auroc, iou};
 
 #[test]
 fn auroc_and_iou_match_scikit_learn() {

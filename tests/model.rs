@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
-use contrario::model::{Model, Progress, TrainConfig};
+use contrario::project::training::Progress;
+use contrario::uflow::model::{Model, TrainConfig};
 use std::sync::Mutex;
 
 /// libtorch's random generator is process-wide: tests that seed it must not interleave.
@@ -116,7 +117,7 @@ fn trains_saves_loads_and_infers_deterministically() {
     }
     let mut raw = Model::load(dir.path(), tch::Device::Cpu).unwrap();
     raw.file.calibration.latent_scale.clear();
-    let x = contrario::model::preprocess(&img, 128).unwrap();
+    let x = contrario::uflow::model::preprocess(&img, 128).unwrap();
     for ((zc, zr), k) in model.latents(&x).iter().zip(raw.latents(&x)).zip(k) {
         let d = (zc - zr * *k).abs().max().double_value(&[]);
         assert!(
@@ -336,31 +337,45 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     )
     .unwrap();
     let count = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
-    let a = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (a, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(!hit, "nothing cached yet");
     assert_eq!(count(), 3);
-    let b = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
-    assert_eq!(a.anomaly_map, b.anomaly_map);
-    assert_eq!(a.log_nfa, b.log_nfa);
-    assert_eq!(a.image_score, b.image_score);
-    assert_eq!(a.mean_z2_per_scale, b.mean_z2_per_scale);
-    assert_eq!(count(), 3, "the second call reads the cache");
+    let (b, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(hit, "the second call reads the cache");
+    assert_eq!(a, b, "and reads back what was computed");
+    assert_eq!(count(), 3);
     // A different image under the same name gets a different result, in place of the old one.
     std::fs::copy(
         paths(&p, Split::Test, "wood", Some("good"))[0].clone(),
         &img,
     )
     .unwrap();
-    let c = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (c, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(!hit, "a changed image is recomputed");
     assert_eq!(
         count(),
         3,
         "the stale entry is replaced, not kept beside the new one"
     );
     assert_ne!(a.anomaly_map, c.anomaly_map);
-    let d = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
-    assert_eq!(c.anomaly_map, d.anomaly_map, "and the new one is read back");
+    let (d, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(hit && c == d, "and the new one is read back");
     // Damaged metadata is a miss, recomputed, never an error.
     std::fs::write(cache.join("x.json"), b"{not json").unwrap();
-    let e = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (e, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(!hit);
     assert_eq!(c.anomaly_map, e.anomaly_map);
+    // A cache entry is believed only under its key: a forged map under the right key is what a
+    // hit returns, which a recompute would not give.
+    let forged = ndarray::Array2::<f32>::from_elem(e.anomaly_map.dim(), 0.123);
+    let (h, w) = forged.dim();
+    contrario::project::storage::write_npy_f32(
+        &cache.join("x.map.npy"),
+        &[h, w],
+        forged.iter().copied(),
+    )
+    .unwrap();
+    let (f, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    assert!(hit);
+    assert_eq!(f.anomaly_map, forged);
 }

@@ -2,7 +2,8 @@
 //! or `F`, 1:1 on `1`. Textures magnify with nearest-neighbour filtering, so pixels stay crisp past
 //! 1:1, and minify linearly. Coordinates are kept in image pixels, so overlays stay aligned.
 
-use egui::{Color32, Pos2, Rect, Sense, TextureHandle, Vec2};
+use egui::{Color32, ColorImage, Pos2, Rect, Sense, TextureHandle, Vec2};
+use image::RgbaImage;
 
 /// egui-wgpu's texture size limit: larger images are downsampled for display.
 pub const MAX_TEXTURE_SIDE: u32 = 8192;
@@ -122,6 +123,19 @@ pub fn show(
         response,
         view,
         hovered_pixel,
+    }
+}
+
+pub fn color_image(img: &RgbaImage) -> ColorImage {
+    ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw())
+}
+
+/// Downsample images beyond the GPU texture limit; the viewer keeps image coordinates anyway.
+pub fn fit_texture(img: &RgbaImage) -> ColorImage {
+    if img.width() > MAX_TEXTURE_SIDE || img.height() > MAX_TEXTURE_SIDE {
+        color_image(&crate::project::imaging::fit_within(img, MAX_TEXTURE_SIDE))
+    } else {
+        color_image(img)
     }
 }
 

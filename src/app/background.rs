@@ -1,0 +1,307 @@
+//! The work behind the window, off the UI thread: the worker thread (U-Flow training and
+//! inference, the only owner of libtorch state) and the training-free detector on rayon's pool.
+//! [`Background::poll`] starts what [`AppState`] asks for and folds finished work back into it;
+//! the window calls it once a frame and never waits. A panic in a job becomes a notice.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use ndarray::Array2;
+
+use super::detection::{Detection, TrainingJob};
+use super::{AppCommand, AppState, NoticeLevel};
+use crate::project::imaging;
+use crate::project::training::Progress;
+use crate::project::{MODEL_META_FILE, Split};
+use crate::stats::acontrario::trainfree;
+use crate::uflow::model::TrainConfig;
+use crate::uflow::worker::{Command, Message, Worker};
+
+/// Wakes the window when a result arrives (`egui::Context::request_repaint`).
+pub type Repaint = Arc<dyn Fn() + Send + Sync>;
+
+/// Run `job` on rayon's pool and hand its result, or the text of its panic, to `deliver`. Every
+/// background job of the app goes through here: a panic must not abort the process.
+pub fn spawn_caught<T: Send + 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+    deliver: impl FnOnce(Result<T, String>) + Send + 'static,
+) {
+    rayon::spawn(move || deliver(catch(job)));
+}
+
+/// `job()`, with a panic turned into its message.
+pub fn catch<T>(job: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|p| panic_text(&p))
+}
+
+/// The message of a panic payload.
+pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error".into())
+}
+
+/// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
+type Detected = (u64, usize, Result<(Array2<f32>, f64), String>);
+
+/// The training-free detector on an image file (thesis chapter 3, default parameters).
+pub fn detect_trainfree(path: &std::path::Path) -> Result<Array2<f32>, String> {
+    let img = imaging::load_dynamic(path).map_err(|e| e.to_string())?;
+    let params = trainfree::Params::default();
+    trainfree::detect(&trainfree::planes_of(&img), &params)
+        .map(|d| d.log_nfa)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub struct Background {
+    worker: Worker,
+    repaint: Repaint,
+    detect_tx: Sender<Detected>,
+    detect_rx: Receiver<Detected>,
+    /// U-Flow inference in flight: (generation, image id) -> (image index, model).
+    inferring: HashMap<(u64, String), (usize, String)>,
+    serial: u64,
+}
+
+impl Background {
+    /// Start the worker and ask it for the device and the built-in backbone.
+    pub fn new(repaint: Repaint) -> Self {
+        let wake = repaint.clone();
+        let worker = Worker::spawn(Box::new(move || wake()));
+        worker.send(Command::Probe);
+        worker.send(Command::CheckBackbone);
+        let (detect_tx, detect_rx) = mpsc::channel();
+        Self {
+            worker,
+            repaint,
+            detect_tx,
+            detect_rx,
+            inferring: HashMap::new(),
+            serial: 0,
+        }
+    }
+
+    /// Nothing of the app's is running in the background.
+    pub fn is_idle(&self, state: &AppState) -> bool {
+        state.detecting.is_empty()
+            && state.training_job.is_none()
+            && state.train_requests.is_empty()
+            && state.detect_requests.is_empty()
+    }
+
+    /// Start what the state asks for and fold finished work into it.
+    pub fn poll(&mut self, state: &mut AppState) {
+        if std::mem::take(&mut state.cancel_requested) {
+            self.worker.cancel();
+        }
+        self.start_detections(state);
+        self.start_trainings(state);
+        self.drain_worker(state);
+        while let Ok((generation, index, result)) = self.detect_rx.try_recv() {
+            if generation != state.generation || state.detector.is_some() {
+                continue;
+            }
+            state.detecting.remove(&index);
+            match result {
+                Ok((log_nfa, seconds)) => {
+                    self.serial += 1;
+                    let d = Detection::new(log_nfa, None, Some(seconds), self.serial);
+                    state.detections.insert(index, d);
+                }
+                Err(e) => state.notify(NoticeLevel::Error, format!("Detection failed: {e}")),
+            }
+        }
+        let level = state.nfa_threshold;
+        if let Some(d) = state.selected.and_then(|s| state.detections.get_mut(&s)) {
+            d.trace_at(level);
+        }
+    }
+
+    fn start_detections(&mut self, state: &mut AppState) {
+        for index in std::mem::take(&mut state.detect_requests) {
+            let Some(entry) = state
+                .project
+                .as_ref()
+                .and_then(|p| p.file.images.get(index))
+            else {
+                continue;
+            };
+            if state.detections.contains_key(&index) || state.detecting.contains(&index) {
+                continue;
+            }
+            let project = state.project.as_ref().expect("checked above");
+            let path = project.image_path(entry);
+            if let Some(name) = state.detector.clone() {
+                let model = project.model_dir(&name, &entry.category);
+                if !model.join(MODEL_META_FILE).exists() {
+                    let msg = format!(
+                        "Model {name:?} has no version for category {:?}: train it first",
+                        entry.category
+                    );
+                    state.notify(NoticeLevel::Warning, msg);
+                    continue;
+                }
+                let cache = project.cache_dir(&name, &entry.category);
+                let id = entry.id.clone();
+                self.inferring
+                    .insert((state.generation, id.clone()), (index, name));
+                self.worker.send(Command::Infer {
+                    tag: state.generation,
+                    model,
+                    images: vec![(id, path)],
+                    cache: Some(cache),
+                });
+            } else {
+                let (tx, repaint, generation) = (
+                    self.detect_tx.clone(),
+                    self.repaint.clone(),
+                    state.generation,
+                );
+                spawn_caught(
+                    move || {
+                        let start = std::time::Instant::now();
+                        detect_trainfree(&path).map(|m| (m, start.elapsed().as_secs_f64()))
+                    },
+                    move |result| {
+                        let _ = tx.send((generation, index, result.and_then(|r| r)));
+                        repaint();
+                    },
+                );
+            }
+            state.detecting.insert(index);
+        }
+    }
+
+    fn start_trainings(&mut self, state: &mut AppState) {
+        for category in std::mem::take(&mut state.train_requests) {
+            let Some(project) = &state.project else { break };
+            if state.training_job.is_some() {
+                state.notify(NoticeLevel::Warning, "A training is already running");
+                continue;
+            }
+            let images: Vec<PathBuf> = project
+                .file
+                .images
+                .iter()
+                .filter(|e| e.category == category && e.split == Split::Train)
+                .map(|e| project.image_path(e))
+                .collect();
+            if images.is_empty() {
+                state.notify(
+                    NoticeLevel::Warning,
+                    format!("Category {category:?} has no normal training images"),
+                );
+                continue;
+            }
+            let settings = state.training_settings();
+            let model = settings.model_name();
+            let out = project.model_dir(&model, &category);
+            self.worker.send(Command::Train {
+                images,
+                config: TrainConfig::from_settings(&settings),
+                out,
+            });
+            state.training_job = Some(TrainingJob {
+                category,
+                model,
+                text: "starting".into(),
+            });
+        }
+    }
+
+    fn drain_worker(&mut self, state: &mut AppState) {
+        while let Some(msg) = self.worker.try_recv() {
+            match msg {
+                Message::Torch(info) => state.torch = Some(info),
+                // Nothing to show: trainings and inferences report through their own messages.
+                Message::BackboneReady { .. } | Message::Finished => {}
+                Message::Progress(p) => {
+                    if let Some(job) = &mut state.training_job {
+                        job.text = progress_text(&p);
+                    }
+                }
+                Message::Trained { file, seconds, .. } => {
+                    // The models folder changed either way.
+                    if let Some(p) = &state.project {
+                        state.models = p.model_names();
+                    }
+                    let Some(TrainingJob {
+                        category, model, ..
+                    }) = state.training_job.take()
+                    else {
+                        continue; // not a training of this window's (it was let go)
+                    };
+                    let z2: Vec<String> = file
+                        .calibration
+                        .mean_z2_per_scale
+                        .iter()
+                        .map(|v| format!("{v:.2}"))
+                        .collect();
+                    state.notify(
+                        NoticeLevel::Info,
+                        format!(
+                            "U-Flow trained on {category} in {seconds:.0} s (best epoch {}; mean z^2 per scale on held-out normals {})",
+                            file.best_epoch + 1,
+                            z2.join(", ")
+                        ),
+                    );
+                    // A retrained model's results replace the old ones.
+                    state.detections.clear();
+                    state.detecting.clear();
+                    state.apply(AppCommand::SetDetector(Some(model)));
+                }
+                Message::Inferred {
+                    tag, id, result, ..
+                } => {
+                    let Some((index, model)) = self.inferring.remove(&(tag, id)) else {
+                        continue;
+                    };
+                    if tag != state.generation || state.detector.as_ref() != Some(&model) {
+                        continue;
+                    }
+                    state.detecting.remove(&index);
+                    self.serial += 1;
+                    let r = *result;
+                    let d = Detection::new(r.log_nfa, Some(r.anomaly_map), None, self.serial);
+                    state.detections.insert(index, d);
+                }
+                Message::Error { context, message } => {
+                    if context.starts_with("training") {
+                        state.training_job = None;
+                    }
+                    if context.starts_with("inference") {
+                        for ((_, _), (i, _)) in self.inferring.drain() {
+                            state.detecting.remove(&i);
+                        }
+                    }
+                    state.notify(NoticeLevel::Warning, format!("{context}: {message}"))
+                }
+            }
+        }
+    }
+}
+
+/// A training's progress in words, for the detection bar.
+fn progress_text(p: &Progress) -> String {
+    match *p {
+        Progress::Resumed { epochs_done } => format!("resuming after epoch {epochs_done}"),
+        Progress::Features { done, total } => format!("features {done}/{total}"),
+        Progress::Step {
+            epoch, step, steps, ..
+        } => format!("epoch {} step {}/{steps}", epoch + 1, step + 1),
+        Progress::Epoch {
+            epoch,
+            epochs,
+            validation_nll,
+            eta_seconds,
+            ..
+        } => format!(
+            "epoch {}/{epochs} · validation NLL {validation_nll:.0} · {eta_seconds:.0} s left",
+            epoch + 1
+        ),
+    }
+}

@@ -1,0 +1,149 @@
+//! What a detector found on an image, as the window shows it: the log10 NFA map (and, for U-Flow,
+//! the anomaly map), the regions at the current NFA level, and a training in progress.
+
+use ndarray::Array2;
+
+use crate::stats::acontrario::{Region, regions_at};
+
+/// Douglas-Peucker tolerance of the outlines drawn, in map pixels.
+const OUTLINE_SIMPLIFY: f32 = 0.35;
+
+/// A detector's result on one image.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// log10 NFA at the detector's resolution.
+    pub log_nfa: Array2<f32>,
+    /// The U-Flow anomaly map (1 - likelihood); None for the training-free detector, whose score
+    /// is -log10 NFA itself.
+    pub score: Option<Array2<f32>>,
+    /// Regions below the NFA level they were last traced at.
+    pub regions: Vec<Region>,
+    pub traced_at: f32,
+    /// How long the detection took, when it was measured here (U-Flow results may come from
+    /// the cache).
+    pub seconds: Option<f64>,
+    /// Unique per result, so that the window knows when to rebuild its textures.
+    pub serial: u64,
+}
+
+impl Detection {
+    pub fn new(
+        log_nfa: Array2<f32>,
+        score: Option<Array2<f32>>,
+        seconds: Option<f64>,
+        serial: u64,
+    ) -> Self {
+        Self {
+            log_nfa,
+            score,
+            regions: Vec::new(),
+            traced_at: f32::NAN,
+            seconds,
+            serial,
+        }
+    }
+
+    /// Re-threshold and re-trace the outlines (milliseconds) when the level moved; the map is
+    /// kept, the detector is never re-run.
+    pub fn trace_at(&mut self, level: f32) {
+        if self.traced_at != level {
+            self.regions = regions_at(&self.log_nfa, None, level, OUTLINE_SIMPLIFY);
+            self.traced_at = level;
+        }
+    }
+
+    /// The most significant value of the map.
+    pub fn min_log_nfa(&self) -> f32 {
+        self.log_nfa.iter().copied().fold(f32::INFINITY, f32::min)
+    }
+}
+
+/// A U-Flow training running on the worker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingJob {
+    pub category: String,
+    /// The model it writes (named after its settings).
+    pub model: String,
+    /// The latest progress, in words.
+    pub text: String,
+}
+
+/// What the detector says at image pixel (x, y) of an image of `size` (w, h), for the status bar:
+/// the maps are at the detector's own resolution, so the pixel is mapped to its cell.
+pub fn readout(
+    log_nfa: &Array2<f32>,
+    score: Option<&Array2<f32>>,
+    (x, y): (u32, u32),
+    (w, h): (u32, u32),
+) -> String {
+    let at = |m: &Array2<f32>| {
+        let (mh, mw) = m.dim();
+        let i = (y as usize * mh / h.max(1) as usize).min(mh.saturating_sub(1));
+        let j = (x as usize * mw / w.max(1) as usize).min(mw.saturating_sub(1));
+        m.get((i, j)).copied()
+    };
+    let mut parts = Vec::new();
+    if let Some(v) = at(log_nfa) {
+        parts.push(format!("log10 NFA {v:.1}"));
+    }
+    if let Some(v) = score.and_then(at) {
+        parts.push(format!("score {v:.2}"));
+    }
+    parts.join(" · ")
+}
+
+/// "Expected false alarms per image" in words for a log10 NFA level.
+pub fn false_alarm_text(level: f32) -> String {
+    if level >= 0.0 {
+        let n = 10f32.powf(level);
+        if n < 9.95 {
+            format!("at most {n:.1} false alarms per image")
+        } else {
+            format!("at most {n:.0} false alarms per image")
+        }
+    } else {
+        format!("at most 1 false alarm per 10^{:.1} images", -level)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readout_maps_an_image_pixel_to_the_cell_of_each_map() {
+        // A 2 x 4 NFA map and a 1 x 2 score map over a 400 x 200 image.
+        let nfa = ndarray::arr2(&[[0.0f32, 1.0, 2.0, 3.0], [-4.0, -5.0, -6.0, -7.3]]);
+        let score = ndarray::arr2(&[[0.25f32, 0.75]]);
+        assert_eq!(
+            readout(&nfa, Some(&score), (399, 199), (400, 200)),
+            "log10 NFA -7.3 · score 0.75"
+        );
+        assert_eq!(readout(&nfa, None, (100, 0), (400, 200)), "log10 NFA 1.0");
+        assert_eq!(
+            readout(&nfa, Some(&score), (0, 150), (400, 200)),
+            "log10 NFA -4.0 · score 0.25"
+        );
+        // A pixel past the edge (a stale hover) lands in the last cell, never out of bounds.
+        assert_eq!(
+            readout(&nfa, None, (900, 900), (400, 200)),
+            "log10 NFA -7.3"
+        );
+    }
+
+    #[test]
+    fn retracing_follows_the_level_and_keeps_the_map() {
+        let nfa = ndarray::arr2(&[[5.0f32, -3.0, 5.0], [5.0, -8.0, 5.0], [-1.0, 5.0, 5.0]]);
+        let mut d = Detection::new(nfa, None, None, 1);
+        d.trace_at(0.0);
+        assert_eq!(d.regions.len(), 2);
+        d.trace_at(-5.0);
+        assert_eq!(d.regions.len(), 1);
+        assert_eq!(d.min_log_nfa(), -8.0);
+        assert_eq!(false_alarm_text(0.0), "at most 1.0 false alarms per image");
+        assert_eq!(
+            false_alarm_text(-3.0),
+            "at most 1 false alarm per 10^3.0 images"
+        );
+    }
+}

@@ -1,0 +1,607 @@
+//! Application state and commands, independent of any window: the GUI is a thin layer that draws
+//! this state and turns clicks and keys into [`AppCommand`]s. Everything here is testable headless.
+
+pub mod background;
+pub mod detection;
+pub mod loader;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use detection::{Detection, TrainingJob};
+
+use crate::project::autosave::Autosaver;
+use crate::project::labels::LabelStore;
+use crate::project::storage::ProjectLock;
+use crate::project::training::TrainingSettings;
+use crate::project::{FORMAT_VERSION, PROJECT_FILE, Project};
+use crate::uflow::runtime::TorchInfo;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Warning,
+    Error,
+}
+
+/// A visible, dismissable message (errors never crash the app; they end up here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    pub id: u64,
+    pub level: NoticeLevel,
+    pub text: String,
+}
+
+/// Every user action, from menus, shortcuts, buttons and tests alike.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppCommand {
+    OpenProject(PathBuf),
+    OpenImageFolder(PathBuf),
+    OpenDemo,
+    Select(usize),
+    SelectNext,
+    SelectPrevious,
+    ShowLabels(Option<String>),
+    /// Run the training-free a contrario detector on the selected image.
+    DetectSelected,
+    /// Detect automatically on every image that gets selected.
+    SetAutoDetect(bool),
+    /// The NFA level: regions with log10 NFA below it are shown.
+    SetNfaThreshold(f32),
+    ShowHeatmap(bool),
+    /// What the heatmap shows (for U-Flow results; the training-free detector has one map).
+    SetHeatmapKind(HeatmapKind),
+    /// Which detector "Detect anomalies" runs: None for the training-free one, or a U-Flow model
+    /// name (from the project's models folder).
+    SetDetector(Option<String>),
+    /// Train a U-Flow model on the normal training images of the selected image's category.
+    TrainSelectedCategory,
+    /// Epochs, input size and backbone variant of trainings started from the window (kept in
+    /// the project); refused with a notice when they cannot train.
+    SetTraining(TrainingSettings),
+    CancelTraining,
+    DismissNotice(u64),
+}
+
+/// The two maps a U-Flow result can paint over the image, each on one fixed scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeatmapKind {
+    /// -log10 NFA: only where the a contrario test finds something (NFA < 1).
+    Nfa,
+    /// The model's anomaly map (1 - mean over scales of the likelihood): everywhere, also where
+    /// the evidence is too weak for any region to pass the test.
+    AnomalyScore,
+}
+
+pub struct AppState {
+    pub project: Option<Project>,
+    /// Index into `project.file.images`.
+    pub selected: Option<usize>,
+    /// Annotator whose labels are overlaid on the viewer.
+    pub label_layer: Option<String>,
+    pub label_opacity: f32,
+    pub notices: Vec<Notice>,
+    pub torch: Option<TorchInfo>,
+    /// Detection display: log10 NFA threshold ("expected false alarms per image" = 10^threshold),
+    /// heatmap on/off and opacity, automatic detection on selection.
+    pub nfa_threshold: f32,
+    pub show_heatmap: bool,
+    pub heatmap_kind: HeatmapKind,
+    pub heatmap_opacity: f32,
+    pub auto_detect: bool,
+    /// Detection requests the background has not picked up yet (image indices).
+    pub detect_requests: Vec<usize>,
+    /// Results of the current detector per image index, and the images it is working on.
+    pub detections: HashMap<usize, Detection>,
+    pub detecting: HashSet<usize>,
+    /// The U-Flow training running in the background, if any.
+    pub training_job: Option<TrainingJob>,
+    /// The detector in use (None: training-free) and the U-Flow models the project has.
+    pub detector: Option<String>,
+    pub models: Vec<String>,
+    /// Training requests (category) and cancellations the GUI has not picked up yet.
+    pub train_requests: Vec<String>,
+    pub cancel_requested: bool,
+    /// Settings of trainings started from the window.
+    pub training: TrainingSettings,
+    /// Bumped whenever a different project is opened, so late background results for the old one
+    /// are recognised and dropped.
+    pub generation: u64,
+    /// The open project's lock; `read_only` when another Contrario holds it.
+    pub lock: Option<ProjectLock>,
+    pub read_only: bool,
+    writable: bool,
+    /// Label layers being edited, and the autosaver that writes them, the project's settings
+    /// and the journals.
+    pub labels: LabelStore,
+    next_notice: u64,
+    demo_dir: PathBuf,
+}
+
+/// Where the bundled demo project lives: `CONTRARIO_DEMO`, else `projects/demo` next to the
+/// working directory, else the one in the source tree this binary was built from.
+pub fn demo_project_dir() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONTRARIO_DEMO") {
+        return PathBuf::from(p);
+    }
+    let local = PathBuf::from("projects/demo");
+    if local.join(PROJECT_FILE).exists() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
+}
+
+impl AppState {
+    pub fn new(demo_dir: PathBuf) -> Self {
+        Self {
+            project: None,
+            selected: None,
+            label_layer: None,
+            label_opacity: 0.45,
+            notices: Vec::new(),
+            torch: None,
+            nfa_threshold: 0.0,
+            show_heatmap: true,
+            heatmap_kind: HeatmapKind::Nfa,
+            heatmap_opacity: 0.6,
+            auto_detect: false,
+            detect_requests: Vec::new(),
+            detections: HashMap::new(),
+            detecting: HashSet::new(),
+            training_job: None,
+            detector: None,
+            models: Vec::new(),
+            train_requests: Vec::new(),
+            cancel_requested: false,
+            training: TrainingSettings::default(),
+            generation: 0,
+            lock: None,
+            read_only: false,
+            writable: false,
+            labels: LabelStore::new(Autosaver::new()),
+            next_notice: 0,
+            demo_dir,
+        }
+    }
+
+    /// The window's training knobs as they stand.
+    pub fn training_settings(&self) -> TrainingSettings {
+        self.training.clone()
+    }
+
+    pub fn notify(&mut self, level: NoticeLevel, text: impl Into<String>) {
+        self.next_notice += 1;
+        self.notices.push(Notice {
+            id: self.next_notice,
+            level,
+            text: text.into(),
+        });
+    }
+
+    pub fn image_count(&self) -> usize {
+        self.project.as_ref().map_or(0, |p| p.file.images.len())
+    }
+
+    pub fn apply(&mut self, cmd: AppCommand) {
+        match cmd {
+            AppCommand::OpenProject(dir) => match Project::open(&dir) {
+                Ok(p) => self.open_saved_project(p),
+                Err(e) => self.notify(NoticeLevel::Error, format!("Could not open project: {e}")),
+            },
+            AppCommand::OpenImageFolder(dir) => match Project::from_image_folder(&dir) {
+                Ok(p) => {
+                    self.lock = None;
+                    self.read_only = false;
+                    self.set_project(p)
+                }
+                Err(e) => self.notify(NoticeLevel::Error, format!("Could not open folder: {e}")),
+            },
+            AppCommand::OpenDemo => {
+                let dir = self.demo_dir.clone();
+                self.apply(AppCommand::OpenProject(dir));
+            }
+            AppCommand::Select(i) => {
+                if i < self.image_count() {
+                    self.select(i);
+                }
+            }
+            AppCommand::SelectNext => self.step_selection(1),
+            AppCommand::SelectPrevious => self.step_selection(-1),
+            AppCommand::ShowLabels(layer) => self.label_layer = layer,
+            AppCommand::DetectSelected => {
+                if let Some(i) = self.selected {
+                    self.detect_requests.push(i);
+                }
+            }
+            AppCommand::SetAutoDetect(on) => {
+                self.auto_detect = on;
+                if on {
+                    self.apply(AppCommand::DetectSelected);
+                }
+            }
+            AppCommand::SetNfaThreshold(t) => {
+                // log10 NFA from -20 (one false alarm in 10^20 images) to 2 (a hundred per image).
+                self.nfa_threshold = if t.is_finite() {
+                    t.clamp(-20.0, 2.0)
+                } else {
+                    0.0
+                };
+                self.persist_settings();
+            }
+            AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
+            AppCommand::SetHeatmapKind(k) => self.heatmap_kind = k,
+            AppCommand::SetDetector(d) => self.set_detector(d),
+            AppCommand::TrainSelectedCategory => {
+                if let (Some(p), Some(i)) = (&self.project, self.selected) {
+                    self.train_requests.push(p.file.images[i].category.clone());
+                }
+            }
+            AppCommand::SetTraining(t) => self.set_training(t),
+            AppCommand::CancelTraining => self.cancel_requested = true,
+            AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
+        }
+    }
+
+    /// The knobs of the next training from the window, kept in the project; refused with a
+    /// notice when they cannot train.
+    fn set_training(&mut self, t: TrainingSettings) {
+        if let Some(why) = t.problem() {
+            self.notify(
+                NoticeLevel::Warning,
+                format!("Training settings not changed: {why}"),
+            );
+        } else {
+            self.training = t.clone();
+            if let Some(p) = &mut self.project
+                && self.writable
+                && p.file.settings.training != t
+            {
+                p.file.settings.training = t;
+                self.labels.saver().save_project(p);
+            }
+        }
+    }
+
+    /// Another detector: the results shown so far were another detector's.
+    fn set_detector(&mut self, d: Option<String>) {
+        if d != self.detector {
+            // Results of another detector must not be shown as this one's.
+            self.detector = d;
+            self.detections.clear();
+            self.detecting.clear();
+            if self.auto_detect {
+                self.apply(AppCommand::DetectSelected);
+            }
+        }
+    }
+
+    fn step_selection(&mut self, delta: isize) {
+        let n = self.image_count();
+        if n == 0 {
+            return;
+        }
+        let cur = self
+            .selected
+            .map_or(if delta > 0 { -1 } else { n as isize }, |s| s as isize);
+        self.select((cur + delta).clamp(0, n as isize - 1) as usize);
+    }
+
+    fn select(&mut self, i: usize) {
+        self.selected = Some(i);
+        if self.auto_detect {
+            self.detect_requests.push(i);
+        }
+    }
+
+    /// A project from disk: take its lock (another Contrario on it means read-only here, said
+    /// in a notice), and bring an older format up to date, keeping the old file.
+    fn open_saved_project(&mut self, mut p: Project) {
+        self.lock = None;
+        self.read_only = false;
+        match ProjectLock::acquire(&p.root) {
+            Ok(l) => self.lock = Some(l),
+            Err(e) => {
+                self.read_only = true;
+                self.notify(
+                    NoticeLevel::Warning,
+                    format!("{e}. Opened read-only: nothing you change here is saved."),
+                );
+            }
+        }
+        if let Some(v) = p.migrated_from
+            && !self.read_only
+        {
+            match p.save() {
+                Ok(()) => self.notify(
+                    NoticeLevel::Info,
+                    format!(
+                        "Updated {} from format {v} to {}; the old file is kept as project.v{v}.ron.",
+                        p.root.join(PROJECT_FILE).display(),
+                        FORMAT_VERSION
+                    ),
+                ),
+                Err(e) => self.notify(
+                    NoticeLevel::Warning,
+                    format!("Could not update the project file to the current format: {e}"),
+                ),
+            }
+        }
+        self.set_project(p);
+    }
+
+    /// Whether changes to the open project are written: a saved project this app holds the lock
+    /// of, other than the bundled demo (a showcase that `make test` checks byte for byte).
+    /// Decided once when the project opens, not on every move of a slider.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Keep the project's settings (the NFA level) in `project.ron`, through the autosaver.
+    fn persist_settings(&mut self) {
+        if let Some(p) = &mut self.project {
+            let t = self.nfa_threshold as f64;
+            if self.writable && p.file.settings.log10_nfa_threshold != t {
+                p.file.settings.log10_nfa_threshold = t;
+                self.labels.saver().save_project(p);
+            }
+        }
+    }
+
+    /// Autosave failures since the last frame become notices.
+    pub fn poll_saver(&mut self) {
+        for e in self.labels.saver().take_errors() {
+            self.notify(NoticeLevel::Error, format!("Not saved: {e}"));
+        }
+    }
+
+    fn set_project(&mut self, p: Project) {
+        self.writable = p.saved
+            && !self.read_only
+            && std::fs::canonicalize(&p.root).ok() != std::fs::canonicalize(&self.demo_dir).ok();
+        // Whatever the previous project still had pending goes to disk before it is let go.
+        for e in self.labels.flush() {
+            self.notify(NoticeLevel::Error, format!("Not saved: {e}"));
+        }
+        self.labels.clear();
+        self.generation += 1;
+        self.selected = if p.file.images.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
+        // Show the first human annotator's labels by default, if any image has labels at all.
+        let has_labels = p.file.images.iter().any(|i| !i.labels.is_empty());
+        self.label_layer = has_labels
+            .then(|| p.file.annotators.first().map(|a| a.id.clone()))
+            .flatten();
+        self.nfa_threshold = p.file.settings.log10_nfa_threshold as f32;
+        self.training = TrainingSettings::default();
+        match p.file.settings.training.problem() {
+            None => self.training = p.file.settings.training.clone(),
+            Some(why) => self.notify(
+                NoticeLevel::Warning,
+                format!("The project's training settings are ignored: {why}"),
+            ),
+        }
+        self.detect_requests.clear();
+        self.detections.clear();
+        self.detecting.clear();
+        self.models = p.model_names();
+        self.detector = None;
+        self.project = Some(p);
+        if self.auto_detect
+            && let Some(i) = self.selected
+        {
+            self.detect_requests.push(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nfa_level_is_kept_in_the_project_but_never_written_into_the_demo() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = crate::project::ProjectFile::new("p");
+        f.images.push(crate::project::ImageEntry {
+            id: "a".into(),
+            path: "a.png".into(),
+            ..Default::default()
+        });
+        let text = crate::project::to_ron(&f);
+        std::fs::write(dir.path().join(PROJECT_FILE), &text).unwrap();
+        // As a user project: the level is saved.
+        let mut s = AppState::new(dir.path().join("elsewhere"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        s.apply(AppCommand::SetNfaThreshold(-3.0));
+        assert!(s.labels.flush().is_empty());
+        let again = Project::open(dir.path()).unwrap();
+        assert_eq!(again.file.settings.log10_nfa_threshold, -3.0);
+        drop(s);
+        let mut s = AppState::new(dir.path().join("elsewhere"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.nfa_threshold, -3.0, "reopened at the saved level");
+        drop(s);
+        // As the bundled demo: left as it is.
+        let before = std::fs::read(dir.path().join(PROJECT_FILE)).unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenDemo);
+        s.apply(AppCommand::SetNfaThreshold(-7.0));
+        assert!(s.labels.flush().is_empty());
+        assert_eq!(
+            std::fs::read(dir.path().join(PROJECT_FILE)).unwrap(),
+            before
+        );
+    }
+
+    #[test]
+    fn a_project_locked_elsewhere_opens_read_only_and_old_formats_are_updated() {
+        let dir = tempfile::tempdir().unwrap();
+        let v1 = "ProjectFile(format_version: 1, name: \"old\")";
+        std::fs::write(dir.path().join(PROJECT_FILE), v1).unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert!(!s.read_only);
+        assert!(
+            s.notices[0].text.contains("from format 1 to 2"),
+            "{:?}",
+            s.notices
+        );
+        assert!(dir.path().join("project.v1.ron").exists());
+        assert!(dir.path().join(crate::project::storage::LOCK_FILE).exists());
+        drop(s); // closing releases the lock
+        assert!(!dir.path().join(crate::project::storage::LOCK_FILE).exists());
+
+        // Another live process (pid 1) holds it: opened read-only, with the reason.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        std::fs::write(
+            dir.path().join(crate::project::storage::LOCK_FILE),
+            format!("1 {} 0", host.trim()),
+        )
+        .unwrap();
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert!(s.read_only);
+        assert!(s.project.is_some());
+        assert_eq!(s.notices[0].level, NoticeLevel::Warning);
+        assert!(s.notices[0].text.contains("Opened read-only"));
+    }
+
+    #[test]
+    fn bad_paths_become_notices_and_keep_the_current_project() {
+        let dir = tempfile::tempdir().unwrap();
+        let img_dir = dir.path().join("imgs");
+        std::fs::create_dir(&img_dir).unwrap();
+        image::RgbImage::new(4, 4)
+            .save(img_dir.join("a.png"))
+            .unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenImageFolder(img_dir.clone()));
+        assert_eq!(s.image_count(), 1);
+        assert_eq!(s.selected, Some(0));
+        s.apply(AppCommand::OpenProject(dir.path().join("missing")));
+        s.apply(AppCommand::OpenDemo);
+        assert_eq!(s.notices.len(), 2);
+        assert_eq!(
+            s.image_count(),
+            1,
+            "a failed open must not close the current project"
+        );
+        let id = s.notices[0].id;
+        s.apply(AppCommand::DismissNotice(id));
+        assert_eq!(s.notices.len(), 1);
+    }
+
+    #[test]
+    fn detection_requests_and_threshold_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b"] {
+            image::RgbImage::new(2, 2)
+                .save(dir.path().join(format!("{n}.png")))
+                .unwrap();
+        }
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenImageFolder(dir.path().into()));
+        s.apply(AppCommand::DetectSelected);
+        assert_eq!(s.detect_requests, vec![0]);
+        s.apply(AppCommand::SetAutoDetect(true));
+        s.apply(AppCommand::SelectNext);
+        assert_eq!(s.detect_requests, vec![0, 0, 1]);
+        s.apply(AppCommand::SetNfaThreshold(-1e9));
+        assert_eq!(s.nfa_threshold, -20.0);
+        s.apply(AppCommand::SetNfaThreshold(f32::NAN));
+        assert_eq!(s.nfa_threshold, 0.0);
+    }
+
+    #[test]
+    fn training_settings_are_checked_kept_in_the_project_and_name_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = crate::project::ProjectFile::new("p");
+        let file = dir.path().join(PROJECT_FILE);
+        std::fs::write(&file, crate::project::to_ron(&f)).unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.training_settings(), TrainingSettings::default());
+        assert_eq!(s.training_settings().model_name(), "uflow");
+
+        let chosen = TrainingSettings {
+            epochs: 7,
+            input_size: 384,
+            builtin: "efficientnet-lite0-s8".into(),
+        };
+        s.apply(AppCommand::SetTraining(chosen.clone()));
+        assert_eq!(s.training_settings(), chosen);
+        assert_eq!((s.training.epochs, s.training.input_size), (7, 384));
+        assert_eq!(chosen.model_name(), "uflow-s8-384");
+
+        for bad in [
+            TrainingSettings {
+                epochs: 0,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                input_size: 100,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                builtin: "resnet".into(),
+                ..chosen.clone()
+            },
+        ] {
+            s.apply(AppCommand::SetTraining(bad));
+        }
+        assert_eq!(
+            s.training_settings(),
+            chosen,
+            "refused settings change nothing"
+        );
+        assert_eq!(s.notices.len(), 3, "{:?}", s.notices);
+        assert!(
+            s.notices
+                .iter()
+                .all(|n| n.text.starts_with("Training settings not changed"))
+        );
+
+        // Kept in project.ron: a reopened project trains with them again.
+        assert!(s.labels.flush().is_empty());
+        drop(s);
+        let mut again = AppState::new(dir.path().join("nodemo"));
+        again.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(again.training_settings(), chosen);
+        drop(again);
+
+        // A hand-edited setting that cannot train is reported and the defaults are used.
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(&file, text.replace("input_size: 384", "input_size: 100")).unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        assert_eq!(s.training_settings(), TrainingSettings::default());
+        assert!(
+            s.notices
+                .iter()
+                .any(|n| n.text.contains("training settings are ignored"))
+        );
+    }
+
+    #[test]
+    fn selection_steps_and_clamps() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["a", "b", "c"] {
+            image::RgbImage::new(2, 2)
+                .save(dir.path().join(format!("{n}.png")))
+                .unwrap();
+        }
+        let mut s = AppState::new(dir.path().into());
+        s.apply(AppCommand::OpenImageFolder(dir.path().into()));
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::SelectNext);
+        assert_eq!(s.selected, Some(2));
+        s.apply(AppCommand::SelectPrevious);
+        assert_eq!(s.selected, Some(1));
+        s.apply(AppCommand::Select(99));
+        assert_eq!(s.selected, Some(1));
+    }
+}

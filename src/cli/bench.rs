@@ -1,0 +1,252 @@
+//! `contrario bench`: timings measured side by side in one run, reported as ratios. Run with the
+//! release build (`cargo run --release -- bench nfa`).
+
+use ndarray::{Array2, Array3};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use std::time::Instant;
+
+use crate::stats::acontrario::{self, SegmentOptions};
+use crate::stats::timing::median_seconds as time;
+
+fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize) -> Array3<f32> {
+    Array3::from_shape_simple_fn((c, h, w), || StandardNormal.sample(rng))
+}
+
+/// Segmentation of the two reference latent layouts, against the published Python
+/// implementation's times from the shared fixtures (measured on this kind of machine), and
+/// re-thresholding plus outline tracing of a 1024 x 1024 log-NFA map.
+pub fn nfa(repeat: usize) -> serde_json::Value {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut out = serde_json::Map::new();
+    // Python reference seconds per image (sum over scales) from shared/fixtures/nfa/*/ref.json.
+    // (name, [(channels, side)] per scale, Python seconds)
+    type Layout = (&'static str, Vec<(usize, usize)>, f64);
+    let layouts: [Layout; 2] = [
+        (
+            "ms_cait_816x28x28_192x14x14",
+            vec![(816, 28), (192, 14)],
+            0.02133 + 0.00418,
+        ),
+        (
+            "resnet18_84x64x64_80x32x32_128x16x16",
+            vec![(84, 64), (80, 32), (128, 16)],
+            0.20828 + 0.02937 + 0.00525,
+        ),
+    ];
+    for (name, scales, python_s) in layouts {
+        let z: Vec<Array3<f32>> = scales
+            .iter()
+            .map(|&(c, s)| normal(&mut rng, c, s, s))
+            .collect();
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        let ours = time(repeat, || {
+            acontrario::segment(&views, None, SegmentOptions::default())
+        });
+        out.insert(
+            name.into(),
+            serde_json::json!({
+                "contrario_seconds": ours,
+                "python_reference_seconds": python_s,
+                "speedup": python_s / ours,
+            }),
+        );
+    }
+    // A 1024 x 1024 map with a few dozen blobs, as the viewer would get after upsampling.
+    let mut map = Array2::<f32>::from_elem((1024, 1024), 50.0);
+    for k in 0..40usize {
+        let (cy, cx, r) = ((k * 397) % 980 + 20, (k * 613) % 980 + 20, 6 + k % 20);
+        for y in cy.saturating_sub(r)..(cy + r).min(1024) {
+            for x in cx.saturating_sub(r)..(cx + r).min(1024) {
+                let d = ((y as f32 - cy as f32).powi(2) + (x as f32 - cx as f32).powi(2)).sqrt();
+                map[(y, x)] = map[(y, x)].min(d - r as f32 * 0.8 - k as f32);
+            }
+        }
+    }
+    let th = time(repeat.max(20), || {
+        acontrario::regions_at(&map, None, 0.0, 0.35)
+    });
+    let regions = acontrario::regions_at(&map, None, 0.0, 0.35).len();
+    out.insert(
+        "rethreshold_1024x1024".into(),
+        serde_json::json!({"seconds": th, "regions": regions, "target_seconds": 0.005}),
+    );
+    serde_json::Value::Object(out)
+}
+
+/// Peak and current resident memory of this process in MiB (Linux; None elsewhere).
+fn memory_mib() -> Option<(f64, f64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        s.lines()
+            .find(|l| l.starts_with(name))?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<f64>()
+            .ok()
+            .map(|kb| kb / 1024.0)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// Generate a project of `n` images (`size` x `size` grey PNGs in 10 categories, pairs of views
+/// as groups, two annotators' masks on every tenth image) under `dir`.
+pub fn generate_scale_project(dir: &std::path::Path, n: usize, size: u32) -> anyhow::Result<()> {
+    use crate::project::{Annotator, DefectClass, ImageEntry, Project, ProjectFile, Split};
+    use rayon::prelude::*;
+    std::fs::create_dir_all(dir.join("images"))?;
+    std::fs::create_dir_all(dir.join("labels/a"))?;
+    std::fs::create_dir_all(dir.join("labels/b"))?;
+    let entries: Vec<ImageEntry> = (0..n)
+        .into_par_iter()
+        .map(|i| -> anyhow::Result<ImageEntry> {
+            let img = image::GrayImage::from_fn(size, size, |x, y| {
+                image::Luma([((x * 7 + y * 13 + i as u32 * 31) % 251) as u8])
+            });
+            let rel = std::path::PathBuf::from(format!("images/{i:05}.png"));
+            img.save(dir.join(&rel))?;
+            let mut e = ImageEntry {
+                id: format!("img{i:05}"),
+                path: rel,
+                split: if i % 5 == 0 {
+                    Split::Train
+                } else {
+                    Split::Test
+                },
+                category: format!("cat{}", i % 10),
+                kind: if i % 10 == 3 { "defect" } else { "good" }.into(),
+                group: format!("piece{}", i / 2),
+                ..Default::default()
+            };
+            if i % 10 == 3 {
+                for (who, off) in [("a", 0), ("b", 2)] {
+                    let m = image::GrayImage::from_fn(size, size, |x, y| {
+                        let inside = (10 + off..30 + off).contains(&x) && (10..30).contains(&y);
+                        image::Luma([inside as u8])
+                    });
+                    let rel = std::path::PathBuf::from(format!("labels/{who}/{i:05}.png"));
+                    m.save(dir.join(&rel))?;
+                    e.labels.insert(who.to_string(), rel);
+                }
+            }
+            Ok(e)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut file = ProjectFile::new(format!("scale-{n}"));
+    file.annotators = ["a", "b"]
+        .iter()
+        .map(|id| Annotator {
+            id: id.to_string(),
+            name: id.to_uppercase(),
+            read_only: false,
+        })
+        .collect();
+    file.classes.push(DefectClass {
+        index: 1,
+        name: "defect".into(),
+        color: [255, 60, 60],
+    });
+    file.images = entries;
+    Project {
+        root: dir.to_path_buf(),
+        file,
+        saved: false,
+        migrated_from: None,
+    }
+    .save()?;
+    Ok(())
+}
+
+/// What opening a project costs in a fresh process: parsing `project.ron`, building the app
+/// state the window draws (no image is decoded until it is shown), and memory.
+pub fn project_open(dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    // The process's own baseline: the binary with libtorch mapped, before any project.
+    let (_, base) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
+    let t0 = Instant::now();
+    let p = crate::project::Project::open(dir)?;
+    let parse = t0.elapsed().as_secs_f64();
+    let images = p.file.images.len();
+    drop(p);
+    let t1 = Instant::now();
+    let mut state = crate::app::AppState::new(dir.to_path_buf());
+    state.apply(crate::app::AppCommand::OpenProject(dir.to_path_buf()));
+    let open = t1.elapsed().as_secs_f64();
+    if !state.notices.is_empty() {
+        anyhow::bail!("{}", state.notices[0].text);
+    }
+    let (peak, rss) = memory_mib().unwrap_or((f64::NAN, f64::NAN));
+    Ok(serde_json::json!({
+        "images": images,
+        "parse_project_s": parse,
+        "open_in_app_state_s": open,
+        "peak_memory_mib": peak,
+        "memory_at_start_mib": base,
+        "memory_after_open_mib": rss,
+        "memory_for_the_project_mib": rss - base,
+    }))
+}
+
+/// The scale benchmark: generate a project of `n` images, open it in a fresh process (this
+/// binary, `bench project-open`), and time thumbnails of its first images cold (decode, write the
+/// disk cache) against warm (read the cache), side by side.
+pub fn project_scale(
+    n: usize,
+    size: u32,
+    keep: Option<&std::path::Path>,
+) -> anyhow::Result<serde_json::Value> {
+    let tmp = tempfile_dir()?;
+    let dir = keep
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| tmp.clone());
+    let t0 = Instant::now();
+    generate_scale_project(&dir, n, size)?;
+    let generate = t0.elapsed().as_secs_f64();
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "project-open", "--project"])
+        .arg(&dir)
+        .output()?;
+    if !out.status.success() {
+        anyhow::bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let open: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let p = crate::project::Project::open(&dir)?;
+    let cache = dir.join("cache/thumbs");
+    let sample: Vec<_> = p
+        .file
+        .images
+        .iter()
+        .take(200)
+        .map(|e| p.image_path(e))
+        .collect();
+    let time_all = || -> anyhow::Result<f64> {
+        let t = Instant::now();
+        for path in &sample {
+            crate::app::loader::thumbnail(path, Some(&cache))?;
+        }
+        Ok(t.elapsed().as_secs_f64() / sample.len().max(1) as f64)
+    };
+    let cold = time_all()?;
+    let warm = time_all()?;
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(serde_json::json!({
+        "images": n,
+        "image_size": size,
+        "generate_s": generate,
+        "open": open,
+        "thumbnail_cold_ms": cold * 1e3,
+        "thumbnail_warm_ms": warm * 1e3,
+        "thumbnail_warm_over_cold": warm / cold,
+    }))
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("contrario-scale-{}", std::process::id()));
+    if d.exists() {
+        std::fs::remove_dir_all(&d)?;
+    }
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}

@@ -1,0 +1,339 @@
+//! `contrario train`, `infer` and `eval`: U-Flow on a project, headless. The work runs
+//! on the worker thread, as it does for the window.
+
+use anyhow::bail;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::project::evaluation;
+use crate::project::results::InferenceSummary;
+use crate::project::training::{DEFAULT_BACKBONE, Progress};
+use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
+use crate::uflow::model::TrainConfig;
+use crate::uflow::worker::{Command, Message, Worker};
+
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    /// Project folder.
+    #[arg(long)]
+    pub project: PathBuf,
+    /// Model name (stored under PROJECT/models/NAME[/CATEGORY]).
+    #[arg(long)]
+    pub model: String,
+    /// Category; required when the project has several. Repeatable for eval/infer.
+    #[arg(long)]
+    pub category: Vec<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub target: ModelArgs,
+    #[arg(long, default_value_t = TrainConfig::default().epochs)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    pub batch: usize,
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    pub lr: f64,
+    /// Square input side (multiple of 32).
+    #[arg(long, default_value_t = TrainConfig::default().input_size)]
+    pub input_size: i64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// A TorchScript backbone (scripts/export_torchscript_backbone.py) instead of the built-in
+    /// EfficientNet-Lite0.
+    #[arg(long)]
+    pub backbone: Option<PathBuf>,
+    /// The built-in backbone's variant: efficientnet-lite0 (features at strides 4, 8, 16) or
+    /// efficientnet-lite0-s8 (8, 16, 32: tighter outlines at NFA < 1 on objects).
+    #[arg(long, default_value = DEFAULT_BACKBONE)]
+    pub builtin: String,
+}
+
+fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut all: Vec<String> = project
+        .file
+        .images
+        .iter()
+        .map(|e| e.category.clone())
+        .collect();
+    all.sort();
+    all.dedup();
+    if asked.is_empty() {
+        return Ok(all);
+    }
+    for c in asked {
+        if !all.contains(c) {
+            bail!(
+                "category {c:?} is not in the project (it has: {})",
+                all.join(", ")
+            );
+        }
+    }
+    Ok(asked.to_vec())
+}
+
+fn images<'a>(project: &'a Project, category: &str, split: Split) -> Vec<&'a ImageEntry> {
+    project
+        .file
+        .images
+        .iter()
+        .filter(|e| e.category == category && e.split == split)
+        .collect()
+}
+
+pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
+    let project = Project::open(&args.target.project)?;
+    let cats = categories(&project, &args.target.category)?;
+    if cats.len() > 1 && args.target.category.is_empty() {
+        bail!(
+            "the project has several categories ({}): pick one with --category (one model per category)",
+            cats.join(", ")
+        );
+    }
+    let config = TrainConfig {
+        epochs: args.epochs,
+        batch_size: args.batch.max(1),
+        learning_rate: args.lr,
+        input_size: args.input_size,
+        seed: args.seed,
+        backbone: args
+            .backbone
+            .as_ref()
+            .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
+        builtin: args.builtin.clone(),
+        ..TrainConfig::default()
+    };
+    let worker = Worker::spawn(Box::new(|| {}));
+    for cat in cats {
+        let train: Vec<PathBuf> = images(&project, &cat, Split::Train)
+            .iter()
+            .map(|e| project.image_path(e))
+            .collect();
+        if train.is_empty() {
+            bail!("category {cat:?} has no normal training images");
+        }
+        let out = project.model_dir(&args.target.model, &cat);
+        eprintln!(
+            "training {} on {} normal image(s) of {cat:?}",
+            out.display(),
+            train.len()
+        );
+        worker.send(Command::Train {
+            images: train,
+            config: config.clone(),
+            out: out.clone(),
+        });
+        loop {
+            match worker.recv() {
+                Some(Message::Progress(Progress::Epoch {
+                    epoch,
+                    epochs,
+                    train_loss,
+                    validation_nll,
+                    eta_seconds,
+                })) => eprintln!(
+                    "epoch {}/{epochs}: loss {train_loss:.1}, validation NLL {validation_nll:.1}, ETA {eta_seconds:.0} s",
+                    epoch + 1
+                ),
+                Some(Message::Progress(Progress::Resumed { epochs_done })) => eprintln!(
+                    "resuming the interrupted training after epoch {epochs_done} (checkpoint in {})",
+                    out.display()
+                ),
+                Some(Message::Progress(Progress::Features { done, total })) if done == total => {
+                    eprintln!("backbone features of {total} image(s) cached")
+                }
+                Some(Message::Progress(_)) => {}
+                Some(Message::Trained { dir, file, seconds }) => {
+                    register_model(&args.target.project, &args.target.model, &cat, &dir)?;
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "model": dir, "category": cat, "seconds": seconds, "best_epoch": file.best_epoch,
+                            "calibration": file.calibration,
+                        })
+                    );
+                    break;
+                }
+                Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+                Some(_) => {}
+                None => bail!("the worker stopped"),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Record a trained model in `project.ron` (under the project's lock; reread, so nothing written
+/// meanwhile is lost).
+fn register_model(
+    root: &std::path::Path,
+    name: &str,
+    category: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let _lock = crate::project::storage::ProjectLock::acquire(root)?;
+    let mut p = Project::open(root)?;
+    let m = crate::project::ModelRef {
+        name: name.into(),
+        category: category.into(),
+        path: p.relative(dir),
+    };
+    p.file
+        .models
+        .retain(|x| !(x.name == m.name && x.category == m.category));
+    p.file.models.push(m);
+    p.save()?;
+    Ok(())
+}
+
+/// Infer every test image of `category` (through the cache) on the worker.
+fn infer_category(
+    worker: &Worker,
+    project: &Project,
+    name: &str,
+    category: &str,
+) -> anyhow::Result<Vec<(ImageEntry, InferenceSummary, bool)>> {
+    let dir = project.model_dir(name, category);
+    if !dir.join(MODEL_META_FILE).exists() {
+        bail!(
+            "no model {} (train it with `contrario train`)",
+            dir.display()
+        );
+    }
+    let tests: Vec<&ImageEntry> = images(project, category, Split::Test);
+    let by_id: BTreeMap<String, &ImageEntry> = tests.iter().map(|e| (e.id.clone(), *e)).collect();
+    let cache = project.cache_dir(name, category);
+    worker.send(Command::Infer {
+        tag: 0,
+        model: dir,
+        images: tests
+            .iter()
+            .map(|e| (e.id.clone(), project.image_path(e)))
+            .collect(),
+        cache: Some(cache),
+    });
+    let mut out = Vec::new();
+    loop {
+        match worker.recv() {
+            Some(Message::Inferred {
+                id, result, cached, ..
+            }) => out.push((by_id[&id].clone(), *result, cached)),
+            Some(Message::Finished) => break,
+            Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+            Some(_) => {}
+            None => bail!("the worker stopped"),
+        }
+    }
+    Ok(out)
+}
+
+pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
+    let project = Project::open(&args.project)?;
+    let worker = Worker::spawn(Box::new(|| {}));
+    for cat in categories(&project, &args.category)? {
+        for (e, r, cached) in infer_category(&worker, &project, &args.model, &cat)? {
+            let regions = crate::stats::acontrario::regions_at(
+                &r.log_nfa,
+                None,
+                project.file.settings.log10_nfa_threshold as f32,
+                0.0,
+            );
+            let min = r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
+            println!(
+                "{}",
+                serde_json::json!({
+                    "image": e.id, "score": r.image_score, "min_log10_nfa": min,
+                    "regions": regions.len(), "cached": cached,
+                })
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Result<()> {
+    let project = Project::open(&args.project)?;
+    let threshold = threshold.unwrap_or(project.file.settings.log10_nfa_threshold as f32);
+    let worker = Worker::spawn(Box::new(|| {}));
+    let mut per = serde_json::Map::new();
+    for cat in categories(&project, &args.category)? {
+        let results: Vec<(ImageEntry, InferenceSummary)> =
+            infer_category(&worker, &project, &args.model, &cat)?
+                .into_iter()
+                .map(|(e, r, _)| (e, r))
+                .collect();
+        if results.is_empty() {
+            continue;
+        }
+        let mut v = evaluation::evaluate(&project, &results, threshold)?;
+        let calib =
+            std::fs::read_to_string(project.model_dir(&args.model, &cat).join(MODEL_META_FILE))
+                .ok()
+                .and_then(|t| ron::from_str::<crate::uflow::model::ModelFile>(&t).ok())
+                .map(|f| f.calibration);
+        v["validation_calibration"] = serde_json::to_value(calib)?;
+        per.insert(cat, v);
+    }
+    if per.is_empty() {
+        bail!("no test images to evaluate");
+    }
+    let keys = [
+        "pixel_auroc",
+        "aupro",
+        "image_auroc",
+        "miou_nfa",
+        "miou_oracle",
+        "false_alarms_per_normal_image",
+    ];
+    let mut overall = serde_json::Map::new();
+    for k in keys {
+        let vals: Vec<f64> = per.values().filter_map(|v| v[k].as_f64()).collect();
+        overall.insert(
+            k.into(),
+            if vals.is_empty() {
+                serde_json::Value::Null
+            } else {
+                (vals.iter().sum::<f64>() / vals.len() as f64).into()
+            },
+        );
+    }
+    let out = serde_json::json!({"threshold": threshold, "categories": per, "overall": overall});
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "{:<16} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+            "category", "pixAUC", "AUPRO", "imgAUC", "mIoU@T", "mIoU*", "FA/img"
+        );
+        let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
+        for (k, v) in per.iter().chain([(
+            &"overall".to_string(),
+            &serde_json::Value::Object(overall.clone()),
+        )]) {
+            println!(
+                "{:<16} {:>7} {:>7} {:>7} {:>8} {:>8} {:>6}",
+                k,
+                f(&v["pixel_auroc"]),
+                f(&v["aupro"]),
+                f(&v["image_auroc"]),
+                f(&v["miou_nfa"]),
+                f(&v["miou_oracle"]),
+                f(&v["false_alarms_per_normal_image"])
+            );
+            // Each defect kind against the same normals, with its share of the defect pixels.
+            for (kind, kv) in v["per_kind"].as_object().into_iter().flatten() {
+                println!(
+                    "  {:<14} {:>7} {:>7} {:>7} {:>8}   ({:.0}% of defect pixels)",
+                    kind,
+                    f(&kv["pixel_auroc"]),
+                    "",
+                    f(&kv["image_auroc"]),
+                    f(&kv["miou_nfa"]),
+                    kv["share_of_defect_pixels"].as_f64().unwrap_or(0.0) * 100.0
+                );
+            }
+        }
+    }
+    Ok(())
+}

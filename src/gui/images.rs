@@ -1,0 +1,180 @@
+//! The selected image and its label layers: requested from the background loader, turned into
+//! textures when they arrive, and the overlay of the annotator shown.
+
+use image::RgbaImage;
+
+use egui::{Color32, Vec2};
+
+use super::viewer::{CRISP, color_image, fit_texture};
+use super::{ContrarioApp, Current};
+use crate::app::loader::{LoadKind, Loaded};
+use crate::app::{AppCommand, NoticeLevel};
+
+impl ContrarioApp {
+    /// Decoded images and thumbnails into textures; the selected image requested.
+    pub(super) fn poll_loader(&mut self, ctx: &egui::Context) {
+        if self.seen_generation != self.state.generation {
+            // Another project: nothing shown so far belongs to it.
+            self.seen_generation = self.state.generation;
+            self.loader.set_thumb_cache(
+                self.state
+                    .project
+                    .as_ref()
+                    .and_then(|p| p.thumb_cache_dir()),
+            );
+            self.thumbs.clear();
+            self.thumbs_requested.clear();
+            self.current = None;
+            self.full_requested = None;
+            self.failed = None;
+            self.heat.clear();
+            self.view.fit();
+        }
+        for Loaded {
+            generation,
+            index,
+            kind,
+            result,
+        } in self.loader.drain()
+        {
+            if generation != self.state.generation {
+                continue;
+            }
+            match (kind, result) {
+                (LoadKind::Thumbnail, Ok(img)) => {
+                    let tex =
+                        ctx.load_texture(format!("thumb{index}"), color_image(&img.rgba), CRISP);
+                    self.thumbs.insert(index, tex);
+                }
+                (LoadKind::Full, Ok(img)) if Some(index) == self.state.selected => {
+                    let mut labels = Vec::new();
+                    for (who, mask) in img.labels {
+                        match mask {
+                            Ok(m) => labels.push((who, m)),
+                            Err(e) => self.state.notify(NoticeLevel::Warning, e),
+                        }
+                    }
+                    let display = fit_texture(&img.rgba);
+                    let texture = ctx.load_texture(format!("image{index}"), display, CRISP);
+                    if self
+                        .current
+                        .as_ref()
+                        .is_none_or(|c| c.size != img.rgba.dimensions())
+                    {
+                        // Keep the zoom while stepping through images of one size; refit otherwise.
+                        self.view.fit();
+                    }
+                    self.current = Some(Current {
+                        index,
+                        size: img.rgba.dimensions(),
+                        rgba: img.rgba,
+                        texture,
+                        labels,
+                        overlay: None,
+                    });
+                }
+                (LoadKind::Full, Ok(_)) => {}
+                (_, Err(e)) => {
+                    if kind == LoadKind::Full && Some(index) == self.state.selected {
+                        self.failed = Some(index);
+                        self.current = None;
+                    }
+                    // One notice per failure, whichever of the thumbnail and the full load
+                    // reports it first (they race).
+                    if !self.state.notices.iter().any(|n| n.text == e) {
+                        self.state.notify(NoticeLevel::Error, e);
+                    }
+                }
+            }
+        }
+        self.request_selected();
+        self.refresh_overlay(ctx);
+    }
+
+    fn request_selected(&mut self) {
+        let (Some(sel), Some(project)) = (self.state.selected, &self.state.project) else {
+            return;
+        };
+        let key = (self.state.generation, sel);
+        if self.full_requested == Some(key) {
+            return;
+        }
+        self.full_requested = Some(key);
+        let entry = &project.file.images[sel];
+        let labels = entry
+            .labels
+            .keys()
+            .filter_map(|who| project.label_path(entry, who).map(|p| (who.clone(), p)));
+        let labels = labels.collect();
+        self.loader.request(
+            key.0,
+            sel,
+            LoadKind::Full,
+            project.image_path(entry),
+            labels,
+        );
+    }
+
+    fn refresh_overlay(&mut self, ctx: &egui::Context) {
+        let Some(cur) = &mut self.current else { return };
+        let want = self.state.label_layer.clone();
+        if cur.overlay.as_ref().map(|(w, _)| Some(w)) == Some(want.as_ref()) {
+            return;
+        }
+        cur.overlay = None;
+        let (Some(who), Some(project)) = (want, &self.state.project) else {
+            return;
+        };
+        let Some((_, mask)) = cur.labels.iter().find(|(w, _)| *w == who) else {
+            return;
+        };
+        let mut rgba = RgbaImage::new(mask.width(), mask.height());
+        for (dst, src) in rgba.pixels_mut().zip(mask.pixels()) {
+            if src.0[0] != 0 {
+                let c = project.class(src.0[0]).map_or([255, 0, 0], |c| c.color);
+                *dst = image::Rgba([c[0], c[1], c[2], 255]);
+            }
+        }
+        let tex = ctx.load_texture(format!("labels-{who}"), fit_texture(&rgba), CRISP);
+        cur.overlay = Some((who, tex));
+    }
+    pub(super) fn layer_bar(&mut self, ui: &mut egui::Ui) {
+        let Some(project) = &self.state.project else {
+            return;
+        };
+        if project.file.annotators.is_empty() {
+            return;
+        }
+        let mut layer = self.state.label_layer.clone();
+        ui.horizontal_wrapped(|ui| {
+            let name_of = |id: &Option<String>| match id {
+                None => "None".to_string(),
+                Some(id) => project
+                    .file
+                    .annotators
+                    .iter()
+                    .find(|a| &a.id == id)
+                    .map_or(id.clone(), |a| a.name.clone()),
+            };
+            egui::ComboBox::from_label("labels")
+                .selected_text(name_of(&layer))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut layer, None, "None");
+                    for a in &project.file.annotators {
+                        ui.selectable_value(&mut layer, Some(a.id.clone()), &a.name);
+                    }
+                });
+            ui.add(egui::Slider::new(&mut self.state.label_opacity, 0.0..=1.0).text("opacity"));
+            for c in &project.file.classes {
+                let [r, g, b] = c.color;
+                let (swatch, _) = ui.allocate_exact_size(Vec2::splat(12.0), egui::Sense::hover());
+                ui.painter()
+                    .rect_filled(swatch, 2.0, Color32::from_rgb(r, g, b));
+                ui.label(&c.name);
+            }
+        });
+        if layer != self.state.label_layer {
+            self.apply(AppCommand::ShowLabels(layer));
+        }
+    }
+}

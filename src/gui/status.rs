@@ -1,0 +1,46 @@
+//! The status bar: project, image and size, zoom, the pixel under the cursor with what the
+//! detector says there, and the compute device.
+
+use super::ContrarioApp;
+use crate::app::detection::readout;
+
+impl ContrarioApp {
+    pub(super) fn status_bar(&self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            match &self.state.project {
+                Some(p) => {
+                    ui.label(format!("{} · {} images", p.file.name, p.file.images.len()));
+                }
+                None => {
+                    ui.label("No project");
+                }
+            }
+            if let (Some(cur), Some(p)) = (&self.current, &self.state.project) {
+                ui.separator();
+                let e = &p.file.images[cur.index];
+                ui.label(format!("{} · {}×{}", e.id, cur.size.0, cur.size.1));
+                ui.separator();
+                ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
+                let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);
+                if let Some((_, x, y)) = hovered
+                    && let Some(px) = cur.rgba.get_pixel_checked(x, y)
+                {
+                    let px = px.0;
+                    ui.separator();
+                    ui.label(format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2]));
+                    if let Some(d) = self.state.detections.get(&cur.index) {
+                        let score = d.score.as_ref();
+                        ui.separator();
+                        ui.label(readout(&d.log_nfa, score, (x, y), cur.size));
+                    }
+                }
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                match &self.state.torch {
+                    Some(t) => ui.label(t.summary()),
+                    None => ui.label("starting libtorch…"),
+                };
+            });
+        });
+    }
+}

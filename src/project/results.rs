@@ -1,0 +1,121 @@
+//! Cached inference results, readable without the model (and without libtorch): the anomaly map,
+//! the log10 NFA map and the image score of a model on an image, one entry per image in
+//! `cache/MODEL/CATEGORY/`, stamped with a key of everything that decided it.
+
+use std::path::{Path, PathBuf};
+
+use super::storage::{self, Fnv};
+use super::{ImageEntry, MODEL_META_FILE, MODEL_WEIGHTS_FILE, Project};
+use crate::stats::acontrario::SegmentOptions;
+
+/// What inference keeps per image: enough to display, threshold and evaluate without the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceSummary {
+    pub anomaly_map: ndarray::Array2<f32>,
+    pub log_nfa: ndarray::Array2<f32>,
+    pub image_score: f32,
+    pub mean_z2_per_scale: Vec<f64>,
+}
+
+/// Bumped whenever the code that turns latents into cached maps changes its output (settings
+/// changes are caught by the key on their own).
+const RESULTS_VERSION: u32 = 2;
+
+/// FNV-1a of the things that decide a result: the model files, the image file, the
+/// segmentation's settings and the version of the code that made it.
+fn cache_key(model_dir: &Path, image: &Path) -> String {
+    let mut h = Fnv::new();
+    h.eat(&RESULTS_VERSION.to_le_bytes());
+    h.eat(format!("{:?}", SegmentOptions::default()).as_bytes());
+    if let Ok(t) = std::fs::read(model_dir.join(MODEL_META_FILE)) {
+        h.eat(&t);
+    }
+    h.eat_file_stamp(&model_dir.join(MODEL_WEIGHTS_FILE));
+    h.eat_file_stamp(image);
+    h.hex()
+}
+
+/// Files of one cached inference result: log10 NFA and anomaly maps, and the metadata written
+/// last. One entry per image, named by its id: the metadata holds the key the maps were made
+/// under, and a result made under another key is overwritten, so stale entries never pile up.
+pub struct CacheEntry {
+    map: PathBuf,
+    nfa: PathBuf,
+    meta: PathBuf,
+    key: String,
+}
+
+impl CacheEntry {
+    pub fn new(model_dir: &Path, id: &str, image: &Path, cache: &Path) -> Self {
+        let stem = id.replace(['/', '\\', ':'], "__");
+        Self {
+            map: cache.join(format!("{stem}.map.npy")),
+            nfa: cache.join(format!("{stem}.nfa.npy")),
+            meta: cache.join(format!("{stem}.json")),
+            key: cache_key(model_dir, image),
+        }
+    }
+
+    /// The cached result, if there is one made under this entry's key.
+    pub fn read(&self) -> Option<InferenceSummary> {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&self.meta).ok()?).ok()?;
+        if meta["key"].as_str() != Some(self.key.as_str()) {
+            return None;
+        }
+        let two = |p: &Path| {
+            crate::stats::npy::read_f32(p)
+                .ok()?
+                .into_dimensionality::<ndarray::Ix2>()
+                .ok()
+        };
+        Some(InferenceSummary {
+            anomaly_map: two(&self.map)?,
+            log_nfa: two(&self.nfa)?,
+            image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
+            mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
+        })
+    }
+
+    pub fn write(&self, s: &InferenceSummary) -> anyhow::Result<()> {
+        // The old metadata goes first: maps half-replaced by a crash must not pass for valid.
+        match std::fs::remove_file(&self.meta) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+        let (h, w) = s.anomaly_map.dim();
+        storage::write_npy_f32(&self.map, &[h, w], s.anomaly_map.iter().copied())?;
+        let (h, w) = s.log_nfa.dim();
+        storage::write_npy_f32(&self.nfa, &[h, w], s.log_nfa.iter().copied())?;
+        let meta = serde_json::json!({
+            "key": self.key,
+            "image_score": s.image_score,
+            "mean_z2_per_scale": s.mean_z2_per_scale,
+        });
+        storage::write_atomic(&self.meta, meta.to_string().as_bytes())?;
+        Ok(())
+    }
+}
+
+/// A cached result of the model in `model_dir` on an image, if one is there and still valid
+/// (reports and label-issue lists read results without loading the model).
+pub fn cached_summary(
+    model_dir: &Path,
+    id: &str,
+    image: &Path,
+    cache: &Path,
+) -> Option<InferenceSummary> {
+    CacheEntry::new(model_dir, id, image, cache).read()
+}
+
+impl Project {
+    /// The cached result of model `name` on an image, if one is there and still valid.
+    pub fn cached_result(&self, name: &str, entry: &ImageEntry) -> Option<InferenceSummary> {
+        cached_summary(
+            &self.model_dir(name, &entry.category),
+            &entry.id,
+            &self.image_path(entry),
+            &self.cache_dir(name, &entry.category),
+        )
+    }
+}

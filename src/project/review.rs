@@ -1,0 +1,611 @@
+//! Review: where annotators disagree with each other and with the model, which views of one object
+//! are labelled inconsistently, which labels are probably wrong given the model's a contrario
+//! evidence, adjudication into a consensus layer, and the review journal (verdicts and notes).
+
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use crate::project::Project;
+use crate::project::autosave::Autosaver;
+use crate::project::labels::{Edit, EditOutcome, LabelError, LabelStore};
+use crate::project::mask::{LabelMask, bbox_of};
+use crate::project::storage::{iso8601, now_ms, read_jsonl};
+use crate::stats::metrics;
+
+/// The layer adjudication writes.
+pub const CONSENSUS: &str = "consensus";
+/// The model's detection, when it takes part in a comparison.
+pub const MODEL: &str = "model";
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairIou {
+    pub a: String,
+    pub b: String,
+    pub iou: f64,
+}
+
+/// Every layer of an image that says something: each annotator who labelled it (a read-only
+/// dataset ground truth covers every image, so its missing mask means "clean"), in project order.
+/// The consensus layer is left out: it is the result of review, not an opinion.
+pub fn layers_of(
+    project: &Project,
+    store: &mut LabelStore,
+    image_id: &str,
+) -> Result<Vec<(String, LabelMask)>, LabelError> {
+    let mut out = Vec::new();
+    for a in &project.file.annotators {
+        if a.id == CONSENSUS {
+            continue;
+        }
+        if let Some(m) = store.opinion(project, image_id, &a.id)? {
+            out.push((a.id.clone(), m));
+        }
+    }
+    Ok(out)
+}
+
+/// The model's detection at a threshold as a mask of the image's size (class 1 where the
+/// log10 NFA map, nearest-neighbour upsampled, is below the threshold).
+pub fn detection_mask(log_nfa: &Array2<f32>, threshold: f32, (w, h): (u32, u32)) -> LabelMask {
+    let (gh, gw) = log_nfa.dim();
+    let mut m = LabelMask::new(w, h);
+    for y in 0..h as usize {
+        let gy = (y * gh / h as usize).min(gh - 1);
+        for x in 0..w as usize {
+            let gx = (x * gw / w as usize).min(gw - 1);
+            if log_nfa[(gy, gx)] < threshold {
+                m.data[y * w as usize + x] = 1;
+            }
+        }
+    }
+    m
+}
+
+/// Pairwise IoU of binary masks (any class), every unordered pair in order.
+pub fn pairwise_iou(layers: &[(String, LabelMask)]) -> Vec<PairIou> {
+    pairs_of(layers, &binaries(layers))
+}
+
+fn binaries(layers: &[(String, LabelMask)]) -> Vec<Vec<bool>> {
+    layers.iter().map(|(_, m)| m.binary()).collect()
+}
+
+fn pairs_of(layers: &[(String, LabelMask)], bins: &[Vec<bool>]) -> Vec<PairIou> {
+    let mut out = Vec::new();
+    for i in 0..layers.len() {
+        for j in i + 1..layers.len() {
+            out.push(PairIou {
+                a: layers[i].0.clone(),
+                b: layers[j].0.clone(),
+                iou: metrics::iou(&bins[i], &bins[j]),
+            });
+        }
+    }
+    out
+}
+
+/// Who marked what, per pixel: bit i is set when layer i marks the pixel. A pixel is disputed
+/// when some but not all layers mark it.
+pub fn disagreement_map(layers: &[&LabelMask]) -> Vec<u32> {
+    assert!(
+        layers.len() <= 32,
+        "at most 32 layers in a disagreement map"
+    );
+    let n = layers.first().map_or(0, |m| m.data.len());
+    let mut out = vec![0u32; n];
+    for (i, m) in layers.iter().enumerate() {
+        for (o, &v) in out.iter_mut().zip(&m.data) {
+            *o |= ((v != 0) as u32) << i;
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageDisagreement {
+    pub image: String,
+    pub annotators: Vec<String>,
+    /// Between annotators.
+    pub pairs: Vec<PairIou>,
+    /// Each annotator against the model's detection (empty without a model).
+    pub vs_model: Vec<PairIou>,
+    /// Pixels marked by some layers (the model included) but not all.
+    pub disputed_pixels: usize,
+    /// 1 - the lowest IoU between two annotators (0 when fewer than two labelled the image):
+    /// what the review queue sorts by.
+    pub score: f64,
+    /// 1 - the lowest IoU between an annotator and the model (tie-breaker of the queue).
+    pub model_score: f64,
+}
+
+/// Compare an image's layers with each other and, when given, with the model's log10 NFA map
+/// thresholded at the project's NFA level.
+pub fn analyze(
+    image_id: &str,
+    layers: &[(String, LabelMask)],
+    model: Option<&Array2<f32>>,
+    threshold: f32,
+) -> ImageDisagreement {
+    // Binary masks once, for the pairs and for the comparison with the model.
+    let bins = binaries(layers);
+    let pairs = pairs_of(layers, &bins);
+    let mut all: Vec<&LabelMask> = layers.iter().map(|(_, m)| m).collect();
+    let det = match (model, layers.first()) {
+        (Some(map), Some((_, m))) => Some(detection_mask(map, threshold, (m.width, m.height))),
+        _ => None,
+    };
+    let vs_model: Vec<PairIou> = det
+        .as_ref()
+        .map(|d| {
+            let db = d.binary();
+            layers
+                .iter()
+                .zip(&bins)
+                .map(|((a, _), b)| PairIou {
+                    a: a.clone(),
+                    b: MODEL.into(),
+                    iou: metrics::iou(b, &db),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(d) = &det {
+        all.push(d);
+    }
+    let full = if all.is_empty() {
+        0
+    } else {
+        (1u64 << all.len()) - 1
+    } as u32;
+    let disputed_pixels = disagreement_map(&all[..all.len().min(32)])
+        .iter()
+        .filter(|&&b| b != 0 && b != full)
+        .count();
+    let worst = |v: &[PairIou]| v.iter().map(|p| 1.0 - p.iou).fold(0.0f64, f64::max);
+    ImageDisagreement {
+        image: image_id.into(),
+        annotators: layers.iter().map(|(a, _)| a.clone()).collect(),
+        score: worst(&pairs),
+        model_score: worst(&vs_model),
+        pairs,
+        vs_model,
+        disputed_pixels,
+    }
+}
+
+/// The review queue: images ordered by disagreement between annotators, then with the model,
+/// most disputed first; ties keep project order.
+pub fn review_queue(mut items: Vec<ImageDisagreement>) -> Vec<ImageDisagreement> {
+    items.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(b.model_score.total_cmp(&a.model_score))
+    });
+    items
+}
+
+/// A group (views of one object) that an annotator labelled defective in some views and clean in
+/// others: a defect visible from one side only, or a missed or spurious label.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupInconsistency {
+    pub group: String,
+    pub annotator: String,
+    pub defective_views: Vec<String>,
+    pub clean_views: Vec<String>,
+}
+
+pub fn group_inconsistencies(
+    project: &Project,
+    store: &mut LabelStore,
+) -> Result<Vec<GroupInconsistency>, LabelError> {
+    let mut groups: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for e in &project.file.images {
+        if !e.group.is_empty() {
+            groups.entry(&e.group).or_default().push(&e.id);
+        }
+    }
+    let mut out = Vec::new();
+    for (g, ids) in groups {
+        let mut per: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+        for id in ids {
+            for (a, m) in layers_of(project, store, id)? {
+                let slot = per.entry(a).or_default();
+                if m.is_empty() {
+                    slot.1.push(id.to_string());
+                } else {
+                    slot.0.push(id.to_string());
+                }
+            }
+        }
+        for (a, (def, clean)) in per {
+            if !def.is_empty() && !clean.is_empty() {
+                out.push(GroupInconsistency {
+                    group: g.to_string(),
+                    annotator: a,
+                    defective_views: def,
+                    clean_views: clean,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How adjudication builds the consensus layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsensusRule {
+    /// Take one annotator's outline as it is.
+    Take(String),
+    /// Pixels marked by more than half of the layers (class: the most frequent one there).
+    Majority,
+    Union,
+    Intersection,
+}
+
+impl ConsensusRule {
+    fn describe(&self, names: &[String]) -> String {
+        match self {
+            ConsensusRule::Take(a) => format!("outline of {a}"),
+            ConsensusRule::Majority => format!("majority of {}", names.join(", ")),
+            ConsensusRule::Union => format!("union of {}", names.join(", ")),
+            ConsensusRule::Intersection => format!("intersection of {}", names.join(", ")),
+        }
+    }
+}
+
+/// Combine layers per pixel. With `Take`, only that layer counts.
+pub fn combine(layers: &[(String, LabelMask)], rule: &ConsensusRule) -> Option<LabelMask> {
+    let (_, first) = layers.first()?;
+    if let ConsensusRule::Take(who) = rule {
+        return layers
+            .iter()
+            .find(|(a, _)| a == who)
+            .map(|(_, m)| m.clone());
+    }
+    let n = layers.len();
+    let mut out = LabelMask::new(first.width, first.height);
+    let mut counts = [0u16; 256];
+    for i in 0..out.data.len() {
+        let mut marked = 0;
+        let mut seen: [u8; 32] = [0; 32];
+        let mut k = 0;
+        for (_, m) in layers {
+            let c = m.data[i];
+            if c != 0 {
+                marked += 1;
+                counts[c as usize] += 1;
+                if k < 32 {
+                    seen[k] = c;
+                    k += 1;
+                }
+            }
+        }
+        let keep = match rule {
+            ConsensusRule::Majority => 2 * marked > n,
+            ConsensusRule::Union => marked > 0,
+            ConsensusRule::Intersection => marked == n,
+            ConsensusRule::Take(_) => unreachable!(),
+        };
+        if keep {
+            // Most frequent class; ties go to the lower class index.
+            let mut best = 0u8;
+            for &c in &seen[..k] {
+                if best == 0
+                    || counts[c as usize] > counts[best as usize]
+                    || (counts[c as usize] == counts[best as usize] && c < best)
+                {
+                    best = c;
+                }
+            }
+            out.data[i] = best;
+        }
+        for &c in &seen[..k] {
+            counts[c as usize] = 0;
+        }
+    }
+    Some(out)
+}
+
+/// Adjudicate an image: write the consensus layer from the annotators' layers with `rule`. The
+/// audit trail records the rule and whose outlines went into it; later edits of the consensus
+/// layer are recorded like any other edit.
+pub fn adjudicate(
+    project: &mut Project,
+    store: &mut LabelStore,
+    image_id: &str,
+    rule: &ConsensusRule,
+) -> Result<EditOutcome, LabelError> {
+    let layers = layers_of(project, store, image_id)?;
+    let names: Vec<String> = layers.iter().map(|(a, _)| a.clone()).collect();
+    let mask = combine(&layers, rule).ok_or_else(|| match rule {
+        ConsensusRule::Take(a) => LabelError::NothingToCopy {
+            annotator: a.clone(),
+            image: image_id.into(),
+        },
+        _ => LabelError::NothingToCopy {
+            annotator: "any annotator".into(),
+            image: image_id.into(),
+        },
+    })?;
+    project.ensure_annotator(CONSENSUS, "Consensus");
+    store.edit(
+        project,
+        image_id,
+        CONSENSUS,
+        Edit::Replace {
+            source: rule.describe(&names),
+            mask,
+        },
+    )
+}
+
+/// What a label issue is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum IssueKind {
+    /// The model finds a strongly significant region that no annotator marked.
+    UnlabelledDetection,
+    /// An annotator marked a region where the model sees nothing significant.
+    LabelWithoutEvidence { annotator: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelIssue {
+    pub image: String,
+    #[serde(flatten)]
+    pub kind: IssueKind,
+    /// [x0, y0, x1, y1) in image pixels.
+    pub bbox: [u32; 4],
+    pub area: usize,
+    /// The lowest log10 NFA inside the region.
+    pub log10_nfa: f32,
+    /// How strong the evidence is, in orders of magnitude of NFA beyond the threshold; issues
+    /// are ranked by it.
+    pub strength: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IssueOptions {
+    /// Detections below this log10 NFA that nobody labelled are issues.
+    pub detect_below: f32,
+    /// A labelled region whose lowest log10 NFA is not below this has no evidence.
+    pub evidence_below: f32,
+    /// A detection counts as labelled when at least this fraction of it is marked by someone.
+    pub min_overlap: f64,
+}
+
+impl Default for IssueOptions {
+    fn default() -> Self {
+        Self {
+            detect_below: -2.0,
+            evidence_below: 0.0,
+            min_overlap: 0.1,
+        }
+    }
+}
+
+/// Probably wrong labels of one image, from the model's log10 NFA map (any resolution; mapped
+/// onto the image) and the annotators' layers. Sorted by strength, strongest first.
+pub fn label_issues(
+    image_id: &str,
+    log_nfa: &Array2<f32>,
+    layers: &[(String, LabelMask)],
+    opts: IssueOptions,
+) -> Vec<LabelIssue> {
+    let Some((_, first)) = layers.first() else {
+        return Vec::new();
+    };
+    let (w, h) = (first.width as usize, first.height as usize);
+    let (gh, gw) = log_nfa.dim();
+    if w == 0 || h == 0 || gh == 0 || gw == 0 {
+        return Vec::new();
+    }
+    let cell = |x: usize, y: usize| ((y * gh / h).min(gh - 1), (x * gw / w).min(gw - 1));
+    let mut out = Vec::new();
+    // Detections nobody marked: overlap measured on the image grid.
+    let union: Vec<bool> = (0..w * h)
+        .map(|i| layers.iter().any(|(_, m)| m.data[i] != 0))
+        .collect();
+    for r in crate::stats::acontrario::regions_at(log_nfa, None, opts.detect_below, 0.0) {
+        let (mut inside, mut marked) = (0usize, 0usize);
+        let [gx0, gy0, gx1, gy1] = r.bbox;
+        let (x0, x1) = (gx0 * w / gw, (gx1 * w).div_ceil(gw).min(w));
+        let (y0, y1) = (gy0 * h / gh, (gy1 * h).div_ceil(gh).min(h));
+        let mut bbox = [u32::MAX, u32::MAX, 0, 0];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if log_nfa[cell(x, y)] < opts.detect_below {
+                    inside += 1;
+                    marked += union[y * w + x] as usize;
+                    bbox = [
+                        bbox[0].min(x as u32),
+                        bbox[1].min(y as u32),
+                        bbox[2].max(x as u32 + 1),
+                        bbox[3].max(y as u32 + 1),
+                    ];
+                }
+            }
+        }
+        if inside > 0 && (marked as f64) < opts.min_overlap * inside as f64 {
+            out.push(LabelIssue {
+                image: image_id.into(),
+                kind: IssueKind::UnlabelledDetection,
+                bbox,
+                area: inside,
+                log10_nfa: r.log10_nfa,
+                strength: opts.detect_below - r.log10_nfa,
+            });
+        }
+    }
+    // Labelled regions without evidence, per annotator.
+    for (who, m) in layers {
+        for (_, px) in m.regions8(false) {
+            let lowest = px
+                .iter()
+                .map(|&i| log_nfa[cell(i as usize % w, i as usize / w)])
+                .fold(f32::INFINITY, f32::min);
+            if lowest >= opts.evidence_below {
+                out.push(LabelIssue {
+                    image: image_id.into(),
+                    kind: IssueKind::LabelWithoutEvidence {
+                        annotator: who.clone(),
+                    },
+                    bbox: bbox_of(px.iter().copied(), m.width),
+                    area: px.len(),
+                    log10_nfa: lowest,
+                    strength: lowest - opts.evidence_below,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+    out
+}
+
+/// A reviewer's verdict on an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Normal,
+    Defective,
+    Unsure,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Normal => "normal",
+            Verdict::Defective => "defective",
+            Verdict::Unsure => "unsure",
+        }
+    }
+}
+
+/// One line of the review journal (`journal/reviews.jsonl`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewEntry {
+    pub time_ms: u64,
+    pub time: String,
+    pub reviewer: String,
+    pub image: String,
+    pub verdict: Option<Verdict>,
+    #[serde(default)]
+    pub note: String,
+}
+
+pub const REVIEW_FILE: &str = "journal/reviews.jsonl";
+
+/// Record a verdict and/or note through the autosaver.
+pub fn record_review(
+    saver: &Autosaver,
+    root: &Path,
+    reviewer: &str,
+    image: &str,
+    verdict: Option<Verdict>,
+    note: &str,
+) -> ReviewEntry {
+    let time_ms = now_ms();
+    let e = ReviewEntry {
+        time_ms,
+        time: iso8601(time_ms),
+        reviewer: reviewer.into(),
+        image: image.into(),
+        verdict,
+        note: note.into(),
+    };
+    saver.append_json(root.join(REVIEW_FILE), &e);
+    e
+}
+
+/// The latest verdict per image (a later entry without a verdict keeps the earlier verdict and
+/// adds its note).
+pub fn latest_reviews(root: &Path) -> std::io::Result<HashMap<String, ReviewEntry>> {
+    let mut out: HashMap<String, ReviewEntry> = HashMap::new();
+    for e in read_jsonl::<ReviewEntry>(&root.join(REVIEW_FILE))? {
+        match out.get_mut(&e.image) {
+            Some(prev) if e.verdict.is_none() => {
+                prev.note = e.note;
+                prev.time_ms = e.time_ms;
+                prev.time = e.time;
+            }
+            _ => {
+                out.insert(e.image.clone(), e);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(w: u32, h: u32, marked: &[(u32, u32, u8)]) -> LabelMask {
+        let mut m = LabelMask::new(w, h);
+        for &(x, y, c) in marked {
+            m.data[(y * w + x) as usize] = c;
+        }
+        m
+    }
+
+    #[test]
+    fn combine_rules() {
+        let a = mask(4, 1, &[(0, 0, 1), (1, 0, 1), (2, 0, 2)]);
+        let b = mask(4, 1, &[(1, 0, 2), (2, 0, 2)]);
+        let c = mask(4, 1, &[(1, 0, 2), (3, 0, 1)]);
+        let l = vec![("a".into(), a), ("b".into(), b), ("c".into(), c)];
+        assert_eq!(
+            combine(&l, &ConsensusRule::Majority).unwrap().data,
+            [0, 2, 2, 0]
+        );
+        assert_eq!(
+            combine(&l, &ConsensusRule::Union).unwrap().data,
+            [1, 2, 2, 1]
+        );
+        assert_eq!(
+            combine(&l, &ConsensusRule::Intersection).unwrap().data,
+            [0, 2, 0, 0]
+        );
+        assert_eq!(
+            combine(&l, &ConsensusRule::Take("b".into())).unwrap().data,
+            [0, 2, 2, 0]
+        );
+    }
+
+    #[test]
+    fn disagreement_counts_partial_marks() {
+        let a = mask(3, 1, &[(0, 0, 1), (1, 0, 1)]);
+        let b = mask(3, 1, &[(1, 0, 1)]);
+        let l = vec![("a".to_string(), a), ("b".to_string(), b)];
+        let d = analyze("x", &l, None, 0.0);
+        assert_eq!(d.disputed_pixels, 1);
+        assert!((d.score - 0.5).abs() < 1e-12);
+        assert_eq!(disagreement_map(&[&l[0].1, &l[1].1]), [1, 3, 0]);
+    }
+
+    #[test]
+    fn label_issues_find_missed_and_unsupported_regions() {
+        // 8x8 image, 4x4 NFA grid: a strong detection at grid cell (0, 0), nothing elsewhere.
+        let mut nfa = Array2::<f32>::from_elem((4, 4), 50.0);
+        nfa[(0, 0)] = -12.0;
+        nfa[(3, 3)] = -1.0; // weak: evidence for a label, but not an issue by itself
+        let ann = mask(8, 8, &[(4, 4, 1), (6, 6, 1), (7, 7, 1)]);
+        let issues = label_issues("x", &nfa, &[("a".into(), ann)], IssueOptions::default());
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        // Ranked by strength: the label where the model is 50 orders of magnitude from any
+        // evidence first, then the detection 10 orders below the issue threshold.
+        assert_eq!(
+            issues[0].kind,
+            IssueKind::LabelWithoutEvidence {
+                annotator: "a".into()
+            }
+        );
+        assert_eq!(issues[0].bbox, [4, 4, 5, 5]);
+        assert_eq!(issues[0].strength, 50.0);
+        assert_eq!(issues[1].kind, IssueKind::UnlabelledDetection);
+        assert_eq!(issues[1].bbox, [0, 0, 2, 2]);
+        assert_eq!(issues[1].strength, 10.0);
+    }
+}

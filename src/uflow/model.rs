@@ -1,0 +1,947 @@
+//! A trained U-Flow model: preprocessing, cached backbone features, training on normal images
+//! with a held-out validation split, calibration, the model files (safetensors + `model.ron`), and
+//! inference (latents, anomaly map, image score, a contrario segmentation).
+
+use anyhow::{Context, bail};
+use ndarray::Array3;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::project::imaging;
+use crate::project::results::{CacheEntry, InferenceSummary};
+use crate::project::storage::Fnv;
+use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
+use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
+use crate::stats::acontrario::{self, SegmentOptions};
+use crate::uflow::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
+use crate::uflow::flow::{FlowShape, UFlow, nll_loss};
+
+/// Version of `model.ron` this build writes and reads.
+pub const MODEL_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Square input side the images are resized to (a multiple of 32).
+    pub input_size: i64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Fraction of the normal training images held out for validation (epoch selection and
+    /// calibration); test images are never used for either.
+    pub validation_fraction: f64,
+    pub seed: u64,
+    /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
+    #[serde(default)]
+    pub backbone: Option<PathBuf>,
+    /// Which built-in variant (feature strides 4/8/16 or 8/16/32) when there is no TorchScript
+    /// backbone; see `project::training::BUILTIN_BACKBONES`.
+    #[serde(default = "default_builtin")]
+    pub builtin: String,
+    /// Reproducible training: the same seed and data give the same model.
+    #[serde(default = "yes")]
+    pub deterministic: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_builtin() -> String {
+    DEFAULT_BACKBONE.into()
+}
+
+impl Default for TrainConfig {
+    /// The project's default knobs (`TrainingSettings`) and defaults for the rest that train a
+    /// useful model on 2 CPU cores in minutes.
+    fn default() -> Self {
+        Self::from_settings(&TrainingSettings::default())
+    }
+}
+
+impl TrainConfig {
+    /// The configuration of a training with these knobs, the rest at its defaults.
+    pub fn from_settings(s: &TrainingSettings) -> Self {
+        Self {
+            input_size: s.input_size,
+            batch_size: 8,
+            epochs: s.epochs,
+            learning_rate: 1e-3,
+            weight_decay: 1e-5,
+            validation_fraction: 0.2,
+            seed: 0,
+            backbone: None,
+            builtin: s.builtin.clone(),
+            deterministic: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Mean z^2 per scale on the validation normals, as the flow gives them: close to 1 when the
+    /// flow is calibrated on its own.
+    pub mean_z2_per_scale: Vec<f64>,
+    /// Factor per scale applied to the latents at inference, min(1, 1/sqrt(mean z^2 on the
+    /// validation normals)): a flow that overfits its few training images spreads unseen normals
+    /// wider than N(0, 1) (more at coarse scales, with fewer samples per image), which the a
+    /// contrario test would read as anomalies. Only shrinking: latents narrower than N(0, 1)
+    /// cannot raise false alarms (the Chernoff bound is clamped at t < 1), and inflating them on a
+    /// noisy estimate would. Empty (no correction) for models saved before it existed or trained
+    /// without a validation split.
+    #[serde(default)]
+    pub latent_scale: Vec<f64>,
+    /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
+    /// bound is 1).
+    pub false_alarms_per_normal_image: f64,
+    pub validation_images: usize,
+    pub validation_nll: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format_version: u32,
+    pub backbone: String,
+    /// The TorchScript file of a `torchscript:` backbone (absent for the built-in one).
+    #[serde(default)]
+    pub backbone_path: Option<PathBuf>,
+    pub input_size: i64,
+    pub shape: FlowShape,
+    pub permutations: Vec<Vec<i64>>,
+    pub train: TrainConfig,
+    /// Hash of the training images' paths and bytes: tells whether a model saw these images.
+    pub training_fingerprint: String,
+    pub training_images: usize,
+    pub best_epoch: usize,
+    pub calibration: Calibration,
+}
+
+/// Image file -> normalised 3 x S x S tensor.
+pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
+    let img = imaging::load_dynamic(path)?.to_rgb8();
+    let img = image::imageops::resize(
+        &img,
+        size as u32,
+        size as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let data: Vec<f32> = img.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let t = Tensor::from_slice(&data)
+        .view([size, size, 3])
+        .permute([2, 0, 1]);
+    let mean = Tensor::from_slice(&IMAGENET_MEAN).view([3, 1, 1]);
+    let std = Tensor::from_slice(&IMAGENET_STD).view([3, 1, 1]);
+    Ok(((t - mean) / std).contiguous())
+}
+
+/// Backbone features of each image (finest first), computed once: the backbone is frozen, so
+/// every epoch after the first costs only the flow.
+pub fn extract_features(
+    backbone: &dyn Backbone,
+    paths: &[PathBuf],
+    size: i64,
+    device: Device,
+    cancel: &AtomicBool,
+    mut progress: impl FnMut(Progress),
+) -> anyhow::Result<Vec<Vec<Tensor>>> {
+    let mut out = Vec::with_capacity(paths.len());
+    for chunk in paths.chunks(8) {
+        if cancel.load(Ordering::Relaxed) {
+            bail!("cancelled");
+        }
+        let batch: Vec<Tensor> = chunk
+            .iter()
+            .map(|p| preprocess(p, size))
+            .collect::<anyhow::Result<_>>()?;
+        let x = Tensor::stack(&batch, 0).to_device(device);
+        let feats = backbone.features(&x);
+        for i in 0..chunk.len() as i64 {
+            out.push(
+                feats
+                    .iter()
+                    .map(|f| f.get(i).to_device(Device::Cpu))
+                    .collect(),
+            );
+        }
+        progress(Progress::Features {
+            done: out.len(),
+            total: paths.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Hash of the training images' paths and contents.
+fn fingerprint(paths: &[PathBuf]) -> String {
+    let mut h = Fnv::new();
+    for p in paths {
+        h.eat(p.to_string_lossy().as_bytes());
+        if let Ok(b) = std::fs::read(p) {
+            h.eat(&b);
+        }
+    }
+    h.hex()
+}
+
+fn batch_of(feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> Vec<Tensor> {
+    let scales = feats[0].len();
+    (0..scales)
+        .map(|s| {
+            Tensor::stack(
+                &idx.iter()
+                    .map(|&i| feats[i][s].shallow_clone())
+                    .collect::<Vec<_>>(),
+                0,
+            )
+            .to_device(device)
+        })
+        .collect()
+}
+
+/// A loaded or freshly trained model, ready for inference (lives on the worker thread).
+pub struct Model {
+    pub file: ModelFile,
+    pub vs: nn::VarStore,
+    pub flow: UFlow,
+    pub backbone: Box<dyn Backbone>,
+    pub device: Device,
+}
+
+/// Inference result for one image.
+pub struct Inference {
+    /// Latents per scale (C x H x W), finest first.
+    pub latents: Vec<Array3<f32>>,
+    /// 1 - mean over scales of exp(-0.5 mean_c z^2), at the input size; one scale for every
+    /// image, never normalised per image.
+    pub anomaly_map: ndarray::Array2<f32>,
+    pub image_score: f32,
+    pub segmentation: acontrario::Segmentation,
+}
+
+/// The backbone a model names: a TorchScript file, or a built-in one by name.
+fn open_backbone(
+    path: Option<&Path>,
+    builtin: &str,
+    device: Device,
+) -> anyhow::Result<Box<dyn Backbone>> {
+    Ok(match path {
+        Some(p) => Box::new(crate::uflow::backbone::TorchScriptBackbone::load(
+            p, device,
+        )?),
+        None => Box::new(EfficientNetLite0::builtin_named(builtin, device)?),
+    })
+}
+
+/// A flow of `shape` in a fresh VarStore: random weights (`seed`) to train, or the given
+/// permutations to load saved weights into.
+fn new_flow(
+    shape: &FlowShape,
+    permutations: Option<Vec<Vec<i64>>>,
+    seed: u64,
+    device: Device,
+) -> (nn::VarStore, UFlow) {
+    let vs = nn::VarStore::new(device);
+    let flow = UFlow::new(&vs.root(), shape.clone(), permutations, seed);
+    (vs, flow)
+}
+
+/// The flow's shape over a backbone's feature maps at input side `size`.
+fn flow_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
+    let channels = backbone.channels();
+    let sizes = (0..channels.len())
+        .map(|s| {
+            let side = size / (backbone.first_stride() << s);
+            (side, side)
+        })
+        .collect();
+    FlowShape {
+        channels,
+        sizes,
+        steps_per_scale: 4,
+    }
+}
+
+/// Adam with L2 weight decay, as `torch.optim.Adam(weight_decay=...)`, written out so that its
+/// moments can be checkpointed (libtorch's C++ optimiser state is not reachable from tch). The
+/// moments of all parameters live in two flat tensors, so a step is a dozen kernels, not a dozen
+/// per parameter tensor.
+pub struct Adam {
+    params: Vec<(String, Tensor)>,
+    m: Tensor,
+    v: Tensor,
+    t: i64,
+    lr: f64,
+    wd: f64,
+}
+
+impl Adam {
+    const BETAS: (f64, f64) = (0.9, 0.999);
+    const EPS: f64 = 1e-8;
+
+    pub fn new(vs: &nn::VarStore, lr: f64, wd: f64) -> Self {
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let n: i64 = params.iter().map(|(_, p)| p.numel() as i64).sum();
+        let (kind, device) = params
+            .first()
+            .map_or((Kind::Float, Device::Cpu), |(_, p)| (p.kind(), p.device()));
+        Self {
+            params,
+            m: Tensor::zeros([n], (kind, device)),
+            v: Tensor::zeros([n], (kind, device)),
+            t: 0,
+            lr,
+            wd,
+        }
+    }
+
+    pub fn backward_step(&mut self, loss: &Tensor) {
+        for (_, p) in &self.params {
+            let mut g = p.grad();
+            if g.defined() {
+                let _ = g.zero_();
+            }
+        }
+        loss.backward();
+        self.t += 1;
+        let (b1, b2) = Self::BETAS;
+        let c1 = 1.0 - b1.powi(self.t as i32);
+        let c2 = 1.0 - b2.powi(self.t as i32);
+        tch::no_grad(|| {
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| {
+                    let g = p.grad();
+                    if g.defined() {
+                        g.reshape([-1])
+                    } else {
+                        p.zeros_like().reshape([-1])
+                    }
+                })
+                .collect();
+            let mut g = Tensor::cat(&grads, 0);
+            if self.wd != 0.0 {
+                let flat: Vec<Tensor> = self.params.iter().map(|(_, p)| p.reshape([-1])).collect();
+                g += Tensor::cat(&flat, 0) * self.wd;
+            }
+            let _ = self.m.lerp_(&g, 1.0 - b1);
+            let _ = self.v.g_mul_scalar_(b2).addcmul_(&g, &(&g * (1.0 - b2)));
+            let denom = (&self.v / c2).sqrt() + Self::EPS;
+            let step = &self.m / &denom * (self.lr / c1);
+            let mut at = 0i64;
+            for (_, p) in self.params.iter_mut() {
+                let n = p.numel() as i64;
+                let _ = p.g_sub_(&step.narrow(0, at, n).view(p.size().as_slice()));
+                at += n;
+            }
+        });
+    }
+}
+
+/// A training's state after an epoch, in `dir/.checkpoint.safetensors` (weights, Adam moments,
+/// best weights) and `dir/.checkpoint.json` (epochs done, Adam step, best epoch, and a key of
+/// the settings and images, so that only the same training resumes from it).
+struct Checkpoint {
+    epochs_done: usize,
+    best: Option<BestEpoch>,
+}
+
+/// How often a training writes its checkpoint (and at a cancel).
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// (validation NLL, epoch, weights) of the best epoch so far.
+type BestEpoch = (f64, usize, Vec<(String, Tensor)>);
+
+fn checkpoint_key(config: &TrainConfig, fingerprint: &str) -> String {
+    let mut h = Fnv::new();
+    h.eat(ron::to_string(config).unwrap_or_default().as_bytes());
+    h.eat(fingerprint.as_bytes());
+    h.hex()
+}
+
+impl Checkpoint {
+    fn paths(dir: &Path) -> (PathBuf, PathBuf) {
+        (
+            dir.join(".checkpoint.safetensors"),
+            dir.join(".checkpoint.json"),
+        )
+    }
+
+    fn save(
+        dir: &Path,
+        key: &str,
+        epochs_done: usize,
+        vs: &nn::VarStore,
+        opt: &Adam,
+        best: Option<&BestEpoch>,
+    ) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let (tensors_p, meta_p) = Self::paths(dir);
+        let mut named: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(k, v)| (format!("w.{k}"), v.detach()))
+            .collect();
+        named.push(("adam.m".into(), opt.m.shallow_clone()));
+        named.push(("adam.v".into(), opt.v.shallow_clone()));
+        if let Some((_, _, snap)) = best {
+            for (k, t) in snap {
+                named.push((format!("b.{k}"), t.shallow_clone()));
+            }
+        }
+        let tmp = dir.join(".checkpoint.tmp.safetensors");
+        Tensor::write_safetensors(&named, &tmp).context("writing the checkpoint")?;
+        std::fs::rename(&tmp, &tensors_p)?;
+        let meta = serde_json::json!({
+            "key": key,
+            "epochs_done": epochs_done,
+            "adam_t": opt.t,
+            "best_validation_nll": best.map(|b| b.0),
+            "best_epoch": best.map(|b| b.1),
+        });
+        // Written last: a checkpoint counts only once its metadata names it.
+        crate::project::storage::write_atomic(&meta_p, meta.to_string().as_bytes())?;
+        Ok(())
+    }
+
+    /// The checkpoint in `dir` for this training (same key), loaded into `vs` and `opt`; None when
+    /// there is none or it belongs to another training.
+    fn load(
+        dir: &Path,
+        key: &str,
+        vs: &nn::VarStore,
+        opt: &mut Adam,
+    ) -> anyhow::Result<Option<Checkpoint>> {
+        let (tensors_p, meta_p) = Self::paths(dir);
+        let Ok(text) = std::fs::read(&meta_p) else {
+            return Ok(None);
+        };
+        let meta: serde_json::Value = match serde_json::from_slice(&text) {
+            Ok(m) => m,
+            Err(_) => return Ok(None),
+        };
+        if meta["key"] != key {
+            return Ok(None);
+        }
+        check_safetensors(&tensors_p)?;
+        let named: HashMap<String, Tensor> = Tensor::read_safetensors(&tensors_p)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tensors_p.display()))?
+            .into_iter()
+            .collect();
+        let get = |k: &str| {
+            named
+                .get(k)
+                .ok_or_else(|| anyhow::anyhow!("{}: no tensor {k}", tensors_p.display()))
+        };
+        let mut vars = vs.variables();
+        tch::no_grad(|| -> anyhow::Result<()> {
+            for (k, t) in vars.iter_mut() {
+                t.copy_(get(&format!("w.{k}"))?);
+            }
+            opt.m.copy_(get("adam.m")?);
+            opt.v.copy_(get("adam.v")?);
+            Ok(())
+        })?;
+        opt.t = meta["adam_t"].as_i64().unwrap_or(0);
+        let best = match (
+            meta["best_validation_nll"].as_f64(),
+            meta["best_epoch"].as_u64(),
+        ) {
+            (Some(val), Some(epoch)) => {
+                let snap = vars
+                    .keys()
+                    .map(|k| Ok((k.clone(), get(&format!("b.{k}"))?.copy())))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Some((val, epoch as usize, snap))
+            }
+            _ => None,
+        };
+        Ok(Some(Checkpoint {
+            epochs_done: meta["epochs_done"].as_u64().unwrap_or(0) as usize,
+            best,
+        }))
+    }
+
+    fn remove(dir: &Path) {
+        let (a, b) = Self::paths(dir);
+        let _ = std::fs::remove_file(b);
+        let _ = std::fs::remove_file(a);
+    }
+}
+
+impl Model {
+    /// Train on `train` (normal images only), holding out a validation split.
+    pub fn train(
+        train_paths: &[PathBuf],
+        config: &TrainConfig,
+        device: Device,
+        cancel: &AtomicBool,
+        progress: impl FnMut(Progress),
+    ) -> anyhow::Result<Model> {
+        Self::train_resumable(train_paths, config, device, cancel, progress, None)
+    }
+
+    /// [`Self::train`], writing a checkpoint into `checkpoint_dir` at an epoch end every half
+    /// minute and when cancelled (weights, optimiser moments, best epoch so far), and resuming
+    /// from one left there by an interrupted training of the same images with the same settings.
+    /// A resumed training ends exactly where an uninterrupted one would; the checkpoint is
+    /// removed when training completes.
+    pub fn train_resumable(
+        train_paths: &[PathBuf],
+        config: &TrainConfig,
+        device: Device,
+        cancel: &AtomicBool,
+        mut progress: impl FnMut(Progress),
+        checkpoint_dir: Option<&Path>,
+    ) -> anyhow::Result<Model> {
+        if train_paths.is_empty() {
+            bail!("no normal training images");
+        }
+        if config.input_size % 32 != 0 || config.input_size < 64 {
+            bail!(
+                "input size {} must be a multiple of 32, at least 64",
+                config.input_size
+            );
+        }
+        tch::manual_seed(config.seed as i64);
+        if config.deterministic {
+            // Pin libtorch's intra-op thread pool before any work: with its lazy default set-up,
+            // the first training of a process ran with other kernels than later ones (seen as
+            // two trainings with one seed diverging).
+            tch::set_num_threads(tch::get_num_threads());
+        }
+        let mut rng = StdRng::seed_from_u64(config.seed);
+        let mut paths = train_paths.to_vec();
+        paths.sort();
+        let mut order: Vec<usize> = (0..paths.len()).collect();
+        order.shuffle(&mut rng);
+        let n_val = if paths.len() >= 2 {
+            ((paths.len() as f64 * config.validation_fraction).round() as usize)
+                .clamp(1, paths.len() - 1)
+        } else {
+            0
+        };
+        let (val_idx, train_idx) = order.split_at(n_val);
+        let backbone = open_backbone(config.backbone.as_deref(), &config.builtin, device)?;
+        let feats = extract_features(
+            backbone.as_ref(),
+            &paths,
+            config.input_size,
+            device,
+            cancel,
+            &mut progress,
+        )?;
+        let shape = flow_shape(backbone.as_ref(), config.input_size);
+        let (vs, flow) = new_flow(&shape, None, config.seed, device);
+        let mut opt = Adam::new(&vs, config.learning_rate, config.weight_decay);
+        // With a single image there is nothing to hold out: validate on it (reported).
+        let val_idx: Vec<usize> = if val_idx.is_empty() {
+            train_idx.to_vec()
+        } else {
+            val_idx.to_vec()
+        };
+        let mut train_idx = train_idx.to_vec();
+        let mut best: Option<BestEpoch> = None;
+        let fingerprint = fingerprint(&paths);
+        let key = checkpoint_key(config, &fingerprint);
+        let mut first_epoch = 0;
+        if let Some(dir) = checkpoint_dir
+            && let Some(c) = Checkpoint::load(dir, &key, &vs, &mut opt)?
+        {
+            first_epoch = c.epochs_done;
+            best = c.best;
+            progress(Progress::Resumed {
+                epochs_done: first_epoch,
+            });
+        }
+        let start = Instant::now();
+        let mut last_checkpoint = Instant::now();
+        for epoch in first_epoch..config.epochs {
+            // Each epoch's order depends only on the seed and the epoch, so a resumed training
+            // visits the batches an uninterrupted one would.
+            let mut epoch_rng = StdRng::seed_from_u64(
+                config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            train_idx.sort_unstable();
+            train_idx.shuffle(&mut epoch_rng);
+            let steps = train_idx.len().div_ceil(config.batch_size.max(1));
+            let mut total = 0.0;
+            for (step, chunk) in train_idx.chunks(config.batch_size.max(1)).enumerate() {
+                if cancel.load(Ordering::Relaxed) {
+                    bail!("cancelled");
+                }
+                let x = batch_of(&feats, chunk, device);
+                let (z, logdet) = flow.forward(&x);
+                let loss = nll_loss(&z, &logdet);
+                opt.backward_step(&loss);
+                let l = loss.double_value(&[]);
+                if !l.is_finite() {
+                    bail!("the loss diverged at epoch {epoch} (try a lower learning rate)");
+                }
+                total += l;
+                progress(Progress::Step {
+                    epoch,
+                    step,
+                    steps,
+                    loss: l,
+                });
+            }
+            let val = validation_nll(&flow, &feats, &val_idx, device);
+            let per_epoch = start.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
+            progress(Progress::Epoch {
+                epoch,
+                epochs: config.epochs,
+                train_loss: total / steps.max(1) as f64,
+                validation_nll: val,
+                eta_seconds: per_epoch * (config.epochs - epoch - 1) as f64,
+            });
+            if best.as_ref().is_none_or(|b| val < b.0) {
+                let snapshot = vs
+                    .variables()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.detach().copy()))
+                    .collect();
+                best = Some((val, epoch, snapshot));
+            }
+            // Checkpoint every half minute (writing one per short epoch would cost more than the
+            // epochs) and whenever a cancel is pending, so a cancelled training keeps its epochs.
+            if let Some(dir) = checkpoint_dir
+                && epoch + 1 < config.epochs
+                && (last_checkpoint.elapsed() >= CHECKPOINT_EVERY || cancel.load(Ordering::Relaxed))
+            {
+                Checkpoint::save(dir, &key, epoch + 1, &vs, &opt, best.as_ref())?;
+                last_checkpoint = Instant::now();
+            }
+        }
+        if let Some(dir) = checkpoint_dir {
+            Checkpoint::remove(dir);
+        }
+        let (val_nll, best_epoch) = match best {
+            Some((val, epoch, snapshot)) => {
+                let mut vars = vs.variables();
+                tch::no_grad(|| {
+                    for (k, v) in &snapshot {
+                        if let Some(t) = vars.get_mut(k) {
+                            t.copy_(v);
+                        }
+                    }
+                });
+                (val, epoch)
+            }
+            None => (f64::NAN, 0),
+        };
+        let calibration = calibrate(&flow, &feats, &val_idx, device, val_nll);
+        let file = ModelFile {
+            format_version: MODEL_FORMAT,
+            backbone: backbone.name(),
+            backbone_path: config.backbone.clone(),
+            input_size: config.input_size,
+            shape,
+            permutations: flow.permutations.clone(),
+            train: config.clone(),
+            training_fingerprint: fingerprint,
+            training_images: paths.len(),
+            best_epoch,
+            calibration,
+        };
+        Ok(Model {
+            file,
+            vs,
+            flow,
+            backbone,
+            device,
+        })
+    }
+
+    /// Write `dir/weights.safetensors` and `dir/model.ron`.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // tch picks the format from the extension, so the temporary name keeps it.
+        let tmp = dir.join(".tmp-weights.safetensors");
+        self.vs.save(&tmp).context("writing the weights")?;
+        std::fs::rename(&tmp, dir.join(MODEL_WEIGHTS_FILE))?;
+        let cfg = ron::ser::PrettyConfig::new().struct_names(true);
+        let text = ron::ser::to_string_pretty(&self.file, cfg)?;
+        crate::project::storage::write_atomic(&dir.join(MODEL_META_FILE), text.as_bytes())?;
+        Ok(())
+    }
+
+    /// Load a model directory; other backbones, format versions or damaged files are refused
+    /// with a message naming the file.
+    pub fn load(dir: &Path, device: Device) -> anyhow::Result<Model> {
+        let ron_path = dir.join(MODEL_META_FILE);
+        let text = std::fs::read_to_string(&ron_path)
+            .with_context(|| format!("cannot read {}", ron_path.display()))?;
+        let file: ModelFile = ron::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}:{}: {}",
+                ron_path.display(),
+                e.span.start.line,
+                e.span.start.col,
+                e.code
+            )
+        })?;
+        if file.format_version != MODEL_FORMAT {
+            bail!(
+                "{} has model format {} but this build reads {MODEL_FORMAT}",
+                ron_path.display(),
+                file.format_version
+            );
+        }
+        let backbone = match (&file.backbone_path, file.backbone.as_str()) {
+            (None, name) if EfficientNetLite0::variant_index(name).is_none() => bail!(
+                "{} was trained with backbone {:?}, which this build cannot provide (it has {} and TorchScript files)",
+                ron_path.display(),
+                file.backbone,
+                crate::uflow::backbone::BUILTIN_VARIANTS
+                    .map(|v| v.0)
+                    .join(", ")
+            ),
+            (path, name) => open_backbone(path.as_deref(), name, device)?,
+        };
+        if flow_shape(backbone.as_ref(), file.input_size) != file.shape {
+            bail!(
+                "{}: its feature shapes do not match the backbone at input size {}",
+                ron_path.display(),
+                file.input_size
+            );
+        }
+        let (mut vs, flow) = new_flow(&file.shape, Some(file.permutations.clone()), 0, device);
+        let weights = dir.join(MODEL_WEIGHTS_FILE);
+        check_safetensors(&weights)?;
+        vs.load(&weights)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+        Ok(Model {
+            file,
+            vs,
+            flow,
+            backbone,
+            device,
+        })
+    }
+
+    /// Latents of one preprocessed image, with the calibration's per-scale correction.
+    pub fn latents(&self, x: &Tensor) -> Vec<Tensor> {
+        let _g = tch::no_grad_guard();
+        let feats = self
+            .backbone
+            .features(&x.unsqueeze(0).to_device(self.device));
+        let scale = &self.file.calibration.latent_scale;
+        self.flow
+            .forward(&feats)
+            .0
+            .into_iter()
+            .enumerate()
+            .map(|(s, z)| {
+                let z = z.squeeze_dim(0).to_device(Device::Cpu);
+                match scale.get(s) {
+                    Some(&k) => z * k,
+                    None => z,
+                }
+            })
+            .collect()
+    }
+
+    pub fn infer(&self, path: &Path) -> anyhow::Result<Inference> {
+        let size = self.file.input_size;
+        let x = preprocess(path, size)?;
+        let z = self.latents(&x);
+        let _g = tch::no_grad_guard();
+        let maps: Vec<Tensor> = z
+            .iter()
+            .map(|t| {
+                let p = (t
+                    .pow_tensor_scalar(2)
+                    .mean_dim([0i64].as_slice(), true, Kind::Float)
+                    * -0.5)
+                    .exp();
+                p.unsqueeze(0)
+                    .upsample_bilinear2d([size, size], false, None, None)
+                    .squeeze()
+            })
+            .collect();
+        let map = 1.0 - Tensor::stack(&maps, 0).mean_dim([0i64].as_slice(), false, Kind::Float);
+        let anomaly_map = to_array2(&map);
+        let image_score = anomaly_map
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
+        let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
+        let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
+        let segmentation = acontrario::segment(
+            &views,
+            Some((size as usize, size as usize)),
+            SegmentOptions::default(),
+        );
+        Ok(Inference {
+            latents,
+            anomaly_map,
+            image_score,
+            segmentation,
+        })
+    }
+}
+
+/// libtorch can abort on a truncated safetensors file: check, from its header and length alone,
+/// that every tensor lies inside the file before handing it over.
+fn check_safetensors(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let read = || -> std::io::Result<(Vec<u8>, u64)> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        let mut n = [0u8; 8];
+        f.read_exact(&mut n)?;
+        let n = u64::from_le_bytes(n);
+        if n > len.saturating_sub(8) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let mut header = vec![0u8; n as usize];
+        f.read_exact(&mut header)?;
+        Ok((header, len - 8 - n))
+    };
+    let (header, data_len) = read().map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => {
+            anyhow::anyhow!("{} is damaged: truncated header", path.display())
+        }
+        _ => anyhow::anyhow!("cannot read {}: {e}", path.display()),
+    })?;
+    safetensors_header_ok(&header, data_len)
+        .map_err(|e| anyhow::anyhow!("{} is damaged: {e}", path.display()))
+}
+
+fn safetensors_header_ok(header: &[u8], data_len: u64) -> Result<(), String> {
+    let v: serde_json::Value = serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    for (k, t) in v.as_object().ok_or("header is not an object")? {
+        if k == "__metadata__" {
+            continue;
+        }
+        let end = t["data_offsets"][1].as_u64().ok_or("missing offsets")?;
+        if end > data_len {
+            return Err(format!("tensor {k} runs past the end of the file"));
+        }
+    }
+    Ok(())
+}
+
+pub fn to_array2(t: &Tensor) -> ndarray::Array2<f32> {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let s = t.size();
+    let v: Vec<f32> = Vec::<f32>::try_from(&t.flatten(0, -1)).unwrap_or_default();
+    ndarray::Array2::from_shape_vec((s[0] as usize, s[1] as usize), v).expect("2-D tensor")
+}
+
+pub fn to_array3(t: &Tensor) -> Array3<f32> {
+    let t = t.to_kind(Kind::Float).to_device(Device::Cpu).contiguous();
+    let s = t.size();
+    let v: Vec<f32> = Vec::<f32>::try_from(&t.flatten(0, -1)).unwrap_or_default();
+    Array3::from_shape_vec((s[0] as usize, s[1] as usize, s[2] as usize), v).expect("3-D tensor")
+}
+
+fn validation_nll(flow: &UFlow, feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> f64 {
+    let _g = tch::no_grad_guard();
+    let mut total = 0.0;
+    for chunk in idx.chunks(8) {
+        let x = batch_of(feats, chunk, device);
+        let (z, logdet) = flow.forward(&x);
+        total += nll_loss(&z, &logdet).double_value(&[]) * chunk.len() as f64;
+    }
+    total / idx.len().max(1) as f64
+}
+
+fn calibrate(
+    flow: &UFlow,
+    feats: &[Vec<Tensor>],
+    idx: &[usize],
+    device: Device,
+    val_nll: f64,
+) -> Calibration {
+    let _g = tch::no_grad_guard();
+    let scales = feats[0].len();
+    let mut sums = vec![0.0; scales];
+    let mut latents: Vec<Vec<Array3<f32>>> = Vec::new();
+    for &i in idx {
+        let x = batch_of(feats, &[i], device);
+        let (z, _) = flow.forward(&x);
+        for (s, t) in z.iter().enumerate() {
+            sums[s] += t.pow_tensor_scalar(2).mean(Kind::Float).double_value(&[]);
+        }
+        latents.push(z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect());
+    }
+    let n = idx.len().max(1) as f64;
+    let mean_z2: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    let latent_scale: Vec<f64> = if idx.is_empty() {
+        Vec::new()
+    } else {
+        mean_z2
+            .iter()
+            .map(|m| (1.0 / m.max(1e-6).sqrt()).min(1.0))
+            .collect()
+    };
+    let mut alarms = 0usize;
+    for mut lat in latents {
+        for (z, k) in lat.iter_mut().zip(&latent_scale) {
+            z.mapv_inplace(|v| v * *k as f32);
+        }
+        let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
+        let seg = acontrario::segment(&views, None, SegmentOptions::default());
+        alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
+    }
+    Calibration {
+        mean_z2_per_scale: mean_z2,
+        latent_scale,
+        false_alarms_per_normal_image: alarms as f64 / n,
+        validation_images: idx.len(),
+        validation_nll: val_nll,
+    }
+}
+
+impl From<&Inference> for InferenceSummary {
+    fn from(i: &Inference) -> Self {
+        Self {
+            anomaly_map: i.anomaly_map.clone(),
+            log_nfa: i.segmentation.log_nfa.clone(),
+            image_score: i.image_score,
+            mean_z2_per_scale: i
+                .latents
+                .iter()
+                .map(|z| z.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / z.len().max(1) as f64)
+                .collect(),
+        }
+    }
+}
+
+impl Model {
+    /// Inference through the per-(model, image) cache: a changed model, image or segmentation
+    /// gives another key, so stale results are never read (and are replaced). The flag says
+    /// whether the result was read from the cache.
+    pub fn infer_cached(
+        &self,
+        model_dir: &Path,
+        id: &str,
+        image: &Path,
+        cache: Option<&Path>,
+    ) -> anyhow::Result<(InferenceSummary, bool)> {
+        let Some(cache) = cache else {
+            return Ok((InferenceSummary::from(&self.infer(image)?), false));
+        };
+        let c = CacheEntry::new(model_dir, id, image, cache);
+        if let Some(s) = c.read() {
+            return Ok((s, true));
+        }
+        let s = InferenceSummary::from(&self.infer(image)?);
+        c.write(&s)?;
+        Ok((s, false))
+    }
+}

@@ -1,0 +1,291 @@
+//! The worker thread: the one place that owns libtorch state (models, VarStores, tensors are not
+//! Sync). The GUI and the CLI send it [`Command`]s and drain [`Message`]s; a libtorch error or
+//! panic becomes a [`Message::Error`], never a crash of the app.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+
+use crate::project::results::InferenceSummary;
+use crate::project::training::Progress;
+use crate::uflow::backbone;
+use crate::uflow::model::{Model, ModelFile, TrainConfig};
+use crate::uflow::runtime::{self, TorchInfo};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug)]
+pub enum Command {
+    /// Report the libtorch version and the compute device.
+    Probe,
+    /// Locate and load the built-in backbone weights, reporting how many tensors they hold.
+    CheckBackbone,
+    /// Train a U-Flow on normal images and save it to `out` (progress as it goes).
+    Train {
+        images: Vec<PathBuf>,
+        config: TrainConfig,
+        out: PathBuf,
+    },
+    /// Run a saved model on images (id, path); results are cached in `cache` when given. `tag`
+    /// comes back with each result (the window's project generation).
+    Infer {
+        tag: u64,
+        model: PathBuf,
+        images: Vec<(String, PathBuf)>,
+        cache: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message {
+    Torch(TorchInfo),
+    BackboneReady {
+        path: PathBuf,
+        tensors: usize,
+    },
+    Progress(Progress),
+    Trained {
+        dir: PathBuf,
+        file: Box<ModelFile>,
+        seconds: f64,
+    },
+    Inferred {
+        tag: u64,
+        id: String,
+        result: Box<InferenceSummary>,
+        /// Read from the cache rather than computed.
+        cached: bool,
+    },
+    /// A multi-message command finished (successfully or not).
+    Finished,
+    Error {
+        context: String,
+        message: String,
+    },
+}
+
+/// Wakes the receiver (the GUI's `request_repaint`) after each message.
+pub type Notify = Box<dyn Fn() + Send>;
+
+pub struct Worker {
+    cancel: Arc<AtomicBool>,
+    tx: Option<Sender<Command>>,
+    rx: Receiver<Message>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn spawn(notify: Notify) -> Self {
+        let (tx, cmd_rx) = mpsc::channel::<Command>();
+        let (msg_tx, rx) = mpsc::channel::<Message>();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let flag = cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("contrario-worker".into())
+            .spawn(move || {
+                let mut models: HashMap<PathBuf, Model> = HashMap::new();
+                let emit = |m: Message| {
+                    let ok = msg_tx.send(m).is_ok();
+                    notify();
+                    ok
+                };
+                for cmd in cmd_rx {
+                    flag.store(false, Ordering::Relaxed);
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run(&cmd, &mut models, &flag, &emit)
+                    }));
+                    let last = match outcome {
+                        Ok(Some(m)) => m,
+                        Ok(None) => continue,
+                        Err(panic) => Message::Error {
+                            context: cmd.context(),
+                            message: panic_text(&panic),
+                        },
+                    };
+                    if !emit(last) {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the worker thread");
+        Self {
+            cancel,
+            tx: Some(tx),
+            rx,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn send(&self, cmd: Command) {
+        if let Some(tx) = &self.tx {
+            // A closed channel means the worker is gone; the caller sees no reply, not a panic.
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// Ask the running command to stop (training stops within a batch, inference between images).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Next pending message, if any (never blocks).
+    pub fn try_recv(&self) -> Option<Message> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Block until the next message (CLI use).
+    pub fn recv(&self) -> Option<Message> {
+        self.rx.recv().ok()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Command {
+    fn context(&self) -> String {
+        match self {
+            Command::Probe => "libtorch".into(),
+            Command::CheckBackbone => "built-in backbone".into(),
+            Command::Train { out, .. } => format!("training {}", out.display()),
+            Command::Infer { model, .. } => format!("inference with {}", model.display()),
+        }
+    }
+}
+
+/// Run one command; intermediate messages go through `emit`, the last one is returned.
+fn run(
+    cmd: &Command,
+    models: &mut HashMap<PathBuf, Model>,
+    cancel: &AtomicBool,
+    emit: &dyn Fn(Message) -> bool,
+) -> Option<Message> {
+    let error = |e: anyhow::Error| Message::Error {
+        context: cmd.context(),
+        message: format!("{e:#}"),
+    };
+    Some(match cmd {
+        Command::Probe => Message::Torch(runtime::probe()),
+        Command::CheckBackbone => {
+            let result = backbone::builtin_weights_path()
+                .and_then(|path| backbone::load_state_dict(&path).map(|t| (path, t.len())));
+            match result {
+                Ok((path, tensors)) => Message::BackboneReady { path, tensors },
+                Err(e) => Message::Error {
+                    context: cmd.context(),
+                    message: e.to_string(),
+                },
+            }
+        }
+        Command::Train {
+            images,
+            config,
+            out,
+        } => {
+            let start = std::time::Instant::now();
+            let device = runtime::probe().tch_device();
+            // Checkpoints go next to the model: a cancelled or crashed training started again
+            // with the same images and settings resumes where it stopped.
+            let trained = Model::train_resumable(
+                images,
+                config,
+                device,
+                cancel,
+                |p| {
+                    emit(Message::Progress(p));
+                },
+                Some(out),
+            )
+            .and_then(|m| m.save(out).map(|_| m));
+            match trained {
+                Ok(m) => {
+                    let msg = Message::Trained {
+                        dir: out.clone(),
+                        file: Box::new(m.file.clone()),
+                        seconds: start.elapsed().as_secs_f64(),
+                    };
+                    models.insert(out.clone(), m);
+                    msg
+                }
+                Err(e) => error(e),
+            }
+        }
+        Command::Infer {
+            tag,
+            model,
+            images,
+            cache,
+        } => {
+            if !models.contains_key(model) {
+                match Model::load(model, runtime::probe().tch_device()) {
+                    Ok(m) => {
+                        models.insert(model.clone(), m);
+                    }
+                    Err(e) => return Some(error(e)),
+                }
+            }
+            let m = &models[model];
+            for (id, path) in images {
+                if cancel.load(Ordering::Relaxed) {
+                    return Some(Message::Error {
+                        context: cmd.context(),
+                        message: "cancelled".into(),
+                    });
+                }
+                let msg = match m.infer_cached(model, id, path, cache.as_deref()) {
+                    Ok((result, cached)) => Message::Inferred {
+                        tag: *tag,
+                        id: id.clone(),
+                        result: Box::new(result),
+                        cached,
+                    },
+                    Err(e) => Message::Error {
+                        context: format!("{}: {id}", cmd.context()),
+                        message: format!("{e:#}"),
+                    },
+                };
+                if !emit(msg) {
+                    return None;
+                }
+            }
+            Message::Finished
+        }
+    })
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error in libtorch".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_answers_probe_and_backbone_check() {
+        let w = Worker::spawn(Box::new(|| {}));
+        w.send(Command::Probe);
+        w.send(Command::CheckBackbone);
+        match w.recv().unwrap() {
+            Message::Torch(info) => assert!(info.libtorch_version.starts_with("2.13")),
+            m => panic!("unexpected {m:?}"),
+        }
+        match w.recv().unwrap() {
+            Message::BackboneReady { tensors, .. } => {
+                assert_eq!(tensors, backbone::EFFNET_LITE0_TENSORS)
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+    }
+}
