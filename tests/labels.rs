@@ -132,7 +132,11 @@ fn edits_undo_redo_and_the_audit_trail_survive_a_reopen() {
         .unwrap();
     assert_eq!(store.mask(&p, &img, "cleo").unwrap().get(10, 10), 0);
     store.end_stroke(&img, "cleo");
-    store
+    let before_accept = store.mask(&p, &img, "cleo").unwrap().clone();
+    // Accepting a detected region paints exactly its pixels in the class; indices past the
+    // image (a stale region) are ignored.
+    let n = before_accept.data.len() as u32;
+    let out = store
         .edit(
             &mut p,
             &img,
@@ -140,11 +144,17 @@ fn edits_undo_redo_and_the_audit_trail_survive_a_reopen() {
             Edit::AcceptRegion {
                 class: 3,
                 log10_nfa: -7.5,
-                pixels: vec![5, 6, 7],
+                pixels: vec![5, 6, 7, n + 10],
             },
         )
         .unwrap();
     let last = store.mask(&p, &img, "cleo").unwrap().clone();
+    for (j, (&a, &b)) in before_accept.data.iter().zip(&last.data).enumerate() {
+        let want = if (5..=7).contains(&j) { 3 } else { a };
+        assert_eq!(b, want, "pixel {j}");
+    }
+    let changed = (5..=7).filter(|&j| before_accept.data[j] != 3).count();
+    assert_eq!(out.pixels_changed, changed);
 
     // Read-only ground truth and unknown classes are refused with a reason.
     let ro = store.edit(

@@ -12,6 +12,7 @@ use ndarray::Array2;
 
 use super::detection::{Detection, TrainingJob};
 use super::{AppCommand, AppState, NoticeLevel};
+use crate::project::guard::catch;
 use crate::project::imaging;
 use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, Split};
@@ -31,18 +32,13 @@ pub fn spawn_caught<T: Send + 'static>(
     rayon::spawn(move || deliver(catch(job)));
 }
 
-/// `job()`, with a panic turned into its message.
-pub fn catch<T>(job: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).map_err(|p| panic_text(&p))
-}
-
-/// The message of a panic payload.
-pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error".into())
+/// Run `job` on a thread of its own (for work that blocks, such as a file dialog) and hand its
+/// result, or the text of its panic, to `deliver`.
+pub fn spawn_thread_caught<T: 'static>(
+    job: impl FnOnce() -> T + Send + 'static,
+    deliver: impl FnOnce(Result<T, String>) + Send + 'static,
+) {
+    std::thread::spawn(move || deliver(catch(job)));
 }
 
 /// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
@@ -59,6 +55,8 @@ pub fn detect_trainfree(path: &std::path::Path) -> Result<Array2<f32>, String> {
 
 pub struct Background {
     worker: Worker,
+    /// The training-free detector (a field so that a test can make it fail).
+    trainfree: fn(&std::path::Path) -> Result<Array2<f32>, String>,
     repaint: Repaint,
     detect_tx: Sender<Detected>,
     detect_rx: Receiver<Detected>,
@@ -77,6 +75,7 @@ impl Background {
         let (detect_tx, detect_rx) = mpsc::channel();
         Self {
             worker,
+            trainfree: detect_trainfree,
             repaint,
             detect_tx,
             detect_rx,
@@ -109,7 +108,7 @@ impl Background {
             match result {
                 Ok((log_nfa, seconds)) => {
                     self.serial += 1;
-                    let d = Detection::new(log_nfa, None, Some(seconds), self.serial);
+                    let d = Detection::new(log_nfa, None, seconds, false, self.serial);
                     state.detections.insert(index, d);
                 }
                 Err(e) => state.notify(NoticeLevel::Error, format!("Detection failed: {e}")),
@@ -161,13 +160,17 @@ impl Background {
                     self.repaint.clone(),
                     state.generation,
                 );
+                let detect = self.trainfree;
                 spawn_caught(
                     move || {
                         let start = std::time::Instant::now();
-                        detect_trainfree(&path).map(|m| (m, start.elapsed().as_secs_f64()))
+                        detect(&path).map(|m| (m, start.elapsed().as_secs_f64()))
                     },
                     move |result| {
-                        let _ = tx.send((generation, index, result.and_then(|r| r)));
+                        let result = result
+                            .map_err(|panic| format!("the detector crashed ({panic})"))
+                            .and_then(|r| r);
+                        let _ = tx.send((generation, index, result));
                         repaint();
                     },
                 );
@@ -255,7 +258,11 @@ impl Background {
                     state.apply(AppCommand::SetDetector(Some(model)));
                 }
                 Message::Inferred {
-                    tag, id, result, ..
+                    tag,
+                    id,
+                    result,
+                    cached,
+                    seconds,
                 } => {
                     let Some((index, model)) = self.inferring.remove(&(tag, id)) else {
                         continue;
@@ -266,7 +273,13 @@ impl Background {
                     state.detecting.remove(&index);
                     self.serial += 1;
                     let r = *result;
-                    let d = Detection::new(r.log_nfa, Some(r.anomaly_map), None, self.serial);
+                    let d = Detection::new(
+                        r.log_nfa,
+                        Some(r.anomaly_map),
+                        seconds,
+                        cached,
+                        self.serial,
+                    );
                     state.detections.insert(index, d);
                 }
                 Message::Error { context, message } => {
@@ -303,5 +316,126 @@ fn progress_text(p: &Progress) -> String {
             "epoch {}/{epochs} · validation NLL {validation_nll:.0} · {eta_seconds:.0} s left",
             epoch + 1
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn open_folder(sizes: &[(u32, u32)]) -> (tempfile::TempDir, AppState) {
+        let dir = tempfile::tempdir().unwrap();
+        for (k, &(w, h)) in sizes.iter().enumerate() {
+            image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + y) as u8, 90, 40]))
+                .save(dir.path().join(format!("img{k}.png")))
+                .unwrap();
+        }
+        let mut s = AppState::new(dir.path().join("no-demo"));
+        s.apply(AppCommand::OpenImageFolder(dir.path().into()));
+        (dir, s)
+    }
+
+    /// Poll until nothing runs (a panic would have ended the test process instead).
+    fn settle(bg: &mut Background, s: &mut AppState) {
+        let start = Instant::now();
+        bg.poll(s);
+        while !bg.is_idle(s) {
+            assert!(start.elapsed() < Duration::from_secs(60), "still busy");
+            std::thread::sleep(Duration::from_millis(5));
+            bg.poll(s);
+        }
+    }
+
+    #[test]
+    fn a_crashing_detector_becomes_a_notice_and_the_app_goes_on() {
+        let (_dir, mut s) = open_folder(&[(40, 30), (40, 30)]);
+        let mut bg = Background::new(Arc::new(|| {}));
+        bg.trainfree = |_| panic!("injected fault");
+        s.apply(AppCommand::DetectSelected);
+        settle(&mut bg, &mut s);
+        assert!(
+            s.notices
+                .iter()
+                .any(|n| n.text.contains("the detector crashed (injected fault)")),
+            "{:?}",
+            s.notices
+        );
+        assert!(s.detections.is_empty());
+        // The next detection runs normally.
+        bg.trainfree = detect_trainfree;
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::DetectSelected);
+        settle(&mut bg, &mut s);
+        assert!(s.detections.contains_key(&1), "{:?}", s.notices);
+    }
+
+    #[test]
+    fn detection_requests_run_once_per_image_and_detector() {
+        let (_dir, mut s) = open_folder(&[(40, 30), (40, 30)]);
+        let mut bg = Background::new(Arc::new(|| {}));
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        bg.trainfree = |p| {
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            detect_trainfree(p)
+        };
+        // Asked twice, and again by automatic detection: the image is analysed once.
+        s.apply(AppCommand::DetectSelected);
+        s.apply(AppCommand::DetectSelected);
+        s.apply(AppCommand::SetAutoDetect(true));
+        settle(&mut bg, &mut s);
+        s.apply(AppCommand::DetectSelected);
+        settle(&mut bg, &mut s);
+        assert_eq!(RUNS.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Stepping with automatic detection on analyses the next image.
+        s.apply(AppCommand::SelectNext);
+        settle(&mut bg, &mut s);
+        assert_eq!(RUNS.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(s.detections.len(), 2);
+        // A detector that cannot run says why.
+        s.apply(AppCommand::SetDetector(Some("nope".into())));
+        settle(&mut bg, &mut s);
+        assert!(
+            s.detections.is_empty(),
+            "another detector's results are gone"
+        );
+        assert!(
+            s.notices.iter().any(|n| n.text.contains("train it first")),
+            "{:?}",
+            s.notices
+        );
+    }
+
+    #[test]
+    fn a_tiny_image_gets_a_message_not_a_crash() {
+        let (_dir, mut s) = open_folder(&[(1, 1), (4096, 200)]);
+        let mut bg = Background::new(Arc::new(|| {}));
+        s.apply(AppCommand::DetectSelected);
+        settle(&mut bg, &mut s);
+        assert!(
+            s.notices
+                .iter()
+                .any(|n| n.text.contains("needs at least 17 pixels a side")),
+            "{:?}",
+            s.notices
+        );
+        s.apply(AppCommand::SelectNext);
+        s.apply(AppCommand::DetectSelected);
+        settle(&mut bg, &mut s);
+        let d = &s.detections[&1];
+        assert_eq!(d.log_nfa.dim(), (57, 1159));
+    }
+
+    #[test]
+    fn a_crashing_thread_job_reports_its_panic() {
+        let (tx, rx) = mpsc::channel();
+        spawn_thread_caught(
+            || -> Option<PathBuf> { panic!("no portal") },
+            move |r| {
+                let _ = tx.send(r);
+            },
+        );
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(got, Err("no portal".to_string()));
     }
 }

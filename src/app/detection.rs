@@ -19,9 +19,10 @@ pub struct Detection {
     /// Regions below the NFA level they were last traced at.
     pub regions: Vec<Region>,
     pub traced_at: f32,
-    /// How long the detection took, when it was measured here (U-Flow results may come from
-    /// the cache).
-    pub seconds: Option<f64>,
+    /// How long the detection took.
+    pub seconds: f64,
+    /// Read back from the inference cache rather than computed.
+    pub cached: bool,
     /// Unique per result, so that the window knows when to rebuild its textures.
     pub serial: u64,
 }
@@ -30,7 +31,8 @@ impl Detection {
     pub fn new(
         log_nfa: Array2<f32>,
         score: Option<Array2<f32>>,
-        seconds: Option<f64>,
+        seconds: f64,
+        cached: bool,
         serial: u64,
     ) -> Self {
         Self {
@@ -39,8 +41,24 @@ impl Detection {
             regions: Vec::new(),
             traced_at: f32::NAN,
             seconds,
+            cached,
             serial,
         }
+    }
+
+    /// The result in a line: regions at the level, the most significant value, and how it
+    /// was obtained.
+    pub fn summary(&self) -> String {
+        let how = if self.cached {
+            "from the cache".to_string()
+        } else {
+            format!("{:.1} s", self.seconds)
+        };
+        format!(
+            "{} region(s) · min log10 NFA {:.1} · {how}",
+            self.regions.len(),
+            self.min_log_nfa()
+        )
     }
 
     /// Re-threshold and re-trace the outlines (milliseconds) when the level moved; the map is
@@ -134,12 +152,15 @@ mod tests {
     #[test]
     fn retracing_follows_the_level_and_keeps_the_map() {
         let nfa = ndarray::arr2(&[[5.0f32, -3.0, 5.0], [5.0, -8.0, 5.0], [-1.0, 5.0, 5.0]]);
-        let mut d = Detection::new(nfa, None, None, 1);
+        let mut d = Detection::new(nfa, None, 0.25, false, 1);
         d.trace_at(0.0);
         assert_eq!(d.regions.len(), 2);
         d.trace_at(-5.0);
         assert_eq!(d.regions.len(), 1);
         assert_eq!(d.min_log_nfa(), -8.0);
+        assert_eq!(d.summary(), "1 region(s) · min log10 NFA -8.0 · 0.2 s");
+        d.cached = true;
+        assert!(d.summary().ends_with("· from the cache"));
         assert_eq!(false_alarm_text(0.0), "at most 1.0 false alarms per image");
         assert_eq!(
             false_alarm_text(-3.0),

@@ -40,12 +40,24 @@ pub struct Loader {
     notify: Arc<dyn Fn() + Send + Sync>,
     pending: usize,
     thumb_cache: Option<PathBuf>,
+    /// The decoder (a field so that a test can make it fail).
+    decode: Decode,
 }
+
+type Decode = fn(&Path) -> Result<RgbaImage, imaging::ImageLoadError>;
 
 /// A thumbnail through the disk cache `cache` (PNG files named by a hash of the image's path,
 /// size and modification time, so a replaced image gets a new thumbnail). A cache that cannot be
 /// written (a read-only project) only costs the decode.
 pub fn thumbnail(path: &Path, cache: Option<&Path>) -> Result<RgbaImage, imaging::ImageLoadError> {
+    thumbnail_with(path, cache, imaging::load_rgba)
+}
+
+fn thumbnail_with(
+    path: &Path,
+    cache: Option<&Path>,
+    decode: Decode,
+) -> Result<RgbaImage, imaging::ImageLoadError> {
     let cached = cache.map(|dir| {
         let mut h = crate::project::storage::Fnv::new();
         h.eat_file_stamp(path);
@@ -58,7 +70,7 @@ pub fn thumbnail(path: &Path, cache: Option<&Path>) -> Result<RgbaImage, imaging
     {
         return Ok(img);
     }
-    let thumb = imaging::fit_within(&imaging::load_rgba(path)?, THUMB_SIZE);
+    let thumb = imaging::fit_within(&decode(path)?, THUMB_SIZE);
     if let Some(c) = &cached {
         let _ = crate::project::storage::write_png_atomic(c, &thumb);
     }
@@ -74,6 +86,7 @@ impl Loader {
             notify,
             pending: 0,
             thumb_cache: None,
+            decode: imaging::load_rgba,
         }
     }
 
@@ -96,12 +109,15 @@ impl Loader {
         let notify = self.notify.clone();
         let cache = self.thumb_cache.clone();
         let shown = path.display().to_string();
+        let decode = self.decode;
         let job = move || match kind {
-            LoadKind::Thumbnail => thumbnail(&path, cache.as_deref()).map(|rgba| LoadedImage {
-                rgba,
-                labels: Vec::new(),
-            }),
-            LoadKind::Full => imaging::load_rgba(&path).map(|rgba| {
+            LoadKind::Thumbnail => {
+                thumbnail_with(&path, cache.as_deref(), decode).map(|rgba| LoadedImage {
+                    rgba,
+                    labels: Vec::new(),
+                })
+            }
+            LoadKind::Full => decode(&path).map(|rgba| {
                 let size = rgba.dimensions();
                 let labels = labels
                     .into_iter()
@@ -165,5 +181,42 @@ mod tests {
         let second = thumbnail(&img, Some(&cache)).unwrap();
         assert_eq!(second.dimensions(), (THUMB_SIZE / 2, THUMB_SIZE));
         assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_crashing_decoder_gives_an_error_for_that_image_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("a.png");
+        image::RgbImage::new(5, 4).save(&img).unwrap();
+        let mut loader = Loader::new(Arc::new(|| {}));
+        loader.decode = |p| {
+            if p.ends_with("a.png") {
+                panic!("injected fault")
+            }
+            imaging::load_rgba(p)
+        };
+        loader.request(1, 0, LoadKind::Full, img.clone(), vec![]);
+        loader.request(1, 1, LoadKind::Thumbnail, img.clone(), vec![]);
+        let start = std::time::Instant::now();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            assert!(start.elapsed().as_secs() < 30);
+            got.extend(loader.drain());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        for l in got {
+            let err = l.result.unwrap_err();
+            assert!(err.contains("crashed: injected fault"), "{err}");
+            assert!(err.contains("a.png"), "{err}");
+        }
+        assert_eq!(loader.pending(), 0);
+        // The loader goes on.
+        loader.decode = imaging::load_rgba;
+        loader.request(1, 0, LoadKind::Full, img, vec![]);
+        while loader.pending() > 0 {
+            for l in loader.drain() {
+                assert_eq!(l.result.unwrap().rgba.dimensions(), (5, 4));
+            }
+        }
     }
 }

@@ -76,12 +76,7 @@ impl ContrarioApp {
         }
         if let Some(d) = sel.and_then(|s| self.state.detections.get(&s)) {
             ui.separator();
-            let min = d.min_log_nfa();
-            let took = d.seconds.map_or(String::new(), |s| format!(" · {s:.1} s"));
-            ui.label(format!(
-                "{} region(s) · min log10 NFA {min:.1}{took}",
-                d.regions.len()
-            ));
+            ui.label(d.summary());
         }
     }
 

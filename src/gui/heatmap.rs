@@ -1,9 +1,10 @@
 //! Heatmaps and outlines over the image: the textures of a detection's maps, each on one fixed
 //! scale (-log10 NFA, or the U-Flow anomaly score), their legend, and the regions' outlines.
 
-use egui::{Color32, ColorImage, TextureHandle, Vec2};
+use egui::{Color32, TextureHandle, Vec2};
+use image::RgbaImage;
 
-use super::viewer::ViewState;
+use super::viewer::{ViewState, fit_texture};
 use crate::app::HeatmapKind;
 use crate::app::detection::Detection;
 
@@ -25,7 +26,8 @@ pub(super) struct HeatTextures {
 
 impl HeatTextures {
     pub(super) fn new(ctx: &egui::Context, index: usize, d: &Detection) -> Self {
-        let texture = |name: &str, img| {
+        let texture = |name: &str, img: RgbaImage| {
+            let img = fit_texture(ctx, &img);
             ctx.load_texture(format!("{name}{index}"), img, egui::TextureOptions::LINEAR)
         };
         Self {
@@ -75,14 +77,14 @@ pub(super) fn heat_color(t: f32) -> [u8; 3] {
 }
 
 /// Heatmap of -log10 NFA on the fixed scale [0, HEAT_MAX]; transparent where NFA >= 1.
-fn heat_image(log_nfa: &ndarray::Array2<f32>) -> ColorImage {
+fn heat_image(log_nfa: &ndarray::Array2<f32>) -> RgbaImage {
     scaled_heat(log_nfa, |v| -v, 0.0, HEAT_MAX, 0.0)
 }
 
 /// Heatmap of a U-Flow anomaly map on the fixed scale [SCORE_FLOOR, 1]. It fades in over the
 /// first tenth of the scale: normal places sit around the floor, and a hard edge there would
 /// speckle every normal image.
-fn score_heat_image(score: &ndarray::Array2<f32>) -> ColorImage {
+fn score_heat_image(score: &ndarray::Array2<f32>) -> RgbaImage {
     scaled_heat(score, |v| v, SCORE_FLOOR, 1.0, 0.1)
 }
 
@@ -94,7 +96,7 @@ fn scaled_heat(
     lo: f32,
     hi: f32,
     fade: f32,
-) -> ColorImage {
+) -> RgbaImage {
     let (h, w) = map.dim();
     let mut rgba = Vec::with_capacity(h * w * 4);
     for &v in map.iter() {
@@ -108,7 +110,7 @@ fn scaled_heat(
             rgba.extend_from_slice(&[r, g, b, (a * 255.0) as u8]);
         }
     }
-    ColorImage::from_rgba_unmultiplied([w, h], &rgba)
+    RgbaImage::from_raw(w as u32, h as u32, rgba).expect("one pixel per map value")
 }
 
 /// The colour scale of the heatmap on display, from `lo` to `hi`.
@@ -176,7 +178,7 @@ mod tests {
 
     #[test]
     fn heatmaps_are_transparent_where_nothing_is_and_use_fixed_scales() {
-        let alpha = |img: &ColorImage| img.pixels.iter().map(|p| p.a()).collect::<Vec<_>>();
+        let alpha = |img: &RgbaImage| img.pixels().map(|p| p.0[3]).collect::<Vec<_>>();
         // -log10 NFA: nothing where NFA >= 1, opaque from the first significant value on.
         let nfa = ndarray::arr2(&[[1.0f32, 0.0, -0.5, -50.0]]);
         assert_eq!(alpha(&heat_image(&nfa)), [0, 0, 255, 255]);
@@ -194,6 +196,6 @@ mod tests {
         );
         assert_eq!((a[3], a[4]), (255, 255));
         let [r, g, b] = heat_color(1.0);
-        assert_eq!(img.pixels[4], Color32::from_rgba_unmultiplied(r, g, b, 255));
+        assert_eq!(img.get_pixel(4, 0).0, [r, g, b, 255]);
     }
 }

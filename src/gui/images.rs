@@ -54,7 +54,7 @@ impl ContrarioApp {
                             Err(e) => self.state.notify(NoticeLevel::Warning, e),
                         }
                     }
-                    let display = fit_texture(&img.rgba);
+                    let display = fit_texture(ctx, &img.rgba);
                     let texture = ctx.load_texture(format!("image{index}"), display, CRISP);
                     if self
                         .current
@@ -135,7 +135,7 @@ impl ContrarioApp {
                 *dst = image::Rgba([c[0], c[1], c[2], 255]);
             }
         }
-        let tex = ctx.load_texture(format!("labels-{who}"), fit_texture(&rgba), CRISP);
+        let tex = ctx.load_texture(format!("labels-{who}"), fit_texture(ctx, &rgba), CRISP);
         cur.overlay = Some((who, tex));
     }
     pub(super) fn layer_bar(&mut self, ui: &mut egui::Ui) {

@@ -3,7 +3,7 @@
 use egui::{Color32, Key, RichText};
 
 use super::ContrarioApp;
-use crate::app::background::catch;
+use crate::app::background::spawn_thread_caught;
 use crate::app::{AppCommand, NoticeLevel};
 
 impl ContrarioApp {
@@ -11,23 +11,25 @@ impl ContrarioApp {
         let tx = self.dialogs_tx.clone();
         // The dialog runs on its own thread so the window keeps repainting behind it; a dialog
         // that fails (no desktop portal, a crash in the toolkit) says so in a notice.
-        std::thread::spawn(move || {
-            let title = if folder_of_images {
-                "Open a folder of images"
-            } else {
-                "Open a project"
-            };
-            let picked = catch(|| rfd::FileDialog::new().set_title(title).pick_folder());
-            let _ = match picked {
-                Ok(Some(dir)) => tx.send(Ok(if folder_of_images {
-                    AppCommand::OpenImageFolder(dir)
-                } else {
-                    AppCommand::OpenProject(dir)
-                })),
-                Ok(None) => Ok(()),
-                Err(e) => tx.send(Err(format!("The file dialog failed: {e}"))),
-            };
-        });
+        let title = if folder_of_images {
+            "Open a folder of images"
+        } else {
+            "Open a project"
+        };
+        spawn_thread_caught(
+            move || rfd::FileDialog::new().set_title(title).pick_folder(),
+            move |picked| {
+                let _ = match picked {
+                    Ok(Some(dir)) => tx.send(Ok(if folder_of_images {
+                        AppCommand::OpenImageFolder(dir)
+                    } else {
+                        AppCommand::OpenProject(dir)
+                    })),
+                    Ok(None) => Ok(()),
+                    Err(e) => tx.send(Err(format!("The file dialog failed: {e}"))),
+                };
+            },
+        );
     }
 
     pub(super) fn shortcuts(&mut self, ctx: &egui::Context) {

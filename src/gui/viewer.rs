@@ -5,8 +5,6 @@
 use egui::{Color32, ColorImage, Pos2, Rect, Sense, TextureHandle, Vec2};
 use image::RgbaImage;
 
-/// egui-wgpu's texture size limit: larger images are downsampled for display.
-pub const MAX_TEXTURE_SIDE: u32 = 8192;
 const MIN_ZOOM: f32 = 0.02;
 const MAX_ZOOM: f32 = 64.0;
 
@@ -130,10 +128,13 @@ pub fn color_image(img: &RgbaImage) -> ColorImage {
     ColorImage::from_rgba_unmultiplied([img.width() as usize, img.height() as usize], img.as_raw())
 }
 
-/// Downsample images beyond the GPU texture limit; the viewer keeps image coordinates anyway.
-pub fn fit_texture(img: &RgbaImage) -> ColorImage {
-    if img.width() > MAX_TEXTURE_SIDE || img.height() > MAX_TEXTURE_SIDE {
-        color_image(&crate::project::imaging::fit_within(img, MAX_TEXTURE_SIDE))
+/// An image as a texture the renderer accepts: downsampled when a side exceeds its limit
+/// (`egui::InputState::max_texture_side`: 2048 to 16384 depending on the GPU); the viewer keeps
+/// image coordinates anyway.
+pub fn fit_texture(ctx: &egui::Context, img: &RgbaImage) -> ColorImage {
+    let max = ctx.input(|i| i.max_texture_side).max(1) as u32;
+    if img.width() > max || img.height() > max {
+        color_image(&crate::project::imaging::fit_within(img, max))
     } else {
         color_image(img)
     }

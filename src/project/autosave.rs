@@ -21,6 +21,9 @@ use crate::project::{PROJECT_FILE, Project};
 pub const COALESCE: Duration = Duration::from_millis(300);
 
 enum Job {
+    /// A write that panics, for the test that the thread survives one.
+    #[cfg(test)]
+    Poison,
     Mask(PathBuf, LabelMask),
     File(PathBuf, Vec<u8>),
     Append(PathBuf, String),
@@ -120,6 +123,8 @@ impl Drop for Autosaver {
 
 #[derive(Default)]
 struct Batch {
+    #[cfg(test)]
+    poisoned: bool,
     files: BTreeMap<PathBuf, Job>,
     project: Option<(PathBuf, Vec<u8>)>,
     appends: Vec<(PathBuf, String)>,
@@ -137,6 +142,8 @@ impl Batch {
             }
             Job::Append(p, l) => self.appends.push((p, l)),
             Job::Flush(_) => unreachable!("flushes are handled by the loop"),
+            #[cfg(test)]
+            Job::Poison => self.poisoned = true,
         }
     }
 
@@ -145,6 +152,10 @@ impl Batch {
     }
 
     fn write(&mut self, errors: &Mutex<Vec<String>>) {
+        #[cfg(test)]
+        if std::mem::take(&mut self.poisoned) {
+            panic!("injected fault");
+        }
         let mut errs = Vec::new();
         for (path, job) in std::mem::take(&mut self.files) {
             let r = match job {
@@ -182,13 +193,7 @@ impl Batch {
 /// Write a batch; a panic while writing (a bug, never expected) becomes a reported error rather
 /// than the end of the saver thread, which would leave every later change unsaved.
 fn write_caught(batch: &mut Batch, errors: &Mutex<Vec<String>>) {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| batch.write(errors)));
-    if let Err(panic) = outcome {
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default();
+    if let Err(text) = super::guard::catch(|| batch.write(errors)) {
         errors
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -263,5 +268,20 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("blocker"), "{errors:?}");
         assert!(saver.flush().is_empty(), "reported once");
+    }
+
+    #[test]
+    fn the_saver_survives_a_crash_while_writing_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let saver = Autosaver::new();
+        saver.send(Job::Poison);
+        let errors = saver.flush();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("injected fault"), "{errors:?}");
+        // Later changes are still written.
+        let p = dir.path().join("after.txt");
+        saver.write_file(p.clone(), b"saved".to_vec());
+        assert!(saver.flush().is_empty());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "saved");
     }
 }

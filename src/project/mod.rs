@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod demo;
 pub mod evaluation;
 pub mod export;
+pub mod guard;
 pub mod imaging;
 pub mod import;
 pub mod labels;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
+use crate::project::guard::catch;
 use crate::project::results::InferenceSummary;
 use crate::project::training::Progress;
 use crate::uflow::backbone;
@@ -29,6 +30,9 @@ pub enum Command {
     },
     /// Run a saved model on images (id, path); results are cached in `cache` when given. `tag`
     /// comes back with each result (the window's project generation).
+    /// A command that panics, for the test that the worker survives one.
+    #[cfg(test)]
+    Panic,
     Infer {
         tag: u64,
         model: PathBuf,
@@ -56,6 +60,8 @@ pub enum Message {
         result: Box<InferenceSummary>,
         /// Read from the cache rather than computed.
         cached: bool,
+        /// How long it took on the worker (reading it back, when cached).
+        seconds: f64,
     },
     /// A multi-message command finished (successfully or not).
     Finished,
@@ -92,15 +98,13 @@ impl Worker {
                 };
                 for cmd in cmd_rx {
                     flag.store(false, Ordering::Relaxed);
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run(&cmd, &mut models, &flag, &emit)
-                    }));
+                    let outcome = catch(|| run(&cmd, &mut models, &flag, &emit));
                     let last = match outcome {
                         Ok(Some(m)) => m,
                         Ok(None) => continue,
-                        Err(panic) => Message::Error {
+                        Err(message) => Message::Error {
                             context: cmd.context(),
-                            message: panic_text(&panic),
+                            message,
                         },
                     };
                     if !emit(last) {
@@ -156,6 +160,8 @@ impl Command {
             Command::CheckBackbone => "built-in backbone".into(),
             Command::Train { out, .. } => format!("training {}", out.display()),
             Command::Infer { model, .. } => format!("inference with {}", model.display()),
+            #[cfg(test)]
+            Command::Panic => "test".into(),
         }
     }
 }
@@ -172,6 +178,8 @@ fn run(
         message: format!("{e:#}"),
     };
     Some(match cmd {
+        #[cfg(test)]
+        Command::Panic => panic!("injected fault"),
         Command::Probe => Message::Torch(runtime::probe()),
         Command::CheckBackbone => {
             let result = backbone::builtin_weights_path()
@@ -239,12 +247,14 @@ fn run(
                         message: "cancelled".into(),
                     });
                 }
+                let start = std::time::Instant::now();
                 let msg = match m.infer_cached(model, id, path, cache.as_deref()) {
                     Ok((result, cached)) => Message::Inferred {
                         tag: *tag,
                         id: id.clone(),
                         result: Box::new(result),
                         cached,
+                        seconds: start.elapsed().as_secs_f64(),
                     },
                     Err(e) => Message::Error {
                         context: format!("{}: {id}", cmd.context()),
@@ -258,14 +268,6 @@ fn run(
             Message::Finished
         }
     })
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error in libtorch".into())
 }
 
 #[cfg(test)]
@@ -287,5 +289,20 @@ mod tests {
             }
             m => panic!("unexpected {m:?}"),
         }
+    }
+
+    #[test]
+    fn a_panicking_command_becomes_an_error_message_and_the_worker_goes_on() {
+        let w = Worker::spawn(Box::new(|| {}));
+        w.send(Command::Panic);
+        w.send(Command::Probe);
+        assert_eq!(
+            w.recv(),
+            Some(Message::Error {
+                context: "test".into(),
+                message: "injected fault".into()
+            })
+        );
+        assert!(matches!(w.recv(), Some(Message::Torch(_))));
     }
 }
