@@ -92,6 +92,7 @@ fn segment_writes_maps_and_regions_and_reports_timing() {
     let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(v["seconds_per_image"].as_f64().unwrap() > 0.0);
     assert!((v["log10_nt"].as_f64().unwrap() - 476.924).abs() < 1e-3);
+    assert_eq!(v["test_count"], "thesis");
     assert_eq!(v["regions"], 1);
     let nfa = contrario::stats::npy::read_f32(&out.path().join("log_nfa.npy")).unwrap();
     assert_eq!(nfa.shape(), &[56, 56]);

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
+use contrario::project::model_file::TrainConfig;
 use contrario::project::training::Progress;
-use contrario::uflow::model::{Model, TrainConfig};
+use contrario::stats::acontrario::{SegmentOptions, TestCount};
+use contrario::uflow::model::Model;
 use std::sync::Mutex;
 
 /// libtorch's random generator is process-wide: tests that seed it must not interleave.
@@ -337,10 +339,14 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     )
     .unwrap();
     let count = || std::fs::read_dir(&cache).map(|d| d.count()).unwrap_or(0);
-    let (a, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (a, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(!hit, "nothing cached yet");
     assert_eq!(count(), 3);
-    let (b, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (b, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(hit, "the second call reads the cache");
     assert_eq!(a, b, "and reads back what was computed");
     assert_eq!(count(), 3);
@@ -350,7 +356,9 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
         &img,
     )
     .unwrap();
-    let (c, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (c, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(!hit, "a changed image is recomputed");
     assert_eq!(
         count(),
@@ -358,11 +366,15 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
         "the stale entry is replaced, not kept beside the new one"
     );
     assert_ne!(a.anomaly_map, c.anomaly_map);
-    let (d, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (d, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(hit && c == d, "and the new one is read back");
     // Damaged metadata is a miss, recomputed, never an error.
     std::fs::write(cache.join("x.json"), b"{not json").unwrap();
-    let (e, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (e, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(!hit);
     assert_eq!(c.anomaly_map, e.anomaly_map);
     // A cache entry is believed only under its key: a forged map under the right key is what a
@@ -375,7 +387,20 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
         forged.iter().copied(),
     )
     .unwrap();
-    let (f, hit) = model.infer_cached(&mdir, "x", &img, Some(&cache)).unwrap();
+    let (f, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
     assert!(hit);
     assert_eq!(f.anomaly_map, forged);
+    // Another count of tests is another result: computed, not read, and its maps differ.
+    let thesis = Some(SegmentOptions::with_count(TestCount::Thesis));
+    let (g, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), thesis)
+        .unwrap();
+    assert!(!hit);
+    assert_ne!(g.log_nfa, e.log_nfa);
+    let (_, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), thesis)
+        .unwrap();
+    assert!(hit);
 }

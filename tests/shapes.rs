@@ -171,7 +171,8 @@ fn the_training_free_detector_answers_every_shape() {
 
 #[test]
 fn u_flow_trains_on_mixed_sizes_and_infers_every_shape() {
-    use contrario::uflow::model::{Model, TrainConfig};
+    use contrario::project::model_file::TrainConfig;
+    use contrario::uflow::model::Model;
     let dir = tempfile::tempdir().unwrap();
     write_matrix(dir.path());
     let paths: Vec<PathBuf> = SHAPES.iter().map(|s| dir.path().join(s.0)).collect();

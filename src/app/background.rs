@@ -14,10 +14,10 @@ use super::detection::{Detection, TrainingJob};
 use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::guard::catch;
 use crate::project::imaging;
+use crate::project::model_file::TrainConfig;
 use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
-use crate::uflow::model::TrainConfig;
 use crate::uflow::worker::{Command, Message, Worker};
 
 /// Wakes the window when a result arrives (`egui::Context::request_repaint`).
@@ -153,6 +153,7 @@ impl Background {
                     model,
                     images: vec![(id, path)],
                     cache: Some(cache),
+                    count: None,
                 });
             } else {
                 let (tx, repaint, generation) = (

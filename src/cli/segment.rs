@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::stats::acontrario::{self, SegmentOptions};
+use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::stats::npy;
 
 #[derive(clap::Args, Debug)]
@@ -16,9 +16,13 @@ pub struct Args {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// Reproduce the published implementation exactly (no clamp of the bound where t < 1).
-    #[arg(long)]
+    /// Reproduce the published implementation exactly (no clamp of the bound where t < 1, every
+    /// latent pixel tested, bilinear combination, the thesis' count of tests).
+    #[arg(long, conflicts_with = "test_count")]
     pub parity: bool,
+    /// How regions' tests are counted: per-area (the default) or thesis.
+    #[arg(long, value_parser = parse_count)]
+    pub test_count: Option<TestCount>,
     /// Detection threshold on log10 NFA.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f32,
@@ -31,6 +35,10 @@ pub struct Args {
     /// Print a JSON summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+pub fn parse_count(s: &str) -> Result<TestCount, String> {
+    TestCount::parse(s).ok_or_else(|| format!("{s:?}: use per-area or thesis"))
 }
 
 /// `HxW` -> (H, W).
@@ -58,7 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let opts = if args.parity {
         SegmentOptions::reference()
     } else {
-        SegmentOptions::default()
+        SegmentOptions::with_count(args.test_count.unwrap_or(TestCount::PerArea))
     };
     let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
     let repeat = args.repeat.max(1);
@@ -92,6 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "min_log_pfa": r.log_pfa.iter().copied().fold(0.0f32, f32::min),
         })).collect::<Vec<_>>(),
         "log10_nt": seg.log10_nt,
+        "test_count": opts.count.name(),
         "threshold": args.threshold,
         "parity": args.parity,
         "size": [h, w],
@@ -110,9 +119,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
         println!(
-            "{} region(s) at log10 NFA < {}; log10 N_T = {:.3}; {:.3} ms per image; wrote {}",
+            "{} region(s) at log10 NFA < {}; {} count, log10 of the tests every region pays {:.3}; {:.3} ms per image; wrote {}",
             regions.len(),
             args.threshold,
+            opts.count.name(),
             seg.log10_nt,
             seconds * 1e3,
             args.out.display()

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::project::evaluation;
+use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::{DEFAULT_BACKBONE, Progress};
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
-use crate::uflow::model::TrainConfig;
+use crate::stats::acontrario::TestCount;
 use crate::uflow::worker::{Command, Message, Worker};
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +24,11 @@ pub struct ModelArgs {
     /// Category; required when the project has several. Repeatable for eval/infer.
     #[arg(long)]
     pub category: Vec<String>,
+    /// How regions' tests are counted: per-area (the default: each region pays for the shapes
+    /// of its own area) or thesis (every region pays for all shapes, as published). For train,
+    /// the model's count; for infer and eval, overrides it to compare the two on one model.
+    #[arg(long, value_parser = super::segment::parse_count)]
+    pub test_count: Option<TestCount>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -102,6 +108,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
         builtin: args.builtin.clone(),
+        test_count: args.target.test_count.unwrap_or(TestCount::PerArea),
         ..TrainConfig::default()
     };
     let worker = Worker::spawn(Box::new(|| {}));
@@ -193,6 +200,7 @@ fn infer_category(
     project: &Project,
     name: &str,
     category: &str,
+    count: Option<TestCount>,
 ) -> anyhow::Result<Vec<(ImageEntry, InferenceSummary, bool)>> {
     let dir = project.model_dir(name, category);
     if !dir.join(MODEL_META_FILE).exists() {
@@ -212,6 +220,7 @@ fn infer_category(
             .map(|e| (e.id.clone(), project.image_path(e)))
             .collect(),
         cache: Some(cache),
+        count,
     });
     let mut out = Vec::new();
     loop {
@@ -232,7 +241,8 @@ pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
     let project = Project::open(&args.project)?;
     let worker = Worker::spawn(Box::new(|| {}));
     for cat in categories(&project, &args.category)? {
-        for (e, r, cached) in infer_category(&worker, &project, &args.model, &cat)? {
+        for (e, r, cached) in infer_category(&worker, &project, &args.model, &cat, args.test_count)?
+        {
             let regions = crate::stats::acontrario::regions_at(
                 &r.log_nfa,
                 None,
@@ -259,7 +269,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
     let mut per = serde_json::Map::new();
     for cat in categories(&project, &args.category)? {
         let results: Vec<(ImageEntry, InferenceSummary)> =
-            infer_category(&worker, &project, &args.model, &cat)?
+            infer_category(&worker, &project, &args.model, &cat, args.test_count)?
                 .into_iter()
                 .map(|(e, r, _)| (e, r))
                 .collect();
@@ -267,12 +277,13 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             continue;
         }
         let mut v = evaluation::evaluate(&project, &results, threshold)?;
-        let calib =
-            std::fs::read_to_string(project.model_dir(&args.model, &cat).join(MODEL_META_FILE))
-                .ok()
-                .and_then(|t| ron::from_str::<crate::uflow::model::ModelFile>(&t).ok())
-                .map(|f| f.calibration);
-        v["validation_calibration"] = serde_json::to_value(calib)?;
+        let file = ModelFile::read(&project.model_dir(&args.model, &cat)).ok();
+        let count = args
+            .test_count
+            .or(file.as_ref().map(|f| f.train.test_count))
+            .unwrap_or(TestCount::PerArea);
+        v["test_count"] = count.name().into();
+        v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);
     }
     if per.is_empty() {

@@ -21,6 +21,7 @@ pub mod imaging;
 pub mod import;
 pub mod labels;
 pub mod mask;
+pub mod model_file;
 pub mod results;
 pub mod review;
 pub mod storage;
@@ -33,7 +34,7 @@ pub const FORMAT_VERSION: u32 = 2;
 pub const PROJECT_FILE: &str = "project.ron";
 /// Trained models: `models/NAME/CATEGORY/`.
 pub const MODELS_DIR: &str = "models";
-/// A model folder's description (`uflow::model::ModelFile`) and weights.
+/// A model folder's description (`model_file::ModelFile`) and weights.
 pub const MODEL_META_FILE: &str = "model.ron";
 pub const MODEL_WEIGHTS_FILE: &str = "weights.safetensors";
 /// What can be recomputed (inference results, thumbnails): safe to delete, never copied.

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::model_file::ModelFile;
 use super::storage::{self, Fnv};
 use super::{ImageEntry, MODEL_META_FILE, MODEL_WEIGHTS_FILE, Project};
 use crate::stats::acontrario::SegmentOptions;
@@ -19,14 +20,14 @@ pub struct InferenceSummary {
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 2;
+const RESULTS_VERSION: u32 = 3;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
-fn cache_key(model_dir: &Path, image: &Path) -> String {
+fn cache_key(model_dir: &Path, image: &Path, opts: &SegmentOptions) -> String {
     let mut h = Fnv::new();
     h.eat(&RESULTS_VERSION.to_le_bytes());
-    h.eat(format!("{:?}", SegmentOptions::default()).as_bytes());
+    h.eat(format!("{opts:?}").as_bytes());
     if let Ok(t) = std::fs::read(model_dir.join(MODEL_META_FILE)) {
         h.eat(&t);
     }
@@ -46,13 +47,19 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    pub fn new(model_dir: &Path, id: &str, image: &Path, cache: &Path) -> Self {
+    pub fn new(
+        model_dir: &Path,
+        id: &str,
+        image: &Path,
+        cache: &Path,
+        opts: &SegmentOptions,
+    ) -> Self {
         let stem = id.replace(['/', '\\', ':'], "__");
         Self {
             map: cache.join(format!("{stem}.map.npy")),
             nfa: cache.join(format!("{stem}.nfa.npy")),
             meta: cache.join(format!("{stem}.json")),
-            key: cache_key(model_dir, image),
+            key: cache_key(model_dir, image, opts),
         }
     }
 
@@ -97,15 +104,17 @@ impl CacheEntry {
     }
 }
 
-/// A cached result of the model in `model_dir` on an image, if one is there and still valid
-/// (reports and label-issue lists read results without loading the model).
+/// A cached result of the model in `model_dir` on an image, made with the model's own
+/// segmentation, if one is there and still valid (reports and label-issue lists read results
+/// without loading the model).
 pub fn cached_summary(
     model_dir: &Path,
     id: &str,
     image: &Path,
     cache: &Path,
 ) -> Option<InferenceSummary> {
-    CacheEntry::new(model_dir, id, image, cache).read()
+    let opts = ModelFile::read(model_dir).ok()?.segment_options();
+    CacheEntry::new(model_dir, id, image, cache, &opts).read()
 }
 
 impl Project {

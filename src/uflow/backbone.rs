@@ -549,7 +549,7 @@ mod torchscript {
         );
         // The flow takes these maps as they are.
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let shape = crate::uflow::flow::FlowShape {
+        let shape = crate::project::model_file::FlowShape {
             channels: b.channels(),
             sizes: vec![(32, 32), (16, 16), (8, 8)],
             steps_per_scale: 4,

@@ -2,10 +2,11 @@
 
 use std::time::Instant;
 
+use crate::project::model_file::FlowShape;
 use crate::stats::acontrario::{self, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
 use crate::uflow::backbone::{Backbone, EfficientNetLite0};
-use crate::uflow::flow::{FlowShape, UFlow, nll_loss};
+use crate::uflow::flow::{UFlow, nll_loss};
 
 /// U-Flow timings on CPU: inference per image split into backbone / flow / a contrario
 /// segmentation, and one training epoch over `images` cached feature sets (batch 8, Adam).

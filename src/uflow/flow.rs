@@ -3,6 +3,7 @@
 //! first part is pixel-shuffled up and concatenated to the next finer features, the rest being
 //! that scale's latent z. Trained on normal images only, it makes their features white noise.
 
+use crate::project::model_file::FlowShape;
 use tch::{Kind, Tensor, nn};
 
 /// Soft clamp of the coupling's log-scale (FrEIA's `affine_clamping`).
@@ -90,37 +91,6 @@ impl FlowStep {
         let (s, t) = self.coupling(&x1);
         let x2 = (x2 - t) * (-s).exp();
         Tensor::cat(&[x1, x2], 1)
-    }
-}
-
-/// Shapes of a U-Flow: per scale (finest first) the feature channels and size.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct FlowShape {
-    pub channels: Vec<i64>,
-    pub sizes: Vec<(i64, i64)>,
-    pub steps_per_scale: usize,
-}
-
-impl FlowShape {
-    /// Channels entering each stage and the channels each stage sends up (finest first; the
-    /// finest sends none).
-    pub fn stage_channels(&self) -> (Vec<i64>, Vec<i64>) {
-        let n = self.channels.len();
-        let mut input = vec![0; n];
-        let mut up = vec![0; n];
-        let mut carried = 0;
-        for s in (0..n).rev() {
-            input[s] = self.channels[s] + carried;
-            up[s] = if s == 0 { 0 } else { (input[s] / 8) * 4 };
-            carried = up[s] / 4;
-        }
-        (input, up)
-    }
-
-    /// Channels of each scale's latent z (finest first).
-    pub fn latent_channels(&self) -> Vec<i64> {
-        let (input, up) = self.stage_channels();
-        input.iter().zip(&up).map(|(i, u)| i - u).collect()
     }
 }
 

@@ -7,7 +7,6 @@ use ndarray::Array3;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,113 +14,14 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::project::imaging;
+use crate::project::model_file::{Calibration, FlowShape, MODEL_FORMAT, ModelFile, TrainConfig};
 use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
-use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
+use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
-use crate::stats::acontrario::{self, SegmentOptions};
+use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
-use crate::uflow::flow::{FlowShape, UFlow, nll_loss};
-
-/// Version of `model.ron` this build writes and reads.
-pub const MODEL_FORMAT: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// Square input side the images are resized to (a multiple of 32).
-    pub input_size: i64,
-    pub batch_size: usize,
-    pub epochs: usize,
-    pub learning_rate: f64,
-    pub weight_decay: f64,
-    /// Fraction of the normal training images held out for validation (epoch selection and
-    /// calibration); test images are never used for either.
-    pub validation_fraction: f64,
-    pub seed: u64,
-    /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
-    #[serde(default)]
-    pub backbone: Option<PathBuf>,
-    /// Which built-in variant (feature strides 4/8/16 or 8/16/32) when there is no TorchScript
-    /// backbone; see `project::training::BUILTIN_BACKBONES`.
-    #[serde(default = "default_builtin")]
-    pub builtin: String,
-    /// Reproducible training: the same seed and data give the same model.
-    #[serde(default = "yes")]
-    pub deterministic: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn default_builtin() -> String {
-    DEFAULT_BACKBONE.into()
-}
-
-impl Default for TrainConfig {
-    /// The project's default knobs (`TrainingSettings`) and defaults for the rest that train a
-    /// useful model on 2 CPU cores in minutes.
-    fn default() -> Self {
-        Self::from_settings(&TrainingSettings::default())
-    }
-}
-
-impl TrainConfig {
-    /// The configuration of a training with these knobs, the rest at its defaults.
-    pub fn from_settings(s: &TrainingSettings) -> Self {
-        Self {
-            input_size: s.input_size,
-            batch_size: 8,
-            epochs: s.epochs,
-            learning_rate: 1e-3,
-            weight_decay: 1e-5,
-            validation_fraction: 0.2,
-            seed: 0,
-            backbone: None,
-            builtin: s.builtin.clone(),
-            deterministic: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    /// Mean z^2 per scale on the validation normals, as the flow gives them: close to 1 when the
-    /// flow is calibrated on its own.
-    pub mean_z2_per_scale: Vec<f64>,
-    /// Factor per scale applied to the latents at inference, min(1, 1/sqrt(mean z^2 on the
-    /// validation normals)): a flow that overfits its few training images spreads unseen normals
-    /// wider than N(0, 1) (more at coarse scales, with fewer samples per image), which the a
-    /// contrario test would read as anomalies. Only shrinking: latents narrower than N(0, 1)
-    /// cannot raise false alarms (the Chernoff bound is clamped at t < 1), and inflating them on a
-    /// noisy estimate would. Empty (no correction) for models saved before it existed or trained
-    /// without a validation split.
-    #[serde(default)]
-    pub latent_scale: Vec<f64>,
-    /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
-    /// bound is 1).
-    pub false_alarms_per_normal_image: f64,
-    pub validation_images: usize,
-    pub validation_nll: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelFile {
-    pub format_version: u32,
-    pub backbone: String,
-    /// The TorchScript file of a `torchscript:` backbone (absent for the built-in one).
-    #[serde(default)]
-    pub backbone_path: Option<PathBuf>,
-    pub input_size: i64,
-    pub shape: FlowShape,
-    pub permutations: Vec<Vec<i64>>,
-    pub train: TrainConfig,
-    /// Hash of the training images' paths and bytes: tells whether a model saw these images.
-    pub training_fingerprint: String,
-    pub training_images: usize,
-    pub best_epoch: usize,
-    pub calibration: Calibration,
-}
+use crate::uflow::flow::{UFlow, nll_loss};
 
 /// Image file -> normalised 3 x S x S tensor.
 pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
@@ -365,8 +265,13 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30)
 type BestEpoch = (f64, usize, Vec<(String, Tensor)>);
 
 fn checkpoint_key(config: &TrainConfig, fingerprint: &str) -> String {
+    // How regions are counted does not change the weights: it must not invalidate a checkpoint.
+    let weights_only = TrainConfig {
+        test_count: TestCount::PerArea,
+        ..config.clone()
+    };
     let mut h = Fnv::new();
-    h.eat(ron::to_string(config).unwrap_or_default().as_bytes());
+    h.eat(ron::to_string(&weights_only).unwrap_or_default().as_bytes());
     h.eat(fingerprint.as_bytes());
     h.hex()
 }
@@ -642,7 +547,8 @@ impl Model {
             }
             None => (f64::NAN, 0),
         };
-        let calibration = calibrate(&flow, &feats, &val_idx, device, val_nll);
+        let opts = SegmentOptions::with_count(config.test_count);
+        let calibration = calibrate(&flow, &feats, &val_idx, device, val_nll, opts);
         let file = ModelFile {
             format_version: MODEL_FORMAT,
             backbone: backbone.name(),
@@ -682,24 +588,7 @@ impl Model {
     /// with a message naming the file.
     pub fn load(dir: &Path, device: Device) -> anyhow::Result<Model> {
         let ron_path = dir.join(MODEL_META_FILE);
-        let text = std::fs::read_to_string(&ron_path)
-            .with_context(|| format!("cannot read {}", ron_path.display()))?;
-        let file: ModelFile = ron::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "{}:{}:{}: {}",
-                ron_path.display(),
-                e.span.start.line,
-                e.span.start.col,
-                e.code
-            )
-        })?;
-        if file.format_version != MODEL_FORMAT {
-            bail!(
-                "{} has model format {} but this build reads {MODEL_FORMAT}",
-                ron_path.display(),
-                file.format_version
-            );
-        }
+        let file = ModelFile::read(dir)?;
         let backbone = match (&file.backbone_path, file.backbone.as_str()) {
             (None, name) if EfficientNetLite0::variant_index(name).is_none() => bail!(
                 "{} was trained with backbone {:?}, which this build cannot provide (it has {} and TorchScript files)",
@@ -754,7 +643,18 @@ impl Model {
             .collect()
     }
 
+    /// The segmentation this model's results are made with (its own count of tests).
+    pub fn segment_options(&self) -> SegmentOptions {
+        self.file.segment_options()
+    }
+
+    /// Inference with the model's own segmentation.
     pub fn infer(&self, path: &Path) -> anyhow::Result<Inference> {
+        self.infer_with(path, self.segment_options())
+    }
+
+    /// Inference with another segmentation (to compare counts of tests on one model).
+    pub fn infer_with(&self, path: &Path, opts: SegmentOptions) -> anyhow::Result<Inference> {
         let size = self.file.input_size;
         let x = preprocess(path, size)?;
         let z = self.latents(&x);
@@ -780,11 +680,7 @@ impl Model {
             .fold(f32::NEG_INFINITY, f32::max);
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
-        let segmentation = acontrario::segment(
-            &views,
-            Some((size as usize, size as usize)),
-            SegmentOptions::default(),
-        );
+        let segmentation = acontrario::segment(&views, Some((size as usize, size as usize)), opts);
         Ok(Inference {
             latents,
             anomaly_map,
@@ -866,6 +762,7 @@ fn calibrate(
     idx: &[usize],
     device: Device,
     val_nll: f64,
+    opts: SegmentOptions,
 ) -> Calibration {
     let _g = tch::no_grad_guard();
     let scales = feats[0].len();
@@ -895,7 +792,7 @@ fn calibrate(
             z.mapv_inplace(|v| v * *k as f32);
         }
         let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-        let seg = acontrario::segment(&views, None, SegmentOptions::default());
+        let seg = acontrario::segment(&views, None, opts);
         alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
     }
     Calibration {
@@ -923,24 +820,29 @@ impl From<&Inference> for InferenceSummary {
 }
 
 impl Model {
-    /// Inference through the per-(model, image) cache: a changed model, image or segmentation
-    /// gives another key, so stale results are never read (and are replaced). The flag says
-    /// whether the result was read from the cache.
+    /// Inference through the per-(model, image) cache, with the model's segmentation or
+    /// `opts`: a changed model, image or segmentation gives another key, so stale results are
+    /// never read (and are replaced). The flag says whether the result was read from the cache.
     pub fn infer_cached(
         &self,
         model_dir: &Path,
         id: &str,
         image: &Path,
         cache: Option<&Path>,
+        opts: Option<SegmentOptions>,
     ) -> anyhow::Result<(InferenceSummary, bool)> {
+        let opts = opts.unwrap_or_else(|| self.segment_options());
         let Some(cache) = cache else {
-            return Ok((InferenceSummary::from(&self.infer(image)?), false));
+            return Ok((
+                InferenceSummary::from(&self.infer_with(image, opts)?),
+                false,
+            ));
         };
-        let c = CacheEntry::new(model_dir, id, image, cache);
+        let c = CacheEntry::new(model_dir, id, image, cache, &opts);
         if let Some(s) = c.read() {
             return Ok((s, true));
         }
-        let s = InferenceSummary::from(&self.infer(image)?);
+        let s = InferenceSummary::from(&self.infer_with(image, opts)?);
         c.write(&s)?;
         Ok((s, false))
     }

@@ -7,10 +7,12 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 
 use crate::project::guard::catch;
+use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::Progress;
+use crate::stats::acontrario::{SegmentOptions, TestCount};
 use crate::uflow::backbone;
-use crate::uflow::model::{Model, ModelFile, TrainConfig};
+use crate::uflow::model::Model;
 use crate::uflow::runtime::{self, TorchInfo};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +31,8 @@ pub enum Command {
         out: PathBuf,
     },
     /// Run a saved model on images (id, path); results are cached in `cache` when given. `tag`
-    /// comes back with each result (the window's project generation).
+    /// comes back with each result (the window's project generation). `count` overrides the
+    /// model's count of tests (to compare counts on one model).
     /// A command that panics, for the test that the worker survives one.
     #[cfg(test)]
     Panic,
@@ -38,6 +41,7 @@ pub enum Command {
         model: PathBuf,
         images: Vec<(String, PathBuf)>,
         cache: Option<PathBuf>,
+        count: Option<TestCount>,
     },
 }
 
@@ -230,6 +234,7 @@ fn run(
             model,
             images,
             cache,
+            count,
         } => {
             if !models.contains_key(model) {
                 match Model::load(model, runtime::probe().tch_device()) {
@@ -248,7 +253,8 @@ fn run(
                     });
                 }
                 let start = std::time::Instant::now();
-                let msg = match m.infer_cached(model, id, path, cache.as_deref()) {
+                let opts = count.map(SegmentOptions::with_count);
+                let msg = match m.infer_cached(model, id, path, cache.as_deref(), opts) {
                     Ok((result, cached)) => Message::Inferred {
                         tag: *tag,
                         id: id.clone(),

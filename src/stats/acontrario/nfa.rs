@@ -1,7 +1,27 @@
 //! NFA segmentation of U-Flow latents (thesis 5.3.4, reference section 5): per scale, the tree of
-//! upper level sets of u = mean_c z^2, a Chernoff-bound log10 PFA per node, prune/merge, the
-//! per-scale log10 PFA map; then all scales upsampled and combined by a pixelwise minimum, plus
-//! log10 N_T.
+//! upper level sets of u = mean_c z^2, a Chernoff-bound log10 PFA per node, the number of tests,
+//! prune/merge on the resulting NFA, the per-scale map of each final region's NFA; then all
+//! scales upsampled and combined by a pixelwise minimum.
+//!
+//! # Counting the tests
+//! A region R (a connected set of grid cells, a polyomino) is tested with the statistic
+//! PFA(R) = B(lambda_min(R))^|R|, B the Chernoff bound of P(chi2_C >= lambda), clamped to 1. Under
+//! H0 the cells are independent chi2_C, so P(PFA(R) <= p) <= p for every fixed R. Its NFA is
+//! N(R) PFA(R), and the expected number of regions with NFA <= eps is at most
+//! sum_R N(R) eps / N(R) over the regions that count, so N(R) must make sum_R 1/N(R) <= 1:
+//! - [`TestCount::Thesis`] gives every region the same N_T = sum_s n_s sum_{a=1}^{n_s}
+//!   alpha beta^a / a (n_s cells on scale s; alpha beta^a / a polyominoes of area a per anchor).
+//!   The sum is dominated by the largest areas: 10^623 tests on a 32 x 32 grid, which every
+//!   region pays, a 12-cell scratch as much as a region covering the image.
+//! - [`TestCount::PerArea`] (the default) splits the budget evenly over the K = sum_s n_s strata
+//!   (scale s, area a): NFA(R) = K N_s(|R|) PFA(R) with N_s(a) = n_s alpha beta^a / a, the
+//!   polyominoes of area a on scale s's grid. Then sum_R 1/N(R) = sum_{s,a} N_s(a) / (K N_s(a))
+//!   = 1: the guarantee is the same (at most eps false alarms per image at NFA <= eps), and a
+//!   12-cell region on a 32 x 32 grid costs 10^12 tests instead of 10^623, a region covering the
+//!   image still 10^623.
+//!
+//! The tree's prune/merge picks, in each branch, the region of lowest NFA: with the per-area
+//! count that weighs a region's area against its evidence, as the test itself does.
 
 use ndarray::{Array2, ArrayView3};
 use rayon::prelude::*;
@@ -15,6 +35,33 @@ const POLYOMINO_BETA: f64 = 4.062570;
 /// The grid the default test runs on: at most 32 latent pixels a side, as coarse as the thesis'
 /// 28x28 (a 64x64 latent is tested as 32x32 blocks of 2x2).
 pub const DEFAULT_TEST_SIDE: usize = 32;
+
+/// How the number of tests is counted (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TestCount {
+    /// One N_T for every region: all polyominoes up to the grid's size (the thesis, the published
+    /// implementation).
+    Thesis,
+    /// The budget split evenly over (scale, area): a region pays for the shapes of its own area.
+    PerArea,
+}
+
+impl TestCount {
+    pub fn name(self) -> &'static str {
+        match self {
+            TestCount::Thesis => "thesis",
+            TestCount::PerArea => "per-area",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "thesis" => Some(TestCount::Thesis),
+            "per-area" => Some(TestCount::PerArea),
+            _ => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SegmentOptions {
@@ -30,6 +77,8 @@ pub struct SegmentOptions {
     /// NFA < 1; tested as 32x32 it costs 10^623 with the same evidence per area. None: every
     /// latent pixel (the reference).
     pub test_side: Option<usize>,
+    /// How the tests are counted.
+    pub count: TestCount,
 }
 
 impl Default for SegmentOptions {
@@ -38,17 +87,28 @@ impl Default for SegmentOptions {
             parity: false,
             upsampling: Upsampling::Median,
             test_side: Some(DEFAULT_TEST_SIDE),
+            count: TestCount::PerArea,
         }
     }
 }
 
 impl SegmentOptions {
-    /// The published implementation: no clamp, every latent pixel tested, bilinear upsampling.
+    /// The published implementation: no clamp, every latent pixel tested, bilinear upsampling,
+    /// the thesis' count.
     pub fn reference() -> Self {
         Self {
             parity: true,
             upsampling: Upsampling::Bilinear,
             test_side: None,
+            count: TestCount::Thesis,
+        }
+    }
+
+    /// The default segmentation with another count.
+    pub fn with_count(count: TestCount) -> Self {
+        Self {
+            count,
+            ..Self::default()
         }
     }
 }
@@ -112,10 +172,29 @@ pub fn log10_number_of_tests(scale_sizes: &[usize]) -> f64 {
     (top + sum.ln()) / std::f64::consts::LN_10
 }
 
+/// log10 of the number of polyominoes of `area` cells placed on a grid of `cells` cells:
+/// cells * alpha * beta^area / area.
+pub fn log10_polyominoes(cells: usize, area: u32) -> f64 {
+    let a = area.max(1) as f64;
+    ((cells.max(1) as f64).ln() + POLYOMINO_ALPHA.ln() + a * POLYOMINO_BETA.ln() - a.ln())
+        / std::f64::consts::LN_10
+}
+
+/// log10 of the factor every region of an image pays besides its own: N_T for the thesis'
+/// count, K = sum_s n_s (the number of (scale, area) strata) for the per-area one.
+pub fn log10_common_tests(scale_sizes: &[usize], count: TestCount) -> f64 {
+    match count {
+        TestCount::Thesis => log10_number_of_tests(scale_sizes),
+        TestCount::PerArea => (scale_sizes.iter().sum::<usize>().max(1) as f64).log10(),
+    }
+}
+
 /// The result of one scale.
 #[derive(Debug, Clone)]
 pub struct ScaleResult {
-    /// log10 PFA of the final region each pixel belongs to; 0 where none.
+    /// Per pixel, the log10 NFA of the final region it belongs to without the factor common to
+    /// all regions ([`Segmentation::log10_nt`]): log10 PFA (thesis count) or
+    /// log10 N_s(|R|) PFA(R) (per-area count); 0 where none.
     pub log_pfa: Array2<f32>,
     pub channels: usize,
     /// Number of final regions (leaves after prune/merge).
@@ -172,7 +251,11 @@ pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResul
         .map(|v| {
             // lambda_min of a node's region is its own level (all descendants are higher).
             let t = (tree.level[v] / c as f32) as f64;
-            log10_pfa(tree.area[v], c, t, opts.parity)
+            let pfa = log10_pfa(tree.area[v], c, t, opts.parity);
+            match opts.count {
+                TestCount::Thesis => pfa,
+                TestCount::PerArea => pfa + log10_polyominoes(h * w, tree.area[v]),
+            }
         })
         .collect();
     let leaves = significant_leaves(&tree, &log_pfa);
@@ -273,8 +356,10 @@ pub fn resize_median(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f3
 #[derive(Debug, Clone)]
 pub struct Segmentation {
     pub scales: Vec<ScaleResult>,
+    /// log10 of the factor every region pays besides its own: N_T (thesis count) or the number
+    /// of strata K (per-area count).
     pub log10_nt: f64,
-    /// log10 NFA at the output size: log10 N_T + min over scales of the upsampled log10 PFA.
+    /// log10 NFA at the output size: log10_nt + min over scales of the upsampled per-scale maps.
     pub log_nfa: Array2<f32>,
     /// Scale (0 = finest) that gave each pixel its minimum.
     pub best_scale: Array2<u8>,
@@ -303,7 +388,7 @@ pub fn segment(
     };
     // The tests are counted on the grids the scales were tested on.
     let sizes: Vec<usize> = scales.iter().map(|r| r.log_pfa.len()).collect();
-    let log10_nt = log10_number_of_tests(&sizes);
+    let log10_nt = log10_common_tests(&sizes, opts.count);
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
     let mut best_scale = Array2::<u8>::zeros((oh, ow));
@@ -378,23 +463,55 @@ mod tests {
     #[test]
     fn a_pooled_block_is_tested_as_one_pixel_of_k2_c_channels() {
         // 3 channels on 8x8, tested on a 4x4 grid: one 2x2 block of z = 3 (lambda = 4 * 3 * 9),
-        // zeros elsewhere. The block is the only region, with the bound of chi2 with 12 degrees.
+        // zeros elsewhere. The block is the only region, with the bound of chi2 with 12 degrees
+        // and, with the per-area count, the 16 places a one-cell shape can take on the grid.
         let mut z = ndarray::Array3::<f32>::zeros((3, 8, 8));
         z.slice_mut(ndarray::s![.., 2..4, 4..6]).fill(3.0);
-        let opts = SegmentOptions {
-            test_side: Some(4),
-            ..SegmentOptions::default()
-        };
-        let r = segment_scale(z.view(), opts);
-        assert_eq!((r.log_pfa.dim(), r.channels, r.regions), ((4, 4), 12, 1));
-        let want = log10_pfa(1, 12, 9.0, false) as f32;
-        for ((y, x), &v) in r.log_pfa.indexed_iter() {
-            let expect = if (y, x) == (1, 2) { want } else { 0.0 };
-            assert!(
-                (v - expect).abs() < 1e-4,
-                "block ({y}, {x}): {v} vs {expect}"
-            );
+        let pfa = log10_pfa(1, 12, 9.0, false);
+        for (count, want) in [
+            (TestCount::Thesis, pfa),
+            (TestCount::PerArea, pfa + log10_polyominoes(16, 1)),
+        ] {
+            let opts = SegmentOptions {
+                test_side: Some(4),
+                ..SegmentOptions::with_count(count)
+            };
+            let r = segment_scale(z.view(), opts);
+            assert_eq!((r.log_pfa.dim(), r.channels, r.regions), ((4, 4), 12, 1));
+            for ((y, x), &v) in r.log_pfa.indexed_iter() {
+                let expect = if (y, x) == (1, 2) { want as f32 } else { 0.0 };
+                assert!(
+                    (v - expect).abs() < 1e-4,
+                    "{count:?}, block ({y}, {x}): {v} vs {expect}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn the_per_area_count_spends_the_budget_on_each_area_once() {
+        // N_s(a) = n alpha beta^a / a; the strata's shares 1 / (K N_s(a)) over every shape of
+        // every area on every scale add up to 1 (the guarantee), computed in log space.
+        let sizes = [1024usize, 1024, 256];
+        let k = log10_common_tests(&sizes, TestCount::PerArea);
+        assert!((k - 2304f64.log10()).abs() < 1e-12);
+        let mut total = 0.0;
+        for &n in &sizes {
+            for a in 1..=n as u32 {
+                // N_s(a) shapes of area a, each with a budget share 1 / (K N_s(a)).
+                let shapes = log10_polyominoes(n, a);
+                total += 10f64.powf(shapes - (k + shapes));
+            }
+        }
+        assert!((total - 1.0).abs() < 1e-9, "{total}");
+        // A 12-cell region on a 32 x 32 grid: 10^8.7 shapes (10^12.1 with the K strata) where
+        // the thesis counts 10^623 for every region.
+        let scratch = log10_polyominoes(1024, 12);
+        assert!((scratch - 8.74).abs() < 0.01, "{scratch}");
+        assert!((log10_common_tests(&[1024], TestCount::Thesis) - 623.0).abs() < 1.0);
+        // The biggest shapes cost what the thesis' count charges them.
+        let whole = log10_polyominoes(1024, 1024) + (1024f64).log10();
+        assert!((whole - log10_number_of_tests(&[1024])).abs() < 4.0);
     }
 
     #[test]

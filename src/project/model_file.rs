@@ -1,0 +1,183 @@
+//! A model folder's description (`model.ron`) as plain data: what a model was trained on and
+//! how, its shapes and calibration. The window and reports read it without libtorch; the weights
+//! beside it are `uflow`'s.
+
+use anyhow::bail;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use super::MODEL_META_FILE;
+use super::training::{DEFAULT_BACKBONE, TrainingSettings};
+use crate::stats::acontrario::{SegmentOptions, TestCount};
+
+/// Version of `model.ron` this build writes and reads.
+pub const MODEL_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Square input side the images are resized to (a multiple of 32).
+    pub input_size: i64,
+    pub batch_size: usize,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    /// Fraction of the normal training images held out for validation (epoch selection and
+    /// calibration); test images are never used for either.
+    pub validation_fraction: f64,
+    pub seed: u64,
+    /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
+    #[serde(default)]
+    pub backbone: Option<PathBuf>,
+    /// Which built-in variant (feature strides 4/8/16 or 8/16/32) when there is no TorchScript
+    /// backbone; see `project::training::BUILTIN_BACKBONES`.
+    #[serde(default = "default_builtin")]
+    pub builtin: String,
+    /// Reproducible training: the same seed and data give the same model.
+    #[serde(default = "yes")]
+    pub deterministic: bool,
+    /// How the model's a contrario segmentation counts its tests (models saved before the
+    /// choice existed use the default, the per-area count).
+    #[serde(default = "per_area")]
+    pub test_count: TestCount,
+}
+
+fn per_area() -> TestCount {
+    TestCount::PerArea
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_builtin() -> String {
+    DEFAULT_BACKBONE.into()
+}
+
+impl Default for TrainConfig {
+    /// The project's default knobs (`TrainingSettings`) and defaults for the rest that train a
+    /// useful model on 2 CPU cores in minutes.
+    fn default() -> Self {
+        Self::from_settings(&TrainingSettings::default())
+    }
+}
+
+impl TrainConfig {
+    /// The configuration of a training with these knobs, the rest at its defaults.
+    pub fn from_settings(s: &TrainingSettings) -> Self {
+        Self {
+            input_size: s.input_size,
+            batch_size: 8,
+            epochs: s.epochs,
+            learning_rate: 1e-3,
+            weight_decay: 1e-5,
+            validation_fraction: 0.2,
+            seed: 0,
+            backbone: None,
+            builtin: s.builtin.clone(),
+            deterministic: true,
+            test_count: TestCount::PerArea,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// Mean z^2 per scale on the validation normals, as the flow gives them: close to 1 when the
+    /// flow is calibrated on its own.
+    pub mean_z2_per_scale: Vec<f64>,
+    /// Factor per scale applied to the latents at inference, min(1, 1/sqrt(mean z^2 on the
+    /// validation normals)): a flow that overfits its few training images spreads unseen normals
+    /// wider than N(0, 1) (more at coarse scales, with fewer samples per image), which the a
+    /// contrario test would read as anomalies. Only shrinking: latents narrower than N(0, 1)
+    /// cannot raise false alarms (the Chernoff bound is clamped at t < 1), and inflating them on a
+    /// noisy estimate would. Empty (no correction) for models saved before it existed or trained
+    /// without a validation split.
+    #[serde(default)]
+    pub latent_scale: Vec<f64>,
+    /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
+    /// bound is 1).
+    pub false_alarms_per_normal_image: f64,
+    pub validation_images: usize,
+    pub validation_nll: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub format_version: u32,
+    pub backbone: String,
+    /// The TorchScript file of a `torchscript:` backbone (absent for the built-in one).
+    #[serde(default)]
+    pub backbone_path: Option<PathBuf>,
+    pub input_size: i64,
+    pub shape: FlowShape,
+    pub permutations: Vec<Vec<i64>>,
+    pub train: TrainConfig,
+    /// Hash of the training images' paths and bytes: tells whether a model saw these images.
+    pub training_fingerprint: String,
+    pub training_images: usize,
+    pub best_epoch: usize,
+    pub calibration: Calibration,
+}
+
+/// Shapes of a U-Flow: per scale (finest first) the feature channels and size.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlowShape {
+    pub channels: Vec<i64>,
+    pub sizes: Vec<(i64, i64)>,
+    pub steps_per_scale: usize,
+}
+
+impl FlowShape {
+    /// Channels entering each stage and the channels each stage sends up (finest first; the
+    /// finest sends none).
+    pub fn stage_channels(&self) -> (Vec<i64>, Vec<i64>) {
+        let n = self.channels.len();
+        let mut input = vec![0; n];
+        let mut up = vec![0; n];
+        let mut carried = 0;
+        for s in (0..n).rev() {
+            input[s] = self.channels[s] + carried;
+            up[s] = if s == 0 { 0 } else { (input[s] / 8) * 4 };
+            carried = up[s] / 4;
+        }
+        (input, up)
+    }
+
+    /// Channels of each scale's latent z (finest first).
+    pub fn latent_channels(&self) -> Vec<i64> {
+        let (input, up) = self.stage_channels();
+        input.iter().zip(&up).map(|(i, u)| i - u).collect()
+    }
+}
+
+impl ModelFile {
+    /// The segmentation this model's results are made with (its own count of tests).
+    pub fn segment_options(&self) -> SegmentOptions {
+        SegmentOptions::with_count(self.train.test_count)
+    }
+
+    /// Read `dir/model.ron`; a damaged file or another format version is an error naming the
+    /// file.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join(MODEL_META_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let file: ModelFile = ron::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "{}:{}:{}: {}",
+                path.display(),
+                e.span.start.line,
+                e.span.start.col,
+                e.code
+            )
+        })?;
+        if file.format_version != MODEL_FORMAT {
+            bail!(
+                "{} has model format {} but this build reads {MODEL_FORMAT}",
+                path.display(),
+                file.format_version
+            );
+        }
+        Ok(file)
+    }
+}
