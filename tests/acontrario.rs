@@ -180,7 +180,7 @@ fn chernoff_bound_is_a_valid_pfa_for_chi_square() {
         let chi = ChiSquared::new(c as f64).unwrap();
         for k in [1.0, 2.0] {
             let hits = (0..n)
-                .filter(|_| log10_pfa(1, c, chi.sample(&mut rng) / c as f64, false) <= -k)
+                .filter(|_| log10_pfa(1, c as f64, chi.sample(&mut rng) / c as f64, false) <= -k)
                 .count();
             let bound = upper_bound(n, 10f64.powf(-k));
             assert!((hits as f64) <= bound, "C={c} k={k}: {hits} hits > {bound}");
@@ -453,4 +453,63 @@ fn a_thin_line_and_a_small_blob_are_found_with_the_per_area_count_not_the_thesis
         found[0], found[1]
     );
     assert!(found[0] >= 9 && found[1] >= 9, "{found:?} of {draws}");
+}
+
+#[test]
+fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
+    // A flow's latents on unseen normals: N(0, 1) marginals, but channels in correlated groups
+    // (each drawn four times), so a cell's sum of squares spreads four times as wide as chi2_C
+    // (real flows: about twice, with heavier tails). The i.i.d. null then sees false alarms at
+    // NFA < 1; the degrees of freedom estimated from other such images (a quarter of C) bring
+    // them back within the bound.
+    use contrario::stats::acontrario::nfa::{dof_ratio, segment_calibrated, tested_cells};
+    let paired = |rng: &mut StdRng, c: usize, h: usize, w: usize| {
+        let quarter = normal(rng, c / 4 + 1, h, w, 1.0);
+        Array3::from_shape_fn((c, h, w), |(k, y, x)| quarter[(k / 4, y, x)])
+    };
+    let draw = |rng: &mut StdRng| {
+        vec![
+            paired(rng, 32, 64, 64),
+            paired(rng, 32, 32, 32),
+            paired(rng, 56, 16, 16),
+        ]
+    };
+    let opts = SegmentOptions::default();
+    let mut rng = StdRng::seed_from_u64(40);
+    // Calibration on two images, as a model does on its held-out normals.
+    let mut cells = vec![Vec::new(); 3];
+    let mut channels = vec![0; 3];
+    for _ in 0..2 {
+        for (s, z) in draw(&mut rng).iter().enumerate() {
+            let (c, k) = tested_cells(z.view(), opts);
+            cells[s].extend(c.iter().map(|&v| v as f64));
+            channels[s] = k;
+        }
+    }
+    let ratios: Vec<f64> = (0..3).map(|s| dof_ratio(&cells[s], channels[s])).collect();
+    for r in &ratios {
+        assert!((0.2..0.33).contains(r), "{ratios:?}");
+    }
+    let trials = 100;
+    let (mut ideal, mut calibrated) = (0, 0);
+    for _ in 0..trials {
+        let z = draw(&mut rng);
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        ideal += regions_at(&segment(&views, None, opts).log_nfa, None, 0.0, 0.0).len();
+        let seg = segment_calibrated(&views, None, opts, &ratios);
+        calibrated += regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
+    }
+    eprintln!(
+        "{trials} images: {ideal} false alarms with the i.i.d. null, {calibrated} calibrated"
+    );
+    assert!(ideal as f64 > upper_bound(trials, 1.0), "{ideal}");
+    assert!(
+        calibrated as f64 <= upper_bound(trials, 1.0),
+        "{calibrated}"
+    );
+    // Independent latents keep (about) all their degrees of freedom.
+    let z = normal(&mut rng, 30, 64, 64, 1.0);
+    let (c, k) = tested_cells(z.view(), opts);
+    let r = dof_ratio(&c.iter().map(|&v| v as f64).collect::<Vec<_>>(), k);
+    assert!(r > 0.85, "{r}");
 }

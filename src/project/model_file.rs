@@ -94,6 +94,13 @@ pub struct Calibration {
     /// without a validation split.
     #[serde(default)]
     pub latent_scale: Vec<f64>,
+    /// Per scale, the degrees of freedom of a tested cell's statistic on the validation normals
+    /// (after the correction) as a fraction of the independent latents' (`stats::acontrario::
+    /// nfa::dof_ratio`): flows leave their channels correlated and their tails heavy, about half
+    /// the degrees of freedom, and the per-area count weighs each cell's evidence by it. Empty
+    /// (1, no correction) for models saved before it existed.
+    #[serde(default)]
+    pub dof_ratio: Vec<f64>,
     /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
     /// bound is 1).
     pub false_alarms_per_normal_image: f64,

@@ -680,7 +680,8 @@ impl Model {
             .fold(f32::NEG_INFINITY, f32::max);
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
-        let segmentation = acontrario::segment(&views, Some((size as usize, size as usize)), opts);
+        let out = Some((size as usize, size as usize));
+        let segmentation = segment_for(&views, out, opts, &self.file.calibration.dof_ratio);
         Ok(Inference {
             latents,
             anomaly_map,
@@ -688,6 +689,21 @@ impl Model {
             segmentation,
         })
     }
+}
+
+/// A model's segmentation: the per-area count weighs each cell's evidence with the degrees of
+/// freedom calibrated on held-out normals; the thesis' count is as published.
+fn segment_for(
+    latents: &[ndarray::ArrayView3<'_, f32>],
+    out: Option<(usize, usize)>,
+    opts: SegmentOptions,
+    dof_ratio: &[f64],
+) -> acontrario::Segmentation {
+    let ratios = match opts.count {
+        TestCount::PerArea => dof_ratio,
+        TestCount::Thesis => &[],
+    };
+    acontrario::nfa::segment_calibrated(latents, out, opts, ratios)
 }
 
 /// libtorch can abort on a truncated safetensors file: check, from its header and length alone,
@@ -786,18 +802,39 @@ fn calibrate(
             .map(|m| (1.0 / m.max(1e-6).sqrt()).min(1.0))
             .collect()
     };
-    let mut alarms = 0usize;
-    for mut lat in latents {
+    for lat in &mut latents {
         for (z, k) in lat.iter_mut().zip(&latent_scale) {
             z.mapv_inplace(|v| v * *k as f32);
         }
+    }
+    // The tested cells' spread on the held-out normals, after the correction: the degrees of
+    // freedom the test weighs each cell's evidence with.
+    let dof_ratio: Vec<f64> = if idx.is_empty() {
+        Vec::new()
+    } else {
+        (0..scales)
+            .map(|s| {
+                let mut cells = Vec::new();
+                let mut channels = 0;
+                for lat in &latents {
+                    let (c, k) = acontrario::nfa::tested_cells(lat[s].view(), opts);
+                    cells.extend(c.iter().map(|&v| v as f64));
+                    channels = k;
+                }
+                acontrario::nfa::dof_ratio(&cells, channels)
+            })
+            .collect()
+    };
+    let mut alarms = 0usize;
+    for lat in &latents {
         let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-        let seg = acontrario::segment(&views, None, opts);
+        let seg = segment_for(&views, None, opts, &dof_ratio);
         alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
     }
     Calibration {
         mean_z2_per_scale: mean_z2,
         latent_scale,
+        dof_ratio,
         false_alarms_per_normal_image: alarms as f64 / n,
         validation_images: idx.len(),
         validation_nll: val_nll,

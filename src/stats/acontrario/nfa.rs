@@ -139,12 +139,13 @@ pub enum Upsampling {
     Median,
 }
 
-/// log10 of the Chernoff bound of P(chi2_C >= lambda)^area, with t = lambda / C.
-pub fn log10_pfa(area: u32, channels: usize, t: f64, parity: bool) -> f64 {
+/// log10 of the Chernoff bound of P(chi2_dof >= dof t)^area (for a cell whose statistic is a
+/// scaled chi-square with `dof` degrees of freedom, t = statistic / its mean).
+pub fn log10_pfa(area: u32, dof: f64, t: f64, parity: bool) -> f64 {
     if !parity && t <= 1.0 {
         return 0.0;
     }
-    area as f64 * (channels as f64 / 2.0) * (1.0 + t.ln() - t) / std::f64::consts::LN_10
+    area as f64 * (dof / 2.0) * (1.0 + t.ln() - t) / std::f64::consts::LN_10
 }
 
 /// log10 of the number of tests: sum over scales of H_s W_s * sum_{r=1}^{H_s W_s} alpha beta^r / r,
@@ -231,27 +232,30 @@ fn sum_of_squares(z: ArrayView3<'_, f32>) -> Vec<f32> {
 /// Segment one scale: `z` is C x H x W. The result is on the tested grid (see
 /// [`SegmentOptions::test_side`]).
 pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResult {
-    let (c, h, w) = z.dim();
+    segment_scale_calibrated(z, opts, 1.0)
+}
+
+/// [`segment_scale`] where a tested cell's statistic (its sum of k^2 C squares, of mean k^2 C
+/// under normality) is a scaled chi-square with `dof_ratio` k^2 C degrees of freedom: 1 for
+/// independent N(0, 1) latents; less when held-out normals spread it wider (see
+/// [`dof_ratio`]), which weighs each cell's evidence less.
+pub fn segment_scale_calibrated(
+    z: ArrayView3<'_, f32>,
+    opts: SegmentOptions,
+    dof_ratio: f64,
+) -> ScaleResult {
+    let (_, h, w) = z.dim();
     // Sum of squares over channels, accumulated channel by channel in f32 (numpy's order for an
     // axis-0 reduction), so parity mode sees the same values as the reference.
-    let sq = sum_of_squares(z);
     let k = block_size(h, w, opts.test_side);
-    let (sq, c, h, w) = if k == 1 {
-        (sq, c, h, w)
-    } else {
-        let (bh, bw) = (h / k, w / k);
-        let mut pooled = vec![0f32; bh * bw];
-        for (i, v) in sq.iter().enumerate() {
-            pooled[(i / w / k) * bw + (i % w) / k] += v;
-        }
-        (pooled, c * k * k, bh, bw)
-    };
+    let (sq, c) = tested_cells(z, opts);
+    let (h, w) = (h / k, w / k);
     let tree = MaxTree::build(&sq, h, w);
     let log_pfa: Vec<f64> = (0..tree.len())
         .map(|v| {
             // lambda_min of a node's region is its own level (all descendants are higher).
             let t = (tree.level[v] / c as f32) as f64;
-            let pfa = log10_pfa(tree.area[v], c, t, opts.parity);
+            let pfa = log10_pfa(tree.area[v], c as f64 * dof_ratio, t, opts.parity);
             match opts.count {
                 TestCount::Thesis => pfa,
                 TestCount::PerArea => pfa + log10_polyominoes(h * w, tree.area[v]),
@@ -352,6 +356,41 @@ pub fn resize_median(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f3
     out
 }
 
+/// The statistic of a scale's tested cells on normal images, as a fraction of the degrees of
+/// freedom independent N(0, 1) latents give it: by moments, a scaled chi-square of mean M (the
+/// cell's channels) and variance V has 2 M^2 / V degrees of freedom, M of them for independent
+/// latents (V = 2M). Real flows leave their channels correlated and their tails heavier on unseen
+/// normals (V about 4M: half the degrees of freedom), which makes each cell's evidence look
+/// twice as strong as it is unless the test weighs it by this ratio. Never above 1. `cells`
+/// are the cells' sums of squares on the tested grid, of normal images, with `channels` each.
+pub fn dof_ratio(cells: &[f64], channels: usize) -> f64 {
+    if cells.len() < 2 || channels == 0 {
+        return 1.0;
+    }
+    let m = channels as f64;
+    // The spread around the nominal mean: a mean below it (latents narrower than N(0, 1)) must
+    // not pass for a small variance.
+    let var = cells.iter().map(|v| (v - m).powi(2)).sum::<f64>() / cells.len() as f64;
+    (2.0 * m / var.max(1e-12)).min(1.0)
+}
+
+/// The tested cells of a scale: the per-pixel sum of squares over channels, summed over the
+/// k x k blocks of [`SegmentOptions::test_side`]; with their channels (k^2 C).
+pub fn tested_cells(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> (Vec<f32>, usize) {
+    let (c, h, w) = z.dim();
+    let sq = sum_of_squares(z);
+    let k = block_size(h, w, opts.test_side);
+    if k == 1 {
+        return (sq, c);
+    }
+    let (bh, bw) = (h / k, w / k);
+    let mut pooled = vec![0f32; bh * bw];
+    for (i, v) in sq.iter().enumerate() {
+        pooled[(i / w / k) * bw + (i % w) / k] += v;
+    }
+    (pooled, c * k * k)
+}
+
 /// All scales of one image, combined.
 #[derive(Debug, Clone)]
 pub struct Segmentation {
@@ -372,18 +411,31 @@ pub fn segment(
     out_size: Option<(usize, usize)>,
     opts: SegmentOptions,
 ) -> Segmentation {
+    segment_calibrated(latents, out_size, opts, &[])
+}
+
+/// [`segment`] with each scale's degrees-of-freedom ratio ([`dof_ratio`]; 1 where missing).
+pub fn segment_calibrated(
+    latents: &[ArrayView3<'_, f32>],
+    out_size: Option<(usize, usize)>,
+    opts: SegmentOptions,
+    dof_ratios: &[f64],
+) -> Segmentation {
     assert!(!latents.is_empty(), "no scales to segment");
+    let ratio = |s: usize| dof_ratios.get(s).copied().unwrap_or(1.0);
     // Threads pay off only for large latents; waking them costs more than a small map's work.
     let largest = latents.iter().map(|z| z.len()).max().unwrap_or(0);
     let scales: Vec<ScaleResult> = if largest > 4_000_000 {
         latents
             .par_iter()
-            .map(|z| segment_scale(z.view(), opts))
+            .enumerate()
+            .map(|(s, z)| segment_scale_calibrated(z.view(), opts, ratio(s)))
             .collect()
     } else {
         latents
             .iter()
-            .map(|z| segment_scale(z.view(), opts))
+            .enumerate()
+            .map(|(s, z)| segment_scale_calibrated(z.view(), opts, ratio(s)))
             .collect()
     };
     // The tests are counted on the grids the scales were tested on.
@@ -437,14 +489,14 @@ mod tests {
             (2.0, -54.37),
             (3.0, -159.7),
         ] {
-            let got = log10_pfa(1, 816, t, true);
+            let got = log10_pfa(1, 816.0, t, true);
             assert!(
                 (got - want).abs() < 0.01 * want.abs().max(1.0),
                 "t={t}: {got} vs {want}"
             );
         }
         assert_eq!(
-            log10_pfa(10, 816, 0.85, false),
+            log10_pfa(10, 816.0, 0.85, false),
             0.0,
             "t < 1 is clamped to PFA = 1"
         );
@@ -467,7 +519,7 @@ mod tests {
         // and, with the per-area count, the 16 places a one-cell shape can take on the grid.
         let mut z = ndarray::Array3::<f32>::zeros((3, 8, 8));
         z.slice_mut(ndarray::s![.., 2..4, 4..6]).fill(3.0);
-        let pfa = log10_pfa(1, 12, 9.0, false);
+        let pfa = log10_pfa(1, 12.0, 9.0, false);
         for (count, want) in [
             (TestCount::Thesis, pfa),
             (TestCount::PerArea, pfa + log10_polyominoes(16, 1)),

@@ -146,21 +146,29 @@ pub fn detect(planes: &[Array2<f32>], params: &Params) -> Result<Detection, Dete
         }
         levels.push(prev.iter().map(halve).collect());
     }
-    let per_level: Vec<Array2<f32>> = levels
+    // Every (level, channel) map is tested: each map's tests are counted in one total, so the
+    // minimum over maps is an NFA with the same guarantee as one map's (the thesis counts each
+    // map's tests alone, which understates the number of tests by the number of maps).
+    let per_level: Vec<(Array2<f32>, f64)> = levels
         .par_iter()
         .map(|chans| {
-            let maps: Vec<Array2<f32>> = chans.par_iter().map(|c| channel_nfa(c, params)).collect();
-            let mut m = maps[0].clone();
-            for other in &maps[1..] {
+            let maps: Vec<(Array2<f32>, f64)> =
+                chans.par_iter().map(|c| channel_nfa(c, params)).collect();
+            let mut m = maps[0].0.clone();
+            for (other, _) in &maps[1..] {
                 m.zip_mut_with(other, |a, &b| *a = a.min(b));
             }
-            resize_bilinear(&m, h, w)
+            let tests: f64 = maps.iter().map(|(_, n)| n).sum();
+            (resize_bilinear(&m, h, w), tests)
         })
         .collect();
-    let mut out = per_level[0].clone();
-    for other in &per_level[1..] {
+    let tests: f64 = per_level.iter().map(|(_, n)| n).sum();
+    let mut out = per_level[0].0.clone();
+    for (other, _) in &per_level[1..] {
         out.zip_mut_with(other, |a, &b| *a = a.min(b));
     }
+    let common = tests.max(1.0).log10() as f32;
+    out.mapv_inplace(|v| v + common);
     Ok(Detection { log_nfa: out })
 }
 
@@ -194,7 +202,11 @@ fn features(x: &Array2<f32>, params: &Params) -> (Vec<Array2<f32>>, usize) {
     }
 }
 
-fn channel_nfa(x: &Array2<f32>, params: &Params) -> Array2<f32> {
+/// One channel at one level: per pixel, the log10 NFA of the test it belongs to without the
+/// factor common to every map (the p-value of a pixel or a block; for a region, the shapes of
+/// its area times its probability), and this map's share of that factor (its number of pixels,
+/// blocks, or region areas).
+fn channel_nfa(x: &Array2<f32>, params: &Params) -> (Array2<f32>, f64) {
     let (h, w) = x.dim();
     let (feats, indep) = features(x, params);
     let m = feats.len();
@@ -203,9 +215,11 @@ fn channel_nfa(x: &Array2<f32>, params: &Params) -> Array2<f32> {
     for f in &feats {
         d2 += f;
     }
-    let hw = (h * w) as f64;
     match params.nfa {
-        NfaKind::Pixel => d2.mapv(|d| (hw.log10() + log10_chi2_sf(m as f64, d as f64)) as f32),
+        NfaKind::Pixel => (
+            d2.mapv(|d| log10_chi2_sf(m as f64, d as f64) as f32),
+            (h * w) as f64,
+        ),
         NfaKind::Block => block_nfa(&d2, m, indep, params),
         NfaKind::Region => region_nfa(&d2, m, indep),
     }
@@ -213,9 +227,9 @@ fn channel_nfa(x: &Array2<f32>, params: &Params) -> Array2<f32> {
 
 /// NFA by blocks: candidates are pixels whose distance exceeds the chi2(m) quantile of p; a w x w
 /// block holding k of them observes k/s^2 independent events out of w^2/s^2, each of probability
-/// p, so NFA(B) = (HW s^2 / w^2) * P(Binomial(w^2/s^2, p) >= k/s^2). A pixel gets the lowest NFA
-/// of the blocks that cover it.
-fn block_nfa(d2: &Array2<f32>, m: usize, s: usize, params: &Params) -> Array2<f32> {
+/// p, so NFA(B) = (HW s^2 / w^2) * P(Binomial(w^2/s^2, p) >= k/s^2). A pixel gets the lowest
+/// binomial tail of the blocks that cover it; the map's tests are HW s^2 / w^2.
+fn block_nfa(d2: &Array2<f32>, m: usize, s: usize, params: &Params) -> (Array2<f32>, f64) {
     let (h, w) = d2.dim();
     let p = params.block_p;
     let tau = ChiSquared::new(m as f64)
@@ -251,7 +265,7 @@ fn block_nfa(d2: &Array2<f32>, m: usize, s: usize, params: &Params) -> Array2<f3
     for &y0 in &starts(h) {
         for &x0 in &starts(w) {
             let k = count(y0, x0) as f64 / s2;
-            let v = (n_tests.log10() + log10_binomial_tail(trials, k, p)) as f32;
+            let v = log10_binomial_tail(trials, k, p) as f32;
             for y in y0..y0 + bw {
                 for x in x0..x0 + bw {
                     let o = &mut out[(y, x)];
@@ -260,11 +274,13 @@ fn block_nfa(d2: &Array2<f32>, m: usize, s: usize, params: &Params) -> Array2<f3
             }
         }
     }
-    out
+    (out, n_tests)
 }
 
 /// ln of the NFA of a region of `n` pixels whose distances sum to `sum`, each ~ chi2(m), with
-/// dependence side `s`: n/s^2 independent observations, polyomino count for the number of tests.
+/// dependence side `s`: n/s^2 independent observations on a grid of hw/s^2, so the polyominoes
+/// of its area placed there (hw/s^2 alpha beta^eff / eff) times its probability; the split of the
+/// budget over areas (and maps) is the common factor `detect` adds.
 fn ln_region_nfa(hw: f64, n: f64, sum: f64, m: usize, s2: f64) -> f64 {
     const ALPHA: f64 = 0.316915;
     const BETA: f64 = 4.062570;
@@ -276,8 +292,10 @@ fn ln_region_nfa(hw: f64, n: f64, sum: f64, m: usize, s2: f64) -> f64 {
 /// NFA by regions: 4-connected regions of pixels whose distance exceeds its mean (m), grown from
 /// raster-order seeds; a neighbour joins only if it lowers the region's NFA. Pixels in no region
 /// get the map's maximum. (The thesis grows per feature; we grow on each channel's distance map,
-/// which sums the features and is m times cheaper.)
-fn region_nfa(d2: &Array2<f32>, m: usize, s: usize) -> Array2<f32> {
+/// which sums the features and is m times cheaper.) Regions are counted by area, as U-Flow's:
+/// the map holds each region's shapes-of-its-area times probability, and its share of the
+/// common factor is its number of areas, hw/s^2.
+fn region_nfa(d2: &Array2<f32>, m: usize, s: usize) -> (Array2<f32>, f64) {
     let (h, w) = d2.dim();
     let hw = (h * w) as f64;
     let s2 = (s * s) as f64;
@@ -324,15 +342,16 @@ fn region_nfa(d2: &Array2<f32>, m: usize, s: usize) -> Array2<f32> {
         }
         values.push(best / std::f64::consts::LN_10);
     }
-    let max = values.iter().copied().fold(hw.log10(), f64::max);
-    Array2::from_shape_fn((h, w), |(y, x)| {
+    let max = values.iter().copied().fold(0.0, f64::max);
+    let map = Array2::from_shape_fn((h, w), |(y, x)| {
         let o = owner[y * w + x];
         if o == u32::MAX {
             max as f32
         } else {
             values[o as usize] as f32
         }
-    })
+    });
+    (map, (hw / s2).max(1.0))
 }
 
 /// (v - mean)^2 / variance over the map: ~ chi2(1) per pixel under a Gaussian H0.
