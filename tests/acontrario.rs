@@ -478,7 +478,7 @@ fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
     let mut rng = StdRng::seed_from_u64(40);
     // Calibration on two images, as a model does on its held-out normals.
     let mut cells = vec![Vec::new(); 3];
-    let mut channels = vec![0; 3];
+    let mut channels = [0; 3];
     for _ in 0..2 {
         for (s, z) in draw(&mut rng).iter().enumerate() {
             let (c, k) = tested_cells(z.view(), opts);
