@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use rand_distr::{ChiSquared, Distribution, StandardNormal};
 use std::path::PathBuf;
 
-use contrario::stats::acontrario::nfa::{log10_pfa, segment_scale};
+use contrario::stats::acontrario::nfa::segment_scale;
+use contrario::stats::acontrario::null::log10_pfa;
 use contrario::stats::acontrario::{SegmentOptions, TestCount, regions_at, segment};
 use contrario::stats::npy;
 use contrario::stats::npy::read_latents;
@@ -460,9 +461,10 @@ fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
     // A flow's latents on unseen normals: N(0, 1) marginals, but channels in correlated groups
     // (each drawn four times), so a cell's sum of squares spreads four times as wide as chi2_C
     // (real flows: about twice, with heavier tails). The i.i.d. null then sees false alarms at
-    // NFA < 1; the degrees of freedom estimated from other such images (a quarter of C) bring
-    // them back within the bound.
-    use contrario::stats::acontrario::nfa::{dof_ratio, segment_calibrated, tested_cells};
+    // NFA < 1; the null fitted on other such images (a quarter of C's degrees of freedom, and
+    // their tail) brings them back within the bound.
+    use contrario::stats::acontrario::nfa::{segment_calibrated, tested_cells};
+    use contrario::stats::acontrario::null::CellNull;
     let paired = |rng: &mut StdRng, c: usize, h: usize, w: usize| {
         let quarter = normal(rng, c / 4 + 1, h, w, 1.0);
         Array3::from_shape_fn((c, h, w), |(k, y, x)| quarter[(k / 4, y, x)])
@@ -486,9 +488,11 @@ fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
             channels[s] = k;
         }
     }
-    let ratios: Vec<f64> = (0..3).map(|s| dof_ratio(&cells[s], channels[s])).collect();
-    for r in &ratios {
-        assert!((0.2..0.33).contains(r), "{ratios:?}");
+    let nulls: Vec<CellNull> = (0..3)
+        .map(|s| CellNull::fit(&cells[s], channels[s]))
+        .collect();
+    for n in &nulls {
+        assert!((0.2..0.33).contains(&n.dof_ratio), "{nulls:?}");
     }
     let trials = 100;
     let (mut ideal, mut calibrated) = (0, 0);
@@ -496,7 +500,7 @@ fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
         let z = draw(&mut rng);
         let views: Vec<_> = z.iter().map(|a| a.view()).collect();
         ideal += regions_at(&segment(&views, None, opts).log_nfa, None, 0.0, 0.0).len();
-        let seg = segment_calibrated(&views, None, opts, &ratios);
+        let seg = segment_calibrated(&views, None, opts, &nulls);
         calibrated += regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
     }
     eprintln!(
@@ -510,6 +514,6 @@ fn correlated_channels_need_the_calibrated_degrees_of_freedom() {
     // Independent latents keep (about) all their degrees of freedom.
     let z = normal(&mut rng, 30, 64, 64, 1.0);
     let (c, k) = tested_cells(z.view(), opts);
-    let r = dof_ratio(&c.iter().map(|&v| v as f64).collect::<Vec<_>>(), k);
+    let r = CellNull::fit(&c.iter().map(|&v| v as f64).collect::<Vec<_>>(), k).dof_ratio;
     assert!(r > 0.85, "{r}");
 }

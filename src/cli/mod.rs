@@ -59,7 +59,8 @@ pub enum Cmd {
     },
     /// Pixel AUROC of the training-free detector's variants on MVTec-style categories.
     TrainfreeEval {
-        /// MVTec-style root (category/test/..., category/ground_truth/...).
+        /// MVTec-style root (category/test/..., category/ground_truth/...), or a project folder
+        /// (its test images, with the read-only annotator's masks as ground truth).
         #[arg(long)]
         data: PathBuf,
         /// Categories (default: every category under --data).
@@ -213,9 +214,14 @@ pub struct TrainFreeArgs {
     block: usize,
     #[arg(long, default_value_t = 10)]
     stride: usize,
-    /// Longest side the image is resized to (0: native size).
+    /// Size the image is analysed at: at most WORK_SIZE^2 pixels, aspect kept (0: native
+    /// size).
     #[arg(long, default_value_t = 256)]
     work_size: usize,
+    /// Keep each level's detections as wide as its patches make them (the thesis' maps), rather
+    /// than eroding them back to the pixels that carry the evidence.
+    #[arg(long)]
+    no_refine: bool,
 }
 
 impl TrainFreeArgs {
@@ -233,6 +239,7 @@ impl TrainFreeArgs {
             block: self.block,
             stride: self.stride.max(1),
             work_size: (self.work_size > 0).then_some(self.work_size),
+            refine: !self.no_refine,
             ..Default::default()
         })
     }
@@ -260,11 +267,6 @@ pub fn main_with(cli: Cli) -> i32 {
         }) => (|| {
             use self::trainfree::{parse_features, parse_nfa};
             let base = params.params()?;
-            let cats = if category.is_empty() {
-                crate::project::dataset::mvtec_categories(&data)?
-            } else {
-                category
-            };
             let variants = if variant.is_empty() {
                 [
                     "pca+pixel",
@@ -289,23 +291,29 @@ pub fn main_with(cli: Cli) -> i32 {
                     Ok((parse_features(f)?, parse_nfa(n)?))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let rows = self::trainfree::eval(&data, &cats, &variants, &base)?;
+            let rows = self::trainfree::eval(&data, &category, &variants, &base)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!(
-                    "{:<10} {:<8} {:<7} {:>11} {:>9}",
-                    "category", "features", "nfa", "pixel AUROC", "s/image"
+                    "{:<10} {:<8} {:<7} {:>11} {:>8} {:>8} {:>9}",
+                    "category", "features", "nfa", "pixel AUROC", "mIoU@1", "mIoU*", "s/image"
                 );
-                for r in rows.as_array().unwrap() {
+                let f = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+                for r in rows.as_array().into_iter().flatten() {
                     println!(
-                        "{:<10} {:<8} {:<7} {:>11.4} {:>9.2}",
+                        "{:<10} {:<8} {:<7} {:>11.4} {:>8.3} {:>8.3} {:>9.2}",
                         r["category"].as_str().unwrap_or(""),
                         r["features"].as_str().unwrap_or(""),
                         r["nfa"].as_str().unwrap_or(""),
-                        r["pixel_auroc"].as_f64().unwrap_or(f64::NAN),
-                        r["seconds_per_image"].as_f64().unwrap_or(f64::NAN)
+                        f(&r["pixel_auroc"]),
+                        f(&r["miou_nfa"]),
+                        f(&r["miou_oracle"]),
+                        f(&r["seconds_per_image"])
                     );
+                    for (kind, v) in r["miou_nfa_per_kind"].as_object().into_iter().flatten() {
+                        println!("  {kind:<40} {:>8.3}", f(v));
+                    }
                 }
             }
             Ok(())

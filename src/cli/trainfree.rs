@@ -1,5 +1,5 @@
 //! `contrario detect` (the training-free detector on one image) and `contrario trainfree-eval`
-//! (pixel AUROC of every feature/NFA variant on MVTec-style categories).
+//! (pixel AUROC and mIoU of every feature/NFA variant on MVTec-style categories or a project).
 
 use anyhow::Context;
 use ndarray::Array2;
@@ -62,16 +62,77 @@ pub fn detect(image: &Path, out: &Path, params: &Params) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pixel AUROC of each variant on each category; returns JSON rows.
+/// A test image with its ground truth, for the evaluation.
+struct Sample {
+    image: std::path::PathBuf,
+    mask: Option<std::path::PathBuf>,
+    kind: String,
+}
+
+/// The test images of each category: an MVTec-style root, or a project folder (its test split,
+/// with the read-only annotator's masks as the ground truth).
+fn samples(data: &Path, categories: &[String]) -> anyhow::Result<Vec<(String, Vec<Sample>)>> {
+    if data.join(crate::project::PROJECT_FILE).is_file() {
+        let p = crate::project::Project::open(data)?;
+        let gt = p
+            .file
+            .annotators
+            .iter()
+            .find(|a| a.read_only)
+            .map(|a| a.id.clone())
+            .unwrap_or_else(|| "gt".into());
+        let mut cats: Vec<String> = p.file.images.iter().map(|e| e.category.clone()).collect();
+        cats.sort();
+        cats.dedup();
+        cats.retain(|c| categories.is_empty() || categories.contains(c));
+        return Ok(cats
+            .into_iter()
+            .map(|c| {
+                let s = p
+                    .file
+                    .images
+                    .iter()
+                    .filter(|e| e.category == c && e.split == crate::project::Split::Test)
+                    .map(|e| Sample {
+                        image: p.image_path(e),
+                        mask: p.label_path(e, &gt),
+                        kind: e.kind.clone(),
+                    })
+                    .collect();
+                (c, s)
+            })
+            .collect());
+    }
+    let cats = if categories.is_empty() {
+        dataset::mvtec_categories(data)?
+    } else {
+        categories.to_vec()
+    };
+    cats.into_iter()
+        .map(|c| {
+            let s = dataset::mvtec_test_samples(data, &c)?
+                .into_iter()
+                .map(|s| Sample {
+                    image: s.image,
+                    mask: s.mask,
+                    kind: s.kind,
+                })
+                .collect();
+            Ok((c, s))
+        })
+        .collect()
+}
+
+/// Pixel AUROC and mIoU (at NFA < 1, per defect kind, and at the oracle threshold) of each
+/// variant on each category of an MVTec-style root or a project; returns JSON rows.
 pub fn eval(
-    root: &Path,
+    data: &Path,
     categories: &[String],
     variants: &[(Features, NfaKind)],
     base: &Params,
 ) -> anyhow::Result<serde_json::Value> {
     let mut rows = Vec::new();
-    for cat in categories {
-        let samples = dataset::mvtec_test_samples(root, cat)?;
+    for (cat, samples) in samples(data, categories)? {
         for &(features, nfa) in variants {
             let params = Params {
                 features,
@@ -79,19 +140,36 @@ pub fn eval(
                 ..base.clone()
             };
             let start = Instant::now();
-            let mut scores = Vec::new();
-            let mut labels = Vec::new();
+            let (mut maps, mut masks) = (Vec::new(), Vec::new());
             for s in &samples {
                 let log_nfa = detect_file(&s.image, &params)?;
-                let (h, w) = log_nfa.dim();
-                labels.extend(imaging::binary_mask_at(s.mask.as_deref(), (h, w))?);
-                scores.extend(log_nfa.iter().map(|v| -v));
+                masks.push(imaging::binary_mask_at(s.mask.as_deref(), log_nfa.dim())?);
+                maps.push(log_nfa);
             }
+            let secs = start.elapsed().as_secs_f64() / samples.len().max(1) as f64;
+            let scores: Vec<f32> = maps.iter().flat_map(|m| m.iter().map(|v| -v)).collect();
+            let labels: Vec<bool> = masks.iter().flatten().copied().collect();
             let auroc = metrics::auroc(&scores, &labels);
-            let secs = start.elapsed().as_secs_f64() / samples.len() as f64;
+            let slices: Vec<&[f32]> = maps.iter().map(|m| m.as_slice().unwrap_or(&[])).collect();
+            let gts: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
+            let miou = metrics::miou_below(&slices, &gts, 0.0);
+            let (oracle_t, oracle) = metrics::miou_oracle(&slices, &gts, &[0.0]);
+            let mut kinds: Vec<&str> = samples.iter().map(|s| s.kind.as_str()).collect();
+            kinds.sort();
+            kinds.dedup();
+            let per_kind: serde_json::Map<String, serde_json::Value> = kinds
+                .iter()
+                .map(|&k| {
+                    let idx: Vec<usize> = (0..samples.len())
+                        .filter(|&i| samples[i].kind == k)
+                        .collect();
+                    let m: Vec<&[f32]> = idx.iter().map(|&i| slices[i]).collect();
+                    let g: Vec<&[bool]> = idx.iter().map(|&i| gts[i]).collect();
+                    (k.to_string(), metrics::miou_below(&m, &g, 0.0).into())
+                })
+                .collect();
             eprintln!(
-                "{cat} {features:?}+{nfa:?}: pixel AUROC {:?} ({secs:.2} s/image)",
-                auroc
+                "{cat} {features:?}+{nfa:?}: pixel AUROC {auroc:?}, mIoU at NFA < 1 {miou:.3} (oracle {oracle:.3} at {oracle_t:.1}) ({secs:.2} s/image)"
             );
             rows.push(serde_json::json!({
                 "category": cat,
@@ -99,6 +177,10 @@ pub fn eval(
                 "nfa": nfa,
                 "images": samples.len(),
                 "pixel_auroc": auroc,
+                "miou_nfa": miou,
+                "miou_oracle": oracle,
+                "oracle_threshold": oracle_t,
+                "miou_nfa_per_kind": per_kind,
                 "seconds_per_image": secs,
             }));
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::MODEL_META_FILE;
 use super::training::{DEFAULT_BACKBONE, TrainingSettings};
+use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{SegmentOptions, TestCount};
 
 /// Version of `model.ron` this build writes and reads.
@@ -94,13 +95,13 @@ pub struct Calibration {
     /// without a validation split.
     #[serde(default)]
     pub latent_scale: Vec<f64>,
-    /// Per scale, the degrees of freedom of a tested cell's statistic on the validation normals
-    /// (after the correction) as a fraction of the independent latents' (`stats::acontrario::
-    /// nfa::dof_ratio`): flows leave their channels correlated and their tails heavy, about half
-    /// the degrees of freedom, and the per-area count weighs each cell's evidence by it. Empty
-    /// (1, no correction) for models saved before it existed.
+    /// Per scale, how a tested cell's statistic is distributed on the validation normals (after
+    /// the correction): flows leave their channels correlated and their tails heavy, and the
+    /// per-area count weighs each cell's evidence against what normal cells do
+    /// (`stats::acontrario::null`). Empty (independent N(0, 1) cells) for models saved before
+    /// it existed.
     #[serde(default)]
-    pub dof_ratio: Vec<f64>,
+    pub cell_null: Vec<CellNull>,
     /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
     /// bound is 1).
     pub false_alarms_per_normal_image: f64,

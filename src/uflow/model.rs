@@ -19,6 +19,7 @@ use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
 use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
+use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
@@ -681,7 +682,7 @@ impl Model {
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
         let out = Some((size as usize, size as usize));
-        let segmentation = segment_for(&views, out, opts, &self.file.calibration.dof_ratio);
+        let segmentation = segment_for(&views, out, opts, &self.file.calibration.cell_null);
         Ok(Inference {
             latents,
             anomaly_map,
@@ -691,19 +692,19 @@ impl Model {
     }
 }
 
-/// A model's segmentation: the per-area count weighs each cell's evidence with the degrees of
-/// freedom calibrated on held-out normals; the thesis' count is as published.
+/// A model's segmentation: the per-area count weighs each cell's evidence against the cells of
+/// held-out normals; the thesis' count is as published.
 fn segment_for(
     latents: &[ndarray::ArrayView3<'_, f32>],
     out: Option<(usize, usize)>,
     opts: SegmentOptions,
-    dof_ratio: &[f64],
+    cell_null: &[CellNull],
 ) -> acontrario::Segmentation {
-    let ratios = match opts.count {
-        TestCount::PerArea => dof_ratio,
+    let nulls = match opts.count {
+        TestCount::PerArea => cell_null,
         TestCount::Thesis => &[],
     };
-    acontrario::nfa::segment_calibrated(latents, out, opts, ratios)
+    acontrario::nfa::segment_calibrated(latents, out, opts, nulls)
 }
 
 /// libtorch can abort on a truncated safetensors file: check, from its header and length alone,
@@ -807,9 +808,9 @@ fn calibrate(
             z.mapv_inplace(|v| v * *k as f32);
         }
     }
-    // The tested cells' spread on the held-out normals, after the correction: the degrees of
-    // freedom the test weighs each cell's evidence with.
-    let dof_ratio: Vec<f64> = if idx.is_empty() {
+    // How the tested cells are distributed on the held-out normals, after the correction: what
+    // the test weighs each cell's evidence against.
+    let cell_null: Vec<CellNull> = if idx.is_empty() {
         Vec::new()
     } else {
         (0..scales)
@@ -821,20 +822,20 @@ fn calibrate(
                     cells.extend(c.iter().map(|&v| v as f64));
                     channels = k;
                 }
-                acontrario::nfa::dof_ratio(&cells, channels)
+                CellNull::fit(&cells, channels)
             })
             .collect()
     };
     let mut alarms = 0usize;
     for lat in &latents {
         let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-        let seg = segment_for(&views, None, opts, &dof_ratio);
+        let seg = segment_for(&views, None, opts, &cell_null);
         alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
     }
     Calibration {
         mean_z2_per_scale: mean_z2,
         latent_scale,
-        dof_ratio,
+        cell_null,
         false_alarms_per_normal_image: alarms as f64 / n,
         validation_images: idx.len(),
         validation_nll: val_nll,

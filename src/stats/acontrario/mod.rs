@@ -3,6 +3,7 @@
 
 pub mod linalg;
 pub mod nfa;
+pub mod null;
 pub mod regions;
 pub mod tails;
 pub mod trainfree;

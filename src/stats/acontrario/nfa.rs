@@ -26,6 +26,7 @@
 use ndarray::{Array2, ArrayView3};
 use rayon::prelude::*;
 
+use super::null::CellNull;
 use super::tree::{MaxTree, leaf_of_nodes, significant_leaves};
 
 /// Polyomino count approximation: alpha * beta^r / r regions of r pixels (4-connected).
@@ -139,14 +140,6 @@ pub enum Upsampling {
     Median,
 }
 
-/// log10 of the Chernoff bound of P(chi2_dof >= dof t)^area (for a cell whose statistic is a
-/// scaled chi-square with `dof` degrees of freedom, t = statistic / its mean).
-pub fn log10_pfa(area: u32, dof: f64, t: f64, parity: bool) -> f64 {
-    if !parity && t <= 1.0 {
-        return 0.0;
-    }
-    area as f64 * (dof / 2.0) * (1.0 + t.ln() - t) / std::f64::consts::LN_10
-}
 
 /// log10 of the number of tests: sum over scales of H_s W_s * sum_{r=1}^{H_s W_s} alpha beta^r / r,
 /// computed in log space (the sum overflows any float).
@@ -232,17 +225,15 @@ fn sum_of_squares(z: ArrayView3<'_, f32>) -> Vec<f32> {
 /// Segment one scale: `z` is C x H x W. The result is on the tested grid (see
 /// [`SegmentOptions::test_side`]).
 pub fn segment_scale(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> ScaleResult {
-    segment_scale_calibrated(z, opts, 1.0)
+    segment_scale_calibrated(z, opts, &CellNull::default())
 }
 
-/// [`segment_scale`] where a tested cell's statistic (its sum of k^2 C squares, of mean k^2 C
-/// under normality) is a scaled chi-square with `dof_ratio` k^2 C degrees of freedom: 1 for
-/// independent N(0, 1) latents; less when held-out normals spread it wider (see
-/// [`dof_ratio`]), which weighs each cell's evidence less.
+/// [`segment_scale`] with the cells' statistic distributed as `null` says on normal images
+/// (see [`CellNull`]; the default is independent N(0, 1) latents).
 pub fn segment_scale_calibrated(
     z: ArrayView3<'_, f32>,
     opts: SegmentOptions,
-    dof_ratio: f64,
+    null: &CellNull,
 ) -> ScaleResult {
     let (_, h, w) = z.dim();
     // Sum of squares over channels, accumulated channel by channel in f32 (numpy's order for an
@@ -255,19 +246,22 @@ pub fn segment_scale_calibrated(
         .map(|v| {
             // lambda_min of a node's region is its own level (all descendants are higher).
             let t = (tree.level[v] / c as f32) as f64;
-            let pfa = log10_pfa(tree.area[v], c as f64 * dof_ratio, t, opts.parity);
-            match opts.count {
-                TestCount::Thesis => pfa,
-                TestCount::PerArea => pfa + log10_polyominoes(h * w, tree.area[v]),
-            }
+            tree.area[v] as f64 * null.log10_pfa_cell(t, c, opts.parity)
         })
         .collect();
+    // Which regions: in each branch the most significant by PFA (the thesis' selection, the
+    // same whichever count); how significant: the count's NFA of the region chosen. The bound
+    // holds for any region, however it was chosen.
     let leaves = significant_leaves(&tree, &log_pfa);
     let owner = leaf_of_nodes(&tree, &leaves);
+    let log_nfa = |l: usize| match opts.count {
+        TestCount::Thesis => log_pfa[l],
+        TestCount::PerArea => log_pfa[l] + log10_polyominoes(h * w, tree.area[l]),
+    };
     let map: Vec<f32> = tree
         .node_of
         .iter()
-        .map(|&node| owner[node as usize].map_or(0.0, |l| log_pfa[l as usize] as f32))
+        .map(|&node| owner[node as usize].map_or(0.0, |l| log_nfa(l as usize) as f32))
         .collect();
     ScaleResult {
         log_pfa: Array2::from_shape_vec((h, w), map).expect("shape"),
@@ -356,24 +350,6 @@ pub fn resize_median(src: &Array2<f32>, out_h: usize, out_w: usize) -> Array2<f3
     out
 }
 
-/// The statistic of a scale's tested cells on normal images, as a fraction of the degrees of
-/// freedom independent N(0, 1) latents give it: by moments, a scaled chi-square of mean M (the
-/// cell's channels) and variance V has 2 M^2 / V degrees of freedom, M of them for independent
-/// latents (V = 2M). Real flows leave their channels correlated and their tails heavier on unseen
-/// normals (V about 4M: half the degrees of freedom), which makes each cell's evidence look
-/// twice as strong as it is unless the test weighs it by this ratio. Never above 1. `cells`
-/// are the cells' sums of squares on the tested grid, of normal images, with `channels` each.
-pub fn dof_ratio(cells: &[f64], channels: usize) -> f64 {
-    if cells.len() < 2 || channels == 0 {
-        return 1.0;
-    }
-    let m = channels as f64;
-    // The spread around the nominal mean: a mean below it (latents narrower than N(0, 1)) must
-    // not pass for a small variance.
-    let var = cells.iter().map(|v| (v - m).powi(2)).sum::<f64>() / cells.len() as f64;
-    (2.0 * m / var.max(1e-12)).min(1.0)
-}
-
 /// The tested cells of a scale: the per-pixel sum of squares over channels, summed over the
 /// k x k blocks of [`SegmentOptions::test_side`]; with their channels (k^2 C).
 pub fn tested_cells(z: ArrayView3<'_, f32>, opts: SegmentOptions) -> (Vec<f32>, usize) {
@@ -414,15 +390,16 @@ pub fn segment(
     segment_calibrated(latents, out_size, opts, &[])
 }
 
-/// [`segment`] with each scale's degrees-of-freedom ratio ([`dof_ratio`]; 1 where missing).
+/// [`segment`] with each scale's cells distributed as `nulls` says (the default where missing).
 pub fn segment_calibrated(
     latents: &[ArrayView3<'_, f32>],
     out_size: Option<(usize, usize)>,
     opts: SegmentOptions,
-    dof_ratios: &[f64],
+    nulls: &[CellNull],
 ) -> Segmentation {
     assert!(!latents.is_empty(), "no scales to segment");
-    let ratio = |s: usize| dof_ratios.get(s).copied().unwrap_or(1.0);
+    let ideal = CellNull::default();
+    let ratio = |s: usize| nulls.get(s).unwrap_or(&ideal);
     // Threads pay off only for large latents; waking them costs more than a small map's work.
     let largest = latents.iter().map(|z| z.len()).max().unwrap_or(0);
     let scales: Vec<ScaleResult> = if largest > 4_000_000 {
@@ -472,6 +449,7 @@ pub fn segment_calibrated(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::acontrario::null::log10_pfa;
 
     #[test]
     fn number_of_tests_matches_the_thesis_values() {
