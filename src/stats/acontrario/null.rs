@@ -72,8 +72,8 @@ impl CellNull {
         let lo = ((n + 1) as f64).log10();
         let mut tail: Vec<(f64, f64)> = (0..TAIL_POINTS)
             .map(|i| {
-                let log_s = -lo * i as f64 / (TAIL_POINTS - 1) as f64
-                    - 0.30103 * (1.0 - i as f64 / (TAIL_POINTS - 1) as f64);
+                let f = i as f64 / (TAIL_POINTS - 1) as f64;
+                let log_s = -lo * f - std::f64::consts::LOG10_2 * (1.0 - f);
                 let k = ((n + 1) as f64 * 10f64.powf(log_s))
                     .round()
                     .clamp(1.0, n as f64) as usize;
