@@ -372,8 +372,14 @@ pub struct IssueOptions {
     pub detect_below: f32,
     /// A labelled region whose lowest log10 NFA is not below this has no evidence.
     pub evidence_below: f32,
-    /// A detection counts as labelled when at least this fraction of it is marked by someone.
+    /// A detection counts as labelled when at least this fraction of it is marked by someone,
+    /// or lies within `near` of a mark.
     pub min_overlap: f64,
+    /// How close to a mark a detection counts as the same anomaly, as a fraction of the
+    /// image's longer side: the model's evidence spreads a little beyond a defect (its features
+    /// see a neighbourhood), and the fragments it leaves around a labelled defect are not
+    /// unlabelled defects. Two cells of the default 32 x 32 test grid.
+    pub near: f64,
 }
 
 impl Default for IssueOptions {
@@ -382,6 +388,7 @@ impl Default for IssueOptions {
             detect_below: -2.0,
             evidence_below: 0.0,
             min_overlap: 0.1,
+            near: 2.0 / 32.0,
         }
     }
 }
@@ -404,10 +411,12 @@ pub fn label_issues(
     }
     let cell = |x: usize, y: usize| ((y * gh / h).min(gh - 1), (x * gw / w).min(gw - 1));
     let mut out = Vec::new();
-    // Detections nobody marked: overlap measured on the image grid.
+    // Detections nobody marked: overlap measured on the image grid, with the marks grown by
+    // `near` (a detection next to a marked defect is that defect's).
     let union: Vec<bool> = (0..w * h)
         .map(|i| layers.iter().any(|(_, m)| m.data[i] != 0))
         .collect();
+    let union = dilate(&union, w, h, (opts.near * w.max(h) as f64).round() as usize);
     for r in crate::stats::acontrario::regions_at(log_nfa, None, opts.detect_below, 0.0) {
         let (mut inside, mut marked) = (0usize, 0usize);
         let [gx0, gy0, gx1, gy1] = r.bbox;
@@ -462,6 +471,31 @@ pub fn label_issues(
     }
     out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
     out
+}
+
+/// `mask` (w x h) grown by `radius` pixels (a square).
+fn dilate(mask: &[bool], w: usize, h: usize, radius: usize) -> Vec<bool> {
+    if radius == 0 {
+        return mask.to_vec();
+    }
+    let along = |src: &[bool], horizontal: bool| -> Vec<bool> {
+        let mut out = vec![false; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let (c, n) = if horizontal { (x, w) } else { (y, h) };
+                let (lo, hi) = (c.saturating_sub(radius), (c + radius).min(n - 1));
+                out[y * w + x] = (lo..=hi).any(|k| {
+                    if horizontal {
+                        src[y * w + k]
+                    } else {
+                        src[k * w + x]
+                    }
+                });
+            }
+        }
+        out
+    };
+    along(&along(mask, true), false)
 }
 
 /// A reviewer's verdict on an image.

@@ -140,7 +140,6 @@ pub enum Upsampling {
     Median,
 }
 
-
 /// log10 of the number of tests: sum over scales of H_s W_s * sum_{r=1}^{H_s W_s} alpha beta^r / r,
 /// computed in log space (the sum overflows any float).
 pub fn log10_number_of_tests(scale_sizes: &[usize]) -> f64 {

@@ -20,7 +20,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// log10 of the Chernoff bound of P(chi2_dof >= dof t)^area (for a cell whose statistic is a
 /// scaled chi-square with `dof` degrees of freedom, t = statistic / its mean).
 pub fn log10_pfa(area: u32, dof: f64, t: f64, parity: bool) -> f64 {
