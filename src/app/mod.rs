@@ -1,13 +1,17 @@
 //! Application state and commands, independent of any window: the GUI is a thin layer that draws
 //! this state and turns clicks and keys into [`AppCommand`]s. Everything here is testable headless.
 
+pub mod actions;
+pub mod annotation;
 pub mod background;
 pub mod detection;
+mod editing;
 pub mod loader;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use annotation::{Annotation, LabelCommand};
 use detection::{Detection, TrainingJob};
 
 use crate::project::autosave::Autosaver;
@@ -61,6 +65,8 @@ pub enum AppCommand {
     SetTraining(TrainingSettings),
     CancelTraining,
     DismissNotice(u64),
+    /// Tools, edits, undo and redo, adjudication, and how labels are shown.
+    Label(LabelCommand),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -114,6 +120,8 @@ pub struct AppState {
     /// Label layers being edited, and the autosaver that writes them, the project's settings
     /// and the journals.
     pub labels: LabelStore,
+    /// The tool, the brush, the class and whose layer is edited.
+    pub annotation: Annotation,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -159,6 +167,7 @@ impl AppState {
             read_only: false,
             writable: false,
             labels: LabelStore::new(Autosaver::new()),
+            annotation: Annotation::default(),
             next_notice: 0,
             demo_dir,
         }
@@ -239,6 +248,7 @@ impl AppState {
             AppCommand::SetTraining(t) => self.set_training(t),
             AppCommand::CancelTraining => self.cancel_requested = true,
             AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
+            AppCommand::Label(cmd) => self.apply_label(cmd),
         }
     }
 
@@ -364,6 +374,13 @@ impl AppState {
         }
         self.labels.clear();
         self.generation += 1;
+        // Tools and brush stay; what belonged to the old project goes.
+        self.annotation = Annotation {
+            tool: self.annotation.tool,
+            brush_radius: self.annotation.brush_radius,
+            class: p.file.classes.first().map_or(1, |c| c.index),
+            ..Annotation::default()
+        };
         self.selected = if p.file.images.is_empty() {
             None
         } else {

@@ -115,6 +115,18 @@ impl History {
     pub fn can_redo(&self) -> bool {
         !self.redo.is_empty()
     }
+    /// What an undo would undo ("brush", "polygon", ...): the open stroke or the last step.
+    pub fn next_undo(&self) -> Option<&'static str> {
+        self.open
+            .as_ref()
+            .filter(|s| !s.changes.is_empty())
+            .or(self.undo.last())
+            .map(|s| s.op)
+    }
+    /// What a redo would redo.
+    pub fn next_redo(&self) -> Option<&'static str> {
+        self.redo.last().map(|s| s.op)
+    }
     fn close(&mut self) {
         if let Some(s) = self.open.take()
             && !s.changes.is_empty()
@@ -213,6 +225,8 @@ pub fn layer_rel_path(annotator: &str, image_id: &str) -> PathBuf {
 pub struct LabelStore {
     layers: HashMap<(String, String), Layer>,
     saver: Autosaver,
+    /// Mask files the saver has a whole copy of: later edits hand it only their rectangle.
+    saver_has: std::collections::HashSet<PathBuf>,
 }
 
 impl LabelStore {
@@ -220,6 +234,7 @@ impl LabelStore {
         Self {
             layers: HashMap::new(),
             saver,
+            saver_has: Default::default(),
         }
     }
 
@@ -235,6 +250,25 @@ impl LabelStore {
     /// Forget the layers (another project was opened); flush first.
     pub fn clear(&mut self) {
         self.layers.clear();
+        self.saver_has.clear();
+    }
+
+    /// Take a mask decoded elsewhere (the window's background loader) as the layer of an
+    /// annotator on an image, unless that layer is already being edited: no disk read later.
+    pub fn adopt(&mut self, image_id: &str, annotator: &str, mask: LabelMask) {
+        self.layers
+            .entry((image_id.to_string(), annotator.to_string()))
+            .or_insert(Layer {
+                mask,
+                history: History::default(),
+            });
+    }
+
+    /// A layer's mask if it is in memory (no disk access).
+    pub fn loaded(&self, image_id: &str, annotator: &str) -> Option<&LabelMask> {
+        self.layers
+            .get(&(image_id.to_string(), annotator.to_string()))
+            .map(|l| &l.mask)
     }
 
     /// An annotator's mask of an image as currently edited (loaded from disk on first use; an
@@ -419,14 +453,7 @@ impl LabelStore {
         if !stroke {
             layer.history.close();
         }
-        self.record(
-            project,
-            image_id,
-            &who,
-            edit.name(),
-            edit.detail(),
-            out.pixels_changed,
-        );
+        self.record(project, image_id, &who, edit.name(), edit.detail(), &out);
         Ok(out)
     }
 
@@ -488,14 +515,7 @@ impl LabelStore {
         } else {
             layer.history.undo.push(step);
         }
-        self.record(
-            project,
-            image_id,
-            &who,
-            &op,
-            serde_json::Value::Null,
-            out.pixels_changed,
-        );
+        self.record(project, image_id, &who, &op, serde_json::Value::Null, &out);
         Ok(Some(out))
     }
 
@@ -508,10 +528,10 @@ impl LabelStore {
         annotator: &Annotator,
         op: &str,
         detail: serde_json::Value,
-        pixels_changed: usize,
+        outcome: &EditOutcome,
     ) {
         let key = (image_id.to_string(), annotator.id.clone());
-        if pixels_changed > 0
+        if let Some(bbox) = outcome.bbox
             && let Some(layer) = self.layers.get(&key)
         {
             let rel = layer_rel_path(&annotator.id, image_id);
@@ -521,9 +541,16 @@ impl LabelStore {
                 entry.labels.insert(annotator.id.clone(), rel.clone());
                 self.saver.save_project(project);
             }
-            self.saver
-                .write_mask(project.root.join(&rel), layer.mask.clone());
+            // The saver gets the whole mask once, then only what each edit changed: a stroke
+            // on a large image costs its rectangle, not a copy of the layer.
+            let path = project.root.join(&rel);
+            if self.saver_has.insert(path.clone()) {
+                self.saver.write_mask(path, layer.mask.clone());
+            } else {
+                self.saver.patch_mask(path, &layer.mask, bbox);
+            }
         }
+        let pixels_changed = outcome.pixels_changed;
         let time_ms = now_ms();
         let entry = AuditEntry {
             time_ms,
