@@ -89,10 +89,10 @@ impl AppState {
 
     fn set_annotator(&mut self, a: Option<String>) {
         if let Some(id) = &a
-            && !self
+            && self
                 .project
                 .as_ref()
-                .is_some_and(|p| p.annotator(id).is_some())
+                .is_none_or(|p| p.annotator(id).is_none())
         {
             self.notify(NoticeLevel::Warning, format!("No annotator {id:?} here"));
             return;
