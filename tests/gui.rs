@@ -94,7 +94,7 @@ fn stepping_to_a_defect_shows_its_labels() {
     h.state_mut()
         .apply(AppCommand::ShowLabels(Some("gt".into())));
     settle(&mut h);
-    h.get_by_label_contains("leather/test/combined/003");
+    h.get_by_label_contains("leather/test/combined/003 · 256×256");
     snapshot(&mut h, "defect_with_ground_truth");
     // Keyboard: the right arrow goes to the next image.
     h.key_press(egui::Key::ArrowRight);

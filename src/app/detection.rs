@@ -25,6 +25,8 @@ pub struct Detection {
     pub cached: bool,
     /// Unique per result, so that the window knows when to rebuild its textures.
     pub serial: u64,
+    /// Per map cell, the scale (0 = finest) whose test gave its value (U-Flow).
+    pub scales: Option<Array2<u8>>,
 }
 
 impl Detection {
@@ -43,6 +45,7 @@ impl Detection {
             seconds,
             cached,
             serial,
+            scales: None,
         }
     }
 

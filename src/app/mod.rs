@@ -178,12 +178,22 @@ impl AppState {
         self.training.clone()
     }
 
+    /// Show a notice; the same one already on screen is not repeated (a refused stroke would
+    /// otherwise say so once per pointer move).
     pub fn notify(&mut self, level: NoticeLevel, text: impl Into<String>) {
+        let text = text.into();
+        if self
+            .notices
+            .iter()
+            .any(|n| n.level == level && n.text == text)
+        {
+            return;
+        }
         self.next_notice += 1;
         self.notices.push(Notice {
             id: self.next_notice,
             level,
-            text: text.into(),
+            text,
         });
     }
 

@@ -1,8 +1,11 @@
 //! The detection bar: which detector runs (training-free or a U-Flow model), training from the
 //! window and its settings, the NFA level in words, and what the heatmap shows.
 
+use egui::Vec2;
+
 use super::ContrarioApp;
 use super::heatmap::{HEAT_MAX, SCORE_FLOOR, drawn_kind, heat_legend};
+use crate::app::actions::Action;
 use crate::app::detection::false_alarm_text;
 use crate::app::{AppCommand, HeatmapKind};
 use crate::project::training::{BUILTIN_BACKBONES, TrainingSettings};
@@ -24,13 +27,19 @@ impl ContrarioApp {
 
     /// What detects: run it, the detector, training and its settings, the result in numbers.
     fn detector_row(&self, ui: &mut egui::Ui, sel: Option<usize>, cmds: &mut Vec<AppCommand>) {
+        // Fixed widths: a detection starting or a training's progress never moves the controls.
         let busy = sel.is_some_and(|s| self.state.detecting.contains(&s));
-        if busy {
-            ui.add(egui::Spinner::new());
-            ui.label("detecting…");
-        } else if ui
-            .add_enabled(sel.is_some(), egui::Button::new("Detect anomalies"))
-            .on_hover_text("Training-free a contrario detector (thesis chapter 3) on this image")
+        let detect = egui::Button::new(if busy {
+            "detecting…"
+        } else {
+            Action::Detect.label()
+        });
+        if ui
+            .add_enabled(
+                sel.is_some() && !busy,
+                detect.min_size(Vec2::new(130.0, 0.0)),
+            )
+            .on_hover_text(Action::Detect.hover_text())
             .clicked()
         {
             cmds.push(AppCommand::DetectSelected);
@@ -40,29 +49,37 @@ impl ContrarioApp {
                 .map_or("training-free".to_string(), |m| format!("U-Flow {m}"))
         };
         let mut det = self.state.detector.clone();
-        egui::ComboBox::from_label("detector")
+        egui::ComboBox::from_id_salt("detector")
             .selected_text(name(&det))
+            .width(140.0)
             .show_ui(ui, |ui| {
                 ui.selectable_value(&mut det, None, name(&None));
                 for m in &self.state.models {
                     ui.selectable_value(&mut det, Some(m.clone()), name(&Some(m.clone())));
                 }
-            });
+            })
+            .response
+            .on_hover_text("The detector: training-free, or a U-Flow model of this project");
         if det != self.state.detector {
             cmds.push(AppCommand::SetDetector(det));
         }
         match &self.state.training_job {
             Some(t) => {
-                ui.add(egui::Spinner::new());
-                ui.label(format!("training {}: {}", t.category, t.text));
-                if ui.button("Cancel training").clicked() {
+                if ui
+                    .button(Action::CancelTraining.label())
+                    .on_hover_text(Action::CancelTraining.hover_text())
+                    .clicked()
+                {
                     cmds.push(AppCommand::CancelTraining);
                 }
+                let text = format!("training {}: {}", t.category, t.text);
+                ui.add_sized([240.0, 18.0], egui::Label::new(text.clone()).truncate())
+                    .on_hover_text(text);
             }
             None => {
                 if ui
-                    .add_enabled(sel.is_some(), egui::Button::new("Train U-Flow"))
-                    .on_hover_text("Train a U-Flow model on this category's normal training images (background)")
+                    .add_enabled(sel.is_some(), egui::Button::new(Action::TrainUFlow.label()))
+                    .on_hover_text(Action::TrainUFlow.hover_text())
                     .clicked()
                 {
                     cmds.push(AppCommand::TrainSelectedCategory);
@@ -71,30 +88,79 @@ impl ContrarioApp {
             }
         }
         let mut auto = self.state.auto_detect;
-        if ui.checkbox(&mut auto, "on every image").changed() {
+        if ui
+            .checkbox(&mut auto, "on every image")
+            .on_hover_text("Detect on each image as it is selected")
+            .changed()
+        {
             cmds.push(AppCommand::SetAutoDetect(auto));
         }
-        if let Some(d) = sel.and_then(|s| self.state.detections.get(&s)) {
-            ui.separator();
-            ui.label(d.summary());
+    }
+
+    /// The heatmap's scale, floating over the view's bottom left corner (beside the image it
+    /// describes, and no width taken from the bars).
+    pub(super) fn heat_legend_overlay(&self, ctx: &egui::Context, view: egui::Rect) {
+        if !self.state.show_heatmap {
+            return;
         }
+        let sel = self.state.selected;
+        let drawn = sel
+            .and_then(|s| self.state.detections.get(&s))
+            .map_or(self.state.heatmap_kind, |d| {
+                drawn_kind(d, self.state.heatmap_kind)
+            });
+        egui::Area::new(egui::Id::unique("contrario-heat-legend"))
+            .fixed_pos(view.left_bottom() + Vec2::new(8.0, -30.0))
+            .order(egui::Order::Foreground)
+            .show(ctx, |ui| {
+                egui::Frame::new()
+                    .fill(egui::Color32::from_black_alpha(170))
+                    .inner_margin(4.0)
+                    .corner_radius(3.0)
+                    .show(ui, |ui| {
+                        ui.horizontal(|ui| {
+                            match drawn {
+                                HeatmapKind::Nfa => heat_legend(
+                                    ui,
+                                    "0",
+                                    &format!("{HEAT_MAX:.0}"),
+                                    "-log10 NFA, one scale for every image, never rescaled",
+                                ),
+                                HeatmapKind::AnomalyScore => heat_legend(
+                                    ui,
+                                    &format!("{SCORE_FLOOR:.2}"),
+                                    "1",
+                                    "1 - likelihood under the model, one scale for every image, never \
+                                     rescaled; 0.39 is as likely as the training normals on average",
+                                ),
+                            }
+                        });
+                    });
+            });
     }
 
     /// How the result is shown: the NFA level in words, the heatmap, its opacity and scale.
     fn display_row(&mut self, ui: &mut egui::Ui, sel: Option<usize>, cmds: &mut Vec<AppCommand>) {
         let mut t = self.state.nfa_threshold;
-        let slider = egui::Slider::new(&mut t, -20.0..=2.0)
-            .step_by(0.5)
-            .text("log10 NFA level");
+        ui.label("NFA level")
+            .on_hover_text("log10 of the NFA below which regions are shown");
+        let slider = egui::Slider::new(&mut t, -20.0..=2.0).step_by(0.5);
         if ui
             .add(slider)
-            .on_hover_text("Regions whose NFA is below 10^level are shown")
+            .on_hover_text(format!(
+                "Regions whose NFA is below 10^level are shown [{}, {}]",
+                Action::StricterLevel.shortcuts()[0].text(),
+                Action::LooserLevel.shortcuts()[0].text()
+            ))
             .changed()
         {
             cmds.push(AppCommand::SetNfaThreshold(t));
         }
-        ui.label(false_alarm_text(self.state.nfa_threshold));
-        ui.separator();
+        // Fixed width: the words change with the level, the controls after them stay.
+        ui.add_sized(
+            [215.0, 18.0],
+            egui::Label::new(false_alarm_text(self.state.nfa_threshold)).truncate(),
+        );
         // What is painted: the chosen map when this result has it, else -log10 NFA.
         let drawn = sel
             .and_then(|s| self.state.detections.get(&s))
@@ -102,30 +168,11 @@ impl ContrarioApp {
                 drawn_kind(d, self.state.heatmap_kind)
             });
         heatmap_choice(ui, self.state.show_heatmap, drawn, cmds);
-        ui.scope(|ui| {
-            ui.spacing_mut().slider_width = 60.0;
-            ui.add(egui::Slider::new(
-                &mut self.state.heatmap_opacity,
-                0.0..=1.0,
-            ))
-            .on_hover_text("heatmap opacity");
-        });
-        // The scale as one piece, so that a narrow window wraps it whole.
-        ui.horizontal(|ui| match drawn {
-            HeatmapKind::Nfa => heat_legend(
-                ui,
-                "0",
-                &format!("{HEAT_MAX:.0}"),
-                "-log10 NFA, one scale for every image, never rescaled",
-            ),
-            HeatmapKind::AnomalyScore => heat_legend(
-                ui,
-                &format!("{SCORE_FLOOR:.2}"),
-                "1",
-                "1 - likelihood under the model, one scale for every image, never \
-                 rescaled; 0.39 is as likely as the training normals on average",
-            ),
-        });
+        ui.add_sized(
+            [60.0, 18.0],
+            egui::Slider::new(&mut self.state.heatmap_opacity, 0.0..=1.0).show_value(false),
+        )
+        .on_hover_text("heatmap opacity");
     }
 }
 

@@ -1,7 +1,6 @@
 //! The selected image and its label layers: requested from the background loader, turned into
-//! textures when they arrive, and the overlay of the annotator shown.
-
-use image::RgbaImage;
+//! textures when they arrive (its layers go to the label store); and the bar choosing which
+//! layer is shown.
 
 use egui::{Color32, Vec2};
 
@@ -54,6 +53,7 @@ impl ContrarioApp {
                             Err(e) => self.state.notify(NoticeLevel::Warning, e),
                         }
                     }
+                    self.adopt_layers(index, labels);
                     let display = fit_texture(ctx, &img.rgba);
                     let texture = ctx.load_texture(format!("image{index}"), display, CRISP);
                     if self
@@ -69,9 +69,21 @@ impl ContrarioApp {
                         size: img.rgba.dimensions(),
                         rgba: img.rgba,
                         texture,
-                        labels,
-                        overlay: None,
                     });
+                }
+                // The views of the group on display, for compare mode.
+                (LoadKind::Full, Ok(img)) if self.compare_wanted.contains(&index) => {
+                    let mut labels = Vec::new();
+                    for (who, mask) in img.labels {
+                        if let Ok(m) = mask {
+                            labels.push((who, m));
+                        }
+                    }
+                    self.adopt_layers(index, labels);
+                    let display = fit_texture(ctx, &img.rgba);
+                    let texture = ctx.load_texture(format!("view{index}"), display, CRISP);
+                    self.compare_views
+                        .insert(index, (texture, img.rgba.dimensions()));
                 }
                 (LoadKind::Full, Ok(_)) => {}
                 (_, Err(e)) => {
@@ -80,64 +92,47 @@ impl ContrarioApp {
                         self.current = None;
                     }
                     // One notice per failure, whichever of the thumbnail and the full load
-                    // reports it first (they race).
-                    if !self.state.notices.iter().any(|n| n.text == e) {
-                        self.state.notify(NoticeLevel::Error, e);
-                    }
+                    // reports it first (they race): notify does not repeat itself.
+                    self.state.notify(NoticeLevel::Error, e);
                 }
             }
         }
         self.request_selected();
-        self.refresh_overlay(ctx);
     }
 
-    fn request_selected(&mut self) {
-        let (Some(sel), Some(project)) = (self.state.selected, &self.state.project) else {
+    /// Ask the loader for the image (and its label masks) at `index`.
+    pub(super) fn request_full(&mut self, index: usize) {
+        let Some(project) = &self.state.project else {
             return;
         };
-        let key = (self.state.generation, sel);
-        if self.full_requested == Some(key) {
+        let Some(entry) = project.file.images.get(index) else {
             return;
-        }
-        self.full_requested = Some(key);
-        let entry = &project.file.images[sel];
+        };
         let labels = entry
             .labels
             .keys()
-            .filter_map(|who| project.label_path(entry, who).map(|p| (who.clone(), p)));
-        let labels = labels.collect();
+            .filter_map(|who| project.label_path(entry, who).map(|p| (who.clone(), p)))
+            .collect();
         self.loader.request(
-            key.0,
-            sel,
+            self.state.generation,
+            index,
             LoadKind::Full,
             project.image_path(entry),
             labels,
         );
     }
 
-    fn refresh_overlay(&mut self, ctx: &egui::Context) {
-        let Some(cur) = &mut self.current else { return };
-        let want = self.state.label_layer.clone();
-        if cur.overlay.as_ref().map(|(w, _)| Some(w)) == Some(want.as_ref()) {
-            return;
-        }
-        cur.overlay = None;
-        let (Some(who), Some(project)) = (want, &self.state.project) else {
+    fn request_selected(&mut self) {
+        let Some(sel) = self.state.selected.filter(|_| self.state.project.is_some()) else {
             return;
         };
-        let Some((_, mask)) = cur.labels.iter().find(|(w, _)| *w == who) else {
-            return;
-        };
-        let mut rgba = RgbaImage::new(mask.width(), mask.height());
-        for (dst, src) in rgba.pixels_mut().zip(mask.pixels()) {
-            if src.0[0] != 0 {
-                let c = project.class(src.0[0]).map_or([255, 0, 0], |c| c.color);
-                *dst = image::Rgba([c[0], c[1], c[2], 255]);
-            }
+        let key = (self.state.generation, sel);
+        if self.full_requested != Some(key) {
+            self.full_requested = Some(key);
+            self.request_full(sel);
         }
-        let tex = ctx.load_texture(format!("labels-{who}"), fit_texture(ctx, &rgba), CRISP);
-        cur.overlay = Some((who, tex));
     }
+
     pub(super) fn layer_bar(&mut self, ui: &mut egui::Ui) {
         let Some(project) = &self.state.project else {
             return;

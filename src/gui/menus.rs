@@ -1,8 +1,9 @@
 //! Menus, keyboard shortcuts, file dialogs and notices.
 
-use egui::{Color32, Key, RichText};
+use egui::{Color32, RichText};
 
 use super::ContrarioApp;
+use crate::app::actions::Action;
 use crate::app::background::spawn_thread_caught;
 use crate::app::{AppCommand, NoticeLevel};
 
@@ -32,94 +33,146 @@ impl ContrarioApp {
         );
     }
 
-    pub(super) fn shortcuts(&mut self, ctx: &egui::Context) {
-        if ctx.egui_wants_keyboard_input() {
-            return;
-        }
-        let mut cmds = Vec::new();
-        ctx.input(|i| {
-            if i.key_pressed(Key::ArrowRight)
-                || i.key_pressed(Key::ArrowDown)
-                || i.key_pressed(Key::J)
-            {
-                cmds.push(AppCommand::SelectNext);
-            }
-            if i.key_pressed(Key::ArrowLeft) || i.key_pressed(Key::ArrowUp) || i.key_pressed(Key::K)
-            {
-                cmds.push(AppCommand::SelectPrevious);
-            }
-        });
-        for c in cmds {
-            self.apply(c);
-        }
-        if ctx.input(|i| i.key_pressed(Key::F)) {
-            self.view.fit();
-        }
-        if ctx.input(|i| i.key_pressed(Key::Num1)) {
-            self.view.zoom = 1.0;
-        }
-        if ctx.input(|i| i.modifiers.command && i.key_pressed(Key::O)) {
-            self.open_dialog(false);
-        }
-    }
-
     pub(super) fn menu_bar(&mut self, ui: &mut egui::Ui) {
+        let mut acts = Vec::new();
+        let item = |ui: &mut egui::Ui, a: Action, acts: &mut Vec<Action>| {
+            if ui
+                .button(a.menu_text())
+                .on_hover_text(a.hover_text())
+                .clicked()
+            {
+                acts.push(a);
+                ui.close();
+            }
+        };
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                if ui.button("Open project…").clicked() {
-                    self.open_dialog(false);
+                for a in [Action::OpenProject, Action::OpenFolder, Action::OpenDemo] {
+                    item(ui, a, &mut acts);
                 }
-                if ui.button("Open folder of images…").clicked() {
-                    self.open_dialog(true);
-                }
-                if ui.button("Open demo project").clicked() {
-                    self.apply(AppCommand::OpenDemo);
+                if ui
+                    .button("Work on a copy of the demo")
+                    .on_hover_text(
+                        "Copy the bundled demo project to your data folder and open it: there \
+                         you can label, train and review (the bundled one stays as shipped)",
+                    )
+                    .clicked()
+                {
+                    self.open_demo_copy();
+                    ui.close();
                 }
                 ui.separator();
-                if ui.button("Quit").clicked() {
-                    ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
+                item(ui, Action::Quit, &mut acts);
+            });
+            ui.menu_button("Edit", |ui| {
+                let undo = self.state.undo_name();
+                let redo = self.state.redo_name();
+                for (a, what) in [(Action::Undo, undo), (Action::Redo, redo)] {
+                    let text = match what {
+                        Some(op) => format!("{} {op} ({})", a.label(), a.shortcuts()[0].text()),
+                        None => a.menu_text(),
+                    };
+                    if ui
+                        .add_enabled(what.is_some(), egui::Button::new(text))
+                        .on_hover_text(a.hover_text())
+                        .clicked()
+                    {
+                        acts.push(a);
+                        ui.close();
+                    }
                 }
+                ui.separator();
+                for t in crate::app::annotation::Tool::ALL {
+                    item(ui, super::tools::tool_action(t), &mut acts);
+                }
+                item(ui, Action::BrushBigger, &mut acts);
+                item(ui, Action::BrushSmaller, &mut acts);
             });
             ui.menu_button("View", |ui| {
-                if ui.button("Fit to window (F)").clicked() {
-                    self.view.fit();
-                }
-                if ui.button("Actual pixels 1:1 (1)").clicked() {
-                    self.view.zoom = 1.0;
-                }
-                if ui.button("Next image (Right)").clicked() {
-                    self.apply(AppCommand::SelectNext);
-                }
-                if ui.button("Previous image (Left)").clicked() {
-                    self.apply(AppCommand::SelectPrevious);
+                for a in [
+                    Action::NextImage,
+                    Action::PreviousImage,
+                    Action::FitView,
+                    Action::ActualPixels,
+                    Action::NextLayer,
+                    Action::ToggleDisagreement,
+                    Action::ToggleCompare,
+                    Action::ToggleHeatmap,
+                    Action::StricterLevel,
+                    Action::LooserLevel,
+                    Action::ShowShortcuts,
+                ] {
+                    item(ui, a, &mut acts);
                 }
             });
         });
+        for a in acts {
+            self.act(ui.ctx(), a);
+        }
     }
 
-    pub(super) fn notices(&mut self, ui: &mut egui::Ui) {
-        let mut dismiss = Vec::new();
-        for n in &self.state.notices {
-            let (fill, icon) = match n.level {
-                NoticeLevel::Info => (Color32::from_rgb(30, 60, 90), "Note:"),
-                NoticeLevel::Warning => (Color32::from_rgb(95, 75, 20), "Warning:"),
-                NoticeLevel::Error => (Color32::from_rgb(110, 30, 30), "Error:"),
-            };
-            egui::Frame::new()
-                .fill(fill)
-                .inner_margin(6.0)
-                .corner_radius(4.0)
-                .show(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        ui.label(RichText::new(format!("{icon} {}", n.text)).color(Color32::WHITE));
-                        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                            if ui.button("Dismiss").clicked() {
-                                dismiss.push(n.id);
-                            }
-                        });
-                    });
-                });
+    /// Copy the bundled demo to the user's data folder (once; the copy keeps what is done in
+    /// it) and open it.
+    fn open_demo_copy(&mut self) {
+        let base = std::env::var_os("CONTRARIO_DATA")
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .map(|h| std::path::PathBuf::from(h).join(".local/share/contrario"))
+            })
+            .unwrap_or_else(std::env::temp_dir);
+        let to = base.join("demo");
+        if !to.join(crate::project::PROJECT_FILE).exists()
+            && let Err(e) = crate::project::copy_folder(&crate::app::demo_project_dir(), &to)
+        {
+            self.state.notify(
+                NoticeLevel::Error,
+                format!("Could not copy the demo to {}: {e}", to.display()),
+            );
+            return;
         }
+        self.apply(AppCommand::OpenProject(to));
+    }
+
+    /// Notices float over the view's top right corner: one appearing never moves the controls
+    /// under the cursor.
+    pub(super) fn notices(&mut self, ctx: &egui::Context) {
+        if self.state.notices.is_empty() {
+            return;
+        }
+        let mut dismiss = Vec::new();
+        egui::Area::new(egui::Id::unique("contrario-notices"))
+            .anchor(egui::Align2::RIGHT_TOP, egui::vec2(-12.0, 96.0))
+            .order(egui::Order::Foreground)
+            .show(ctx, |ui| {
+                ui.set_max_width(520.0);
+                for n in &self.state.notices {
+                    let (fill, icon) = match n.level {
+                        NoticeLevel::Info => (Color32::from_rgb(30, 60, 90), "Note:"),
+                        NoticeLevel::Warning => (Color32::from_rgb(95, 75, 20), "Warning:"),
+                        NoticeLevel::Error => (Color32::from_rgb(110, 30, 30), "Error:"),
+                    };
+                    egui::Frame::new()
+                        .fill(fill)
+                        .inner_margin(6.0)
+                        .corner_radius(4.0)
+                        .show(ui, |ui| {
+                            ui.horizontal(|ui| {
+                                if ui.button("Dismiss").clicked() {
+                                    dismiss.push(n.id);
+                                }
+                                ui.add(
+                                    egui::Label::new(
+                                        RichText::new(format!("{icon} {}", n.text))
+                                            .color(Color32::WHITE),
+                                    )
+                                    .wrap(),
+                                );
+                            });
+                        });
+                    ui.add_space(4.0);
+                }
+            });
         for id in dismiss {
             self.apply(AppCommand::DismissNotice(id));
         }

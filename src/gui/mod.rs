@@ -3,13 +3,19 @@
 //! decoding, file I/O or tensor work happens on this thread: [`Background`] runs detectors and
 //! trainings, the [`Loader`] decodes images.
 
+mod actions;
+mod canvas;
 mod detection;
 mod heatmap;
 mod image_list;
 mod images;
+mod labels;
+mod layer_views;
 mod menus;
 mod status;
+mod tools;
 pub mod viewer;
+mod widgets;
 
 pub use heatmap::{HEAT_MAX, SCORE_FLOOR};
 
@@ -18,26 +24,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use egui::{TextureHandle, Vec2};
-use image::{GrayImage, RgbaImage};
+use egui::TextureHandle;
+use image::RgbaImage;
 
 use crate::app::background::Background;
 use crate::app::loader::Loader;
 use crate::app::{AppCommand, AppState, NoticeLevel};
-use heatmap::{HeatTextures, draw_regions};
-use viewer::{Layer, ViewState};
+use heatmap::HeatTextures;
+use layer_views::{Disagreement, GroupCheck, LabelTextures};
+use viewer::ViewState;
 
 const ROW_HEIGHT: f32 = 52.0;
 const THUMB_CACHE: usize = 600;
 
-/// The image on display, with its label layers.
+/// The image on display (its label layers are the store's).
 struct Current {
     index: usize,
     size: (u32, u32),
     rgba: RgbaImage,
     texture: TextureHandle,
-    labels: Vec<(String, GrayImage)>,
-    overlay: Option<(String, TextureHandle)>,
 }
 
 pub struct ContrarioApp {
@@ -63,6 +68,27 @@ pub struct ContrarioApp {
     list_offset: f32,
     /// Heatmap textures of the detections, by image index.
     heat: HashMap<usize, HeatTextures>,
+    /// Label layers of the image on display, the disagreement map, the check of its group.
+    label_textures: LabelTextures,
+    disagreement: Option<Disagreement>,
+    group_check: Option<GroupCheck>,
+    /// Compare mode's other views: requested, decoded, and their label textures.
+    compare_wanted: HashSet<usize>,
+    compare_views: HashMap<usize, (TextureHandle, (u32, u32))>,
+    compare_labels: HashMap<(usize, String), TextureHandle>,
+    /// The brush stroke's last point, while a stroke is drawn.
+    stroke_last: Option<[f32; 2]>,
+    /// What lies under the cursor (region, labels), for the status bar.
+    hover_info: Option<String>,
+    /// Where the last frame drew the image: its view rectangle (for tests that point at image
+    /// pixels).
+    view_rect: Option<egui::Rect>,
+    /// Compare mode as last drawn: entering or leaving it fits the image to the new panes.
+    drawn_compare: Option<crate::app::annotation::Compare>,
+    show_shortcuts: bool,
+    /// The name typed for a new annotator.
+    new_annotator: String,
+    repaint: egui::Context,
 }
 
 impl ContrarioApp {
@@ -99,6 +125,19 @@ impl ContrarioApp {
             listed_selection: None,
             list_offset: 0.0,
             heat: HashMap::new(),
+            label_textures: LabelTextures::default(),
+            disagreement: None,
+            group_check: None,
+            compare_wanted: HashSet::new(),
+            compare_views: HashMap::new(),
+            compare_labels: HashMap::new(),
+            stroke_last: None,
+            hover_info: None,
+            view_rect: None,
+            drawn_compare: None,
+            show_shortcuts: false,
+            new_annotator: String::new(),
+            repaint: ctx.clone(),
         }
     }
 
@@ -116,6 +155,16 @@ impl ContrarioApp {
         self.state.apply(cmd);
     }
 
+    /// Where image pixel coordinate (x, y) was on screen in the last frame (tests point there).
+    pub fn screen_of(&self, x: f32, y: f32) -> Option<egui::Pos2> {
+        Some(self.view.to_screen(self.view_rect?, egui::pos2(x, y)))
+    }
+
+    /// The view's zoom and centre (compare mode's panes share them).
+    pub fn view_state(&self) -> (f32, egui::Pos2) {
+        (self.view.zoom, self.view.center)
+    }
+
     /// Heatmap textures for the detections that are new since the last frame; those of
     /// detections that are gone are dropped.
     fn refresh_heat(&mut self, ctx: &egui::Context) {
@@ -126,50 +175,6 @@ impl ContrarioApp {
             self.heat
                 .entry(i)
                 .or_insert_with(|| HeatTextures::new(ctx, i, d));
-        }
-    }
-
-    /// The viewer with the image, the heatmap, the label overlay and the regions' outlines.
-    fn viewer(&mut self, ui: &mut egui::Ui) {
-        self.hovered = None;
-        let Some(cur) = &self.current else {
-            let text = if self.failed.is_some() && self.failed == self.state.selected {
-                "This image cannot be displayed (see the notice above)."
-            } else if self.state.selected.is_some() {
-                ""
-            } else {
-                "No image selected"
-            };
-            ui.centered_and_justified(|ui| {
-                if text.is_empty() {
-                    ui.spinner();
-                } else {
-                    ui.label(text);
-                }
-            });
-            return;
-        };
-        let detection = self.state.detections.get(&cur.index);
-        let mut layers: Vec<Layer> = Vec::new();
-        if let Some(t) = self
-            .heat
-            .get(&cur.index)
-            .filter(|_| self.state.show_heatmap)
-        {
-            layers.push(Layer {
-                texture: t.get(self.state.heatmap_kind).0,
-                opacity: self.state.heatmap_opacity,
-            });
-        }
-        layers.extend(cur.overlay.iter().map(|(_, t)| Layer {
-            texture: t,
-            opacity: self.state.label_opacity,
-        }));
-        let size = Vec2::new(cur.size.0 as f32, cur.size.1 as f32);
-        let out = viewer::show(ui, &mut self.view, &cur.texture, size, &layers);
-        self.hovered = out.hovered_pixel.map(|(x, y)| (cur.index, x, y));
-        if let Some(d) = detection {
-            draw_regions(ui, &self.view, out.view, size, d);
         }
     }
 }
@@ -186,6 +191,8 @@ impl eframe::App for ContrarioApp {
         self.background.poll(&mut self.state);
         self.poll_loader(ctx);
         self.refresh_heat(ctx);
+        self.apply_label_changes();
+        self.poll_group_check();
         self.shortcuts(ctx);
     }
 
@@ -196,12 +203,29 @@ impl eframe::App for ContrarioApp {
             .resizable(true)
             .default_size(260.0)
             .show(ui, |ui| self.image_list(ui));
+        egui::Panel::right("labels")
+            .resizable(true)
+            .default_size(200.0)
+            .show(ui, |ui| self.labels_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| {
-            self.notices(ui);
             self.layer_bar(ui);
+            self.tool_bar(ui);
             self.detection_bar(ui);
-            self.viewer(ui);
+            ui.horizontal_top(|ui| {
+                self.tool_strip(ui);
+                self.canvas(ui);
+            });
         });
+        let ctx = ui.ctx().clone();
+        self.notices(&ctx);
+        self.shortcut_overlay(&ctx);
+    }
+
+    /// Closing the window writes every pending label change first.
+    fn on_exit(&mut self) {
+        for e in self.state.labels.flush() {
+            eprintln!("contrario: not saved: {e}");
+        }
     }
 }
 

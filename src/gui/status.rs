@@ -19,6 +19,10 @@ impl ContrarioApp {
                 ui.separator();
                 let e = &p.file.images[cur.index];
                 ui.label(format!("{} · {}×{}", e.id, cur.size.0, cur.size.1));
+                if let Some(d) = self.state.detections.get(&cur.index) {
+                    ui.separator();
+                    ui.label(d.summary());
+                }
                 ui.separator();
                 ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
                 let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);
@@ -33,6 +37,10 @@ impl ContrarioApp {
                         ui.separator();
                         ui.label(readout(&d.log_nfa, score, (x, y), cur.size));
                     }
+                    if let Some(info) = &self.hover_info {
+                        ui.separator();
+                        ui.label(info);
+                    }
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
@@ -40,6 +48,13 @@ impl ContrarioApp {
                     Some(t) => ui.label(t.summary()),
                     None => ui.label("starting libtorch…"),
                 };
+                ui.separator();
+                let editing = match (&self.state.annotation.annotator, &self.state.project) {
+                    (Some(a), Some(p)) => p.annotator(a).map_or(a.clone(), |an| an.name.clone()),
+                    _ => "nobody".into(),
+                };
+                ui.label(format!("editing: {editing}"))
+                    .on_hover_text("Whose labels the tools change");
             });
         });
     }

@@ -75,22 +75,41 @@ pub struct ViewerOutput {
     pub view: Rect,
     /// Image pixel under the pointer, when it is over the image.
     pub hovered_pixel: Option<(u32, u32)>,
+    /// The pointer in image coordinates (also off the image), when over the view.
+    pub pointer: Option<Pos2>,
 }
 
-/// Draw `texture` (an image of `image_size` pixels) with its overlay layers in the available space.
+/// An image (`texture`, of `size` image pixels) with the layers drawn over it.
+pub struct Picture<'a> {
+    pub texture: &'a TextureHandle,
+    pub size: Vec2,
+    pub layers: &'a [Layer<'a>],
+}
+
+/// Draw a picture in `room` (the space available when None), named `name` for accessibility.
+/// Dragging with the secondary or middle button always pans; with the primary one when
+/// `primary_pans` (no tool in hand), which also makes a double-click fit.
 pub fn show(
     ui: &mut egui::Ui,
     state: &mut ViewState,
-    texture: &TextureHandle,
-    image_size: Vec2,
-    layers: &[Layer<'_>],
+    picture: &Picture<'_>,
+    primary_pans: bool,
+    room: Option<Vec2>,
+    name: &str,
 ) -> ViewerOutput {
-    let (view, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
-    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "Image viewer"));
-    if state.fit_pending || response.double_clicked() {
+    let (texture, image_size, layers) = (picture.texture, picture.size, picture.layers);
+    let size = room;
+    let size = size.unwrap_or_else(|| ui.available_size());
+    let (view, response) = ui.allocate_exact_size(size, Sense::click_and_drag());
+    let label = name.to_string();
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
+    if state.fit_pending || (primary_pans && response.double_clicked()) {
         state.apply_fit(view, image_size);
     }
-    if response.dragged() {
+    let panning = response.dragged_by(egui::PointerButton::Secondary)
+        || response.dragged_by(egui::PointerButton::Middle)
+        || (primary_pans && response.dragged_by(egui::PointerButton::Primary));
+    if panning {
         state.center -= response.drag_delta() / state.zoom;
     }
     if let Some(pointer) = response.hover_pos() {
@@ -117,10 +136,12 @@ pub fn show(
         (q.x >= 0.0 && q.y >= 0.0 && q.x < image_size.x && q.y < image_size.y)
             .then_some((q.x as u32, q.y as u32))
     });
+    let pointer = response.hover_pos().map(|p| state.to_image(view, p));
     ViewerOutput {
         response,
         view,
         hovered_pixel,
+        pointer,
     }
 }
 

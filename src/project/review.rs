@@ -208,29 +208,55 @@ pub fn group_inconsistencies(
     }
     let mut out = Vec::new();
     for (g, ids) in groups {
-        let mut per: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
-        for id in ids {
-            for (a, m) in layers_of(project, store, id)? {
-                let slot = per.entry(a).or_default();
-                if m.is_empty() {
-                    slot.1.push(id.to_string());
-                } else {
-                    slot.0.push(id.to_string());
-                }
-            }
-        }
-        for (a, (def, clean)) in per {
-            if !def.is_empty() && !clean.is_empty() {
-                out.push(GroupInconsistency {
-                    group: g.to_string(),
-                    annotator: a,
-                    defective_views: def,
-                    clean_views: clean,
-                });
+        out.extend(inconsistencies_of(project, store, g, &ids)?);
+    }
+    Ok(out)
+}
+
+/// [`group_inconsistencies`] of one group (the window checks the group of the image on
+/// display).
+pub fn group_inconsistency(
+    project: &Project,
+    store: &mut LabelStore,
+    group: &str,
+) -> Result<Vec<GroupInconsistency>, LabelError> {
+    let ids: Vec<&str> = project
+        .file
+        .images
+        .iter()
+        .filter(|e| e.group == group)
+        .map(|e| e.id.as_str())
+        .collect();
+    inconsistencies_of(project, store, group, &ids)
+}
+
+fn inconsistencies_of(
+    project: &Project,
+    store: &mut LabelStore,
+    group: &str,
+    ids: &[&str],
+) -> Result<Vec<GroupInconsistency>, LabelError> {
+    let mut per: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for &id in ids {
+        for (a, m) in layers_of(project, store, id)? {
+            let slot = per.entry(a).or_default();
+            if m.is_empty() {
+                slot.1.push(id.to_string());
+            } else {
+                slot.0.push(id.to_string());
             }
         }
     }
-    Ok(out)
+    Ok(per
+        .into_iter()
+        .filter(|(_, (def, clean))| !def.is_empty() && !clean.is_empty())
+        .map(|(a, (def, clean))| GroupInconsistency {
+            group: group.to_string(),
+            annotator: a,
+            defective_views: def,
+            clean_views: clean,
+        })
+        .collect())
 }
 
 /// How adjudication builds the consensus layer.
