@@ -300,4 +300,21 @@ fn a_u_flow_trained_from_the_window_outlines_the_scratch_at_the_default_level() 
     }
     h.run_steps(2);
     snapshot(&mut h, "uflow_scratch");
+    // Hovering the region tells its NFA and the scale(s) whose test found it.
+    let (cell, width, (iw, ih)) = {
+        let st = &h.state().state;
+        let d = &st.detections[&idx];
+        let e = &st.project.as_ref().unwrap().file.images[idx];
+        let size = image::image_dimensions(st.project.as_ref().unwrap().image_path(e)).unwrap();
+        (d.regions[0].pixels[0] as usize, d.log_nfa.dim().1, size)
+    };
+    let mh = h.state().state.detections[&idx].log_nfa.dim().0;
+    let (cx, cy) = (
+        ((cell % width) as f32 + 0.5) * iw as f32 / width as f32,
+        ((cell / width) as f32 + 0.5) * ih as f32 / mh as f32,
+    );
+    let p = h.state().screen_of(cx, cy).unwrap();
+    h.hover_at(p);
+    h.run_steps(2);
+    h.get_by_label_contains("· scale ");
 }

@@ -274,13 +274,14 @@ impl Background {
                     state.detecting.remove(&index);
                     self.serial += 1;
                     let r = *result;
-                    let d = Detection::new(
+                    let mut d = Detection::new(
                         r.log_nfa,
                         Some(r.anomaly_map),
                         seconds,
                         cached,
                         self.serial,
                     );
+                    d.scales = Some(r.best_scale);
                     state.detections.insert(index, d);
                 }
                 Message::Error { context, message } => {

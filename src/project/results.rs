@@ -16,11 +16,13 @@ pub struct InferenceSummary {
     pub log_nfa: ndarray::Array2<f32>,
     pub image_score: f32,
     pub mean_z2_per_scale: Vec<f64>,
+    /// Per cell of `log_nfa`, the scale (0 = finest) whose test gave its value.
+    pub best_scale: ndarray::Array2<u8>,
 }
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 3;
+const RESULTS_VERSION: u32 = 4;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
@@ -36,12 +38,13 @@ fn cache_key(model_dir: &Path, image: &Path, opts: &SegmentOptions) -> String {
     h.hex()
 }
 
-/// Files of one cached inference result: log10 NFA and anomaly maps, and the metadata written
+/// Files of one cached inference result: log10 NFA, anomaly and scale maps, and the metadata written
 /// last. One entry per image, named by its id: the metadata holds the key the maps were made
 /// under, and a result made under another key is overwritten, so stale entries never pile up.
 pub struct CacheEntry {
     map: PathBuf,
     nfa: PathBuf,
+    scale: PathBuf,
     meta: PathBuf,
     key: String,
 }
@@ -58,6 +61,7 @@ impl CacheEntry {
         Self {
             map: cache.join(format!("{stem}.map.npy")),
             nfa: cache.join(format!("{stem}.nfa.npy")),
+            scale: cache.join(format!("{stem}.scale.npy")),
             meta: cache.join(format!("{stem}.json")),
             key: cache_key(model_dir, image, opts),
         }
@@ -79,6 +83,7 @@ impl CacheEntry {
         Some(InferenceSummary {
             anomaly_map: two(&self.map)?,
             log_nfa: two(&self.nfa)?,
+            best_scale: two(&self.scale)?.mapv(|v| v as u8),
             image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
             mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
         })
@@ -94,6 +99,8 @@ impl CacheEntry {
         storage::write_npy_f32(&self.map, &[h, w], s.anomaly_map.iter().copied())?;
         let (h, w) = s.log_nfa.dim();
         storage::write_npy_f32(&self.nfa, &[h, w], s.log_nfa.iter().copied())?;
+        let (h, w) = s.best_scale.dim();
+        storage::write_npy_f32(&self.scale, &[h, w], s.best_scale.iter().map(|&v| v as f32))?;
         let meta = serde_json::json!({
             "key": self.key,
             "image_score": s.image_score,

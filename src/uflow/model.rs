@@ -847,6 +847,7 @@ impl From<&Inference> for InferenceSummary {
         Self {
             anomaly_map: i.anomaly_map.clone(),
             log_nfa: i.segmentation.log_nfa.clone(),
+            best_scale: i.segmentation.best_scale.clone(),
             image_score: i.image_score,
             mean_z2_per_scale: i
                 .latents
