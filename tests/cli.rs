@@ -385,6 +385,45 @@ fn scale_benchmark_generates_opens_and_caches() {
     assert_eq!(proj.file.images[1].group, proj.file.images[0].group);
 }
 
+#[test]
+fn gui_benchmark_paints_saves_and_traces_headless() {
+    // The frame benchmark drives the real window without a screen: its stroke must paint (the
+    // run fails otherwise) and the detection it moves the level under must have its outlines.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gui");
+    let out = contrario()
+        .args([
+            "bench",
+            "gui",
+            "--size",
+            "320",
+            "--repeat",
+            "20",
+            "--project",
+        ])
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["image"], "320 x 320");
+    assert!(v["brush"]["painted_px"].as_u64().unwrap() > 5_000, "{v}");
+    assert_eq!(v["nfa_level"]["outlines_at_level_0"], 200);
+    for run in ["idle", "brush", "nfa_level"] {
+        let r = if run == "idle" {
+            &v[run]
+        } else {
+            &v[run]["frames"]
+        };
+        assert_eq!(r["frames"], 20, "{run}: {v}");
+    }
+    // The stroke went to disk through the autosaver.
+    let m = image::open(p.join("labels/a/img00003.png"))
+        .unwrap()
+        .to_luma8();
+    assert!(m.pixels().filter(|p| p.0[0] != 0).count() > 5_000);
+}
+
 /// A small BTAD-like dataset (ok/ko, masks named like their images, one of the wrong size) and
 /// a VisA-like one (split CSV), written on the fly.
 fn write_btad_and_visa(root: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {

@@ -250,3 +250,23 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }
+
+/// The window's frame times (see `gui::bench`) on a generated project's labelled image of
+/// `size` x `size`, with `frames` frames per run; the project is kept in `keep` if given.
+pub fn gui(
+    frames: usize,
+    size: u32,
+    keep: Option<&std::path::Path>,
+) -> anyhow::Result<serde_json::Value> {
+    let tmp = tempfile_dir()?;
+    let dir = keep
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| tmp.clone());
+    // Image 3 of a generated project carries labels by annotators a and b.
+    generate_scale_project(&dir, 4, size)?;
+    let out = crate::gui::bench::frames(&dir, "img00003", "a", frames, 512, 200);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    out
+}

@@ -168,9 +168,11 @@ pub enum Cmd {
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
         /// What to measure: `nfa` (segmentation and re-thresholding), `uflow` (inference split
-        /// into backbone / flow / segmentation, and a training epoch) or `project` (generate a
+        /// into backbone / flow / segmentation, and a training epoch), `project` (generate a
         /// project of --images images, open it in a fresh process: time and memory; thumbnails
-        /// cold against the disk cache).
+        /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
+        /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
+        /// --repeat frames each).
         #[arg(default_value = "nfa")]
         what: String,
         #[arg(long, default_value_t = 50)]
@@ -343,8 +345,11 @@ pub fn main_with(cli: Cli) -> i32 {
             "uflow" => crate::uflow::bench::uflow(repeat.max(1), 32, 256).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
+            "gui" => self::bench::gui(repeat.max(20), size, project.as_deref()).map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }),
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, project)"
+                "unknown benchmark {other:?} (known: nfa, uflow, project, gui)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

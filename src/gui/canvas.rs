@@ -62,12 +62,12 @@ impl ContrarioApp {
         let ctx = ui.ctx().clone();
         let show_disagreement = self.state.annotation.show_disagreement;
         let outlines = if show_disagreement {
-            self.disagreement(&ctx).map(|d| d.outlines.clone())
+            self.disagreement().map(|d| d.outlines.clone())
         } else {
             None
         };
         let disagreement_tex = if show_disagreement {
-            self.disagreement(&ctx).and_then(|d| d.texture.clone())
+            self.disagreement().and_then(|d| d.texture.clone())
         } else {
             None
         };

@@ -9,15 +9,16 @@ use egui::{Color32, RichText, TextureHandle};
 
 use super::ContrarioApp;
 use super::layer_views::{
-    ANNOTATOR_COLOURS, Disagreement, GroupCheck, LabelTextures, LayerTexture, agreement_colour,
-    label_rgba, layers_in_memory, outlines_of,
+    ANNOTATOR_COLOURS, Disagreement, DisagreementData, DisagreementJob, GroupCheck, LabelTextures,
+    LayerTexture, label_rgba, layers_in_memory,
 };
 use super::viewer::{CRISP, fit_texture};
 use super::widgets::swatch;
-use crate::app::AppCommand;
 use crate::app::annotation::{Compare, LabelCommand};
+use crate::app::background::spawn_caught;
+use crate::app::{AppCommand, NoticeLevel};
 use crate::project::mask::LabelMask;
-use crate::project::review::{self, ConsensusRule, disagreement_map, pairwise_iou};
+use crate::project::review::{self, ConsensusRule};
 
 impl ContrarioApp {
     /// Layers decoded by the loader become the store's (no disk read when they are edited).
@@ -126,37 +127,62 @@ impl ContrarioApp {
         }
     }
 
-    /// The disagreement of the image on display, recomputed when its layers changed.
-    pub(super) fn disagreement(&mut self, ctx: &egui::Context) -> Option<&Disagreement> {
+    /// The disagreement of the image on display (of its layers as they were at the last
+    /// computation: a newer one is on its way after an edit).
+    pub(super) fn disagreement(&self) -> Option<&Disagreement> {
         let index = self.current.as_ref()?.index;
-        let key = (index, self.state.annotation.revision);
-        if self.disagreement.as_ref().map(|d| d.key) != Some(key) {
-            let layers = layers_in_memory(&self.state, index);
-            let refs: Vec<&LabelMask> = layers.iter().map(|(_, m)| m).collect();
-            let texture = refs.first().map(|first| {
-                let n = refs.len() as u32;
-                let who = disagreement_map(&refs);
-                let rgba: Vec<u8> = who
-                    .iter()
-                    .flat_map(|bits| agreement_colour(bits.count_ones(), n).to_array())
-                    .collect();
-                let img = image::RgbaImage::from_raw(first.width, first.height, rgba)
-                    .expect("one pixel per mask pixel");
-                ctx.load_texture(
-                    format!("disagreement-{index}"),
-                    fit_texture(ctx, &img),
-                    CRISP,
-                )
-            });
-            self.disagreement = Some(Disagreement {
-                key,
-                texture,
-                names: layers.iter().map(|(a, _)| a.clone()).collect(),
-                outlines: layers.iter().map(|(_, m)| outlines_of(m)).collect(),
-                ious: pairwise_iou(&layers),
-            });
+        self.disagreement.as_ref().filter(|d| d.key.0 == index)
+    }
+
+    /// Keep the disagreement in step with the layers: computed in the background after each
+    /// edit, one computation at a time, none while a stroke is drawn (its end starts one).
+    pub(super) fn poll_disagreement(&mut self, ctx: &egui::Context) {
+        if let Some(job) = &self.disagreement_job
+            && let Ok(done) = job.rx.try_recv()
+        {
+            self.disagreement_job = None;
+            match done {
+                Ok(d) => {
+                    let texture = d.rgba.as_ref().map(|img| {
+                        ctx.load_texture(
+                            format!("disagreement-{}", d.key.0),
+                            fit_texture(ctx, img),
+                            CRISP,
+                        )
+                    });
+                    self.disagreement = Some(Disagreement {
+                        key: d.key,
+                        texture,
+                        names: d.names,
+                        outlines: d.outlines,
+                        ious: d.ious,
+                    });
+                }
+                Err(e) => self.state.notify(
+                    NoticeLevel::Error,
+                    format!("Disagreement not computed: {e}"),
+                ),
+            }
         }
-        self.disagreement.as_ref()
+        let Some(index) = self.current.as_ref().map(|c| c.index) else {
+            return;
+        };
+        let key = (index, self.state.annotation.revision);
+        let fresh = self.disagreement.as_ref().is_some_and(|d| d.key == key);
+        if fresh || self.disagreement_job.is_some() || self.stroke_last.is_some() {
+            return;
+        }
+        let layers = layers_in_memory(&self.state, index);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let repaint = self.repaint.clone();
+        spawn_caught(
+            move || DisagreementData::compute(key, layers),
+            move |r| {
+                let _ = tx.send(r);
+                repaint.request_repaint();
+            },
+        );
+        self.disagreement_job = Some(DisagreementJob { rx });
     }
 
     /// Start checking the group of the image on display (in the background), or collect the
@@ -174,16 +200,20 @@ impl ContrarioApp {
             return;
         };
         let revision = self.state.annotation.revision;
+        // One check at a time, none while a stroke is drawn: a stale result stays on screen
+        // until the next one is in.
+        let running = self.group_check.as_ref().is_some_and(|c| c.rx.is_some());
         let stale = self
             .group_check
             .as_ref()
             .is_none_or(|c| c.group != group || c.revision != revision);
-        if stale {
+        let group_changed = self.group_check.as_ref().is_none_or(|c| c.group != group);
+        if stale && (group_changed || (!running && self.stroke_last.is_none())) {
             let (tx, rx) = std::sync::mpsc::channel();
             let project = p.clone();
             let g = group.clone();
             let repaint = self.repaint.clone();
-            crate::app::background::spawn_caught(
+            spawn_caught(
                 move || {
                     let mut store = crate::project::labels::LabelStore::new(
                         crate::project::autosave::Autosaver::new(),
@@ -217,7 +247,6 @@ impl ContrarioApp {
             ui.label("No image");
             return;
         }
-        let ctx = ui.ctx().clone();
         let mut cmds = Vec::new();
         ui.heading("Labels");
         let names = self.state.project.as_ref().map(|p| {
@@ -233,7 +262,7 @@ impl ContrarioApp {
                 .and_then(|n| n.get(id).cloned())
                 .unwrap_or_else(|| id.to_string())
         };
-        if let Some(d) = self.disagreement(&ctx) {
+        if let Some(d) = self.disagreement() {
             if d.names.is_empty() {
                 ui.label("Nobody labelled this image.");
             }

@@ -13,7 +13,9 @@ use super::viewer::ViewState;
 use crate::app::AppState;
 use crate::project::Project;
 use crate::project::mask::LabelMask;
-use crate::project::review::{CONSENSUS, GroupInconsistency, PairIou};
+use crate::project::review::{
+    CONSENSUS, GroupInconsistency, PairIou, disagreement_map, pairwise_iou,
+};
 use crate::stats::acontrario::regions::Outline;
 use crate::stats::acontrario::regions_at;
 
@@ -51,6 +53,43 @@ pub(super) struct Disagreement {
     /// Each layer's outlines, in image pixels.
     pub(super) outlines: Vec<Vec<Outline>>,
     pub(super) ious: Vec<PairIou>,
+}
+
+/// A disagreement computed off the UI thread (tracing outlines and comparing every pair of
+/// layers of a large image takes longer than a frame); the window makes its texture.
+pub(super) struct DisagreementData {
+    pub(super) key: (usize, u64),
+    /// Who marked each pixel, coloured by how many did, with its size (None: no layers).
+    pub(super) rgba: Option<image::RgbaImage>,
+    pub(super) names: Vec<String>,
+    pub(super) outlines: Vec<Vec<Outline>>,
+    pub(super) ious: Vec<PairIou>,
+}
+
+/// A disagreement being computed.
+pub(super) struct DisagreementJob {
+    pub(super) rx: Receiver<Result<DisagreementData, String>>,
+}
+
+impl DisagreementData {
+    pub(super) fn compute(key: (usize, u64), layers: Vec<(String, LabelMask)>) -> Self {
+        let refs: Vec<&LabelMask> = layers.iter().map(|(_, m)| m).collect();
+        let rgba = refs.first().and_then(|first| {
+            let n = refs.len() as u32;
+            let rgba: Vec<u8> = disagreement_map(&refs)
+                .iter()
+                .flat_map(|bits| agreement_colour(bits.count_ones(), n).to_array())
+                .collect();
+            image::RgbaImage::from_raw(first.width, first.height, rgba)
+        });
+        Self {
+            key,
+            rgba,
+            names: layers.iter().map(|(a, _)| a.clone()).collect(),
+            outlines: layers.iter().map(|(_, m)| outlines_of(m)).collect(),
+            ious: pairwise_iou(&layers),
+        }
+    }
 }
 
 /// The check of the group of the image on display, running or done.

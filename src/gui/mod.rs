@@ -4,6 +4,7 @@
 //! trainings, the [`Loader`] decodes images.
 
 mod actions;
+pub mod bench;
 mod canvas;
 mod detection;
 mod heatmap;
@@ -31,7 +32,7 @@ use crate::app::background::Background;
 use crate::app::loader::Loader;
 use crate::app::{AppCommand, AppState, NoticeLevel};
 use heatmap::HeatTextures;
-use layer_views::{Disagreement, GroupCheck, LabelTextures};
+use layer_views::{Disagreement, DisagreementJob, GroupCheck, LabelTextures};
 use viewer::ViewState;
 
 const ROW_HEIGHT: f32 = 52.0;
@@ -71,6 +72,7 @@ pub struct ContrarioApp {
     /// Label layers of the image on display, the disagreement map, the check of its group.
     label_textures: LabelTextures,
     disagreement: Option<Disagreement>,
+    disagreement_job: Option<DisagreementJob>,
     group_check: Option<GroupCheck>,
     /// Compare mode's other views: requested, decoded, and their label textures.
     compare_wanted: HashSet<usize>,
@@ -127,6 +129,7 @@ impl ContrarioApp {
             heat: HashMap::new(),
             label_textures: LabelTextures::default(),
             disagreement: None,
+            disagreement_job: None,
             group_check: None,
             compare_wanted: HashSet::new(),
             compare_views: HashMap::new(),
@@ -145,6 +148,8 @@ impl ContrarioApp {
     pub fn is_settled(&self) -> bool {
         self.loader.pending() == 0
             && self.background.is_idle(&self.state)
+            && self.disagreement_job.is_none()
+            && self.group_check.as_ref().is_none_or(|c| c.rx.is_none())
             && self.state.torch.is_some()
             && (self.state.selected.is_none()
                 || self.failed == self.state.selected
@@ -179,8 +184,10 @@ impl ContrarioApp {
     }
 }
 
-impl eframe::App for ContrarioApp {
-    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+impl ContrarioApp {
+    /// Work of a frame before drawing: background results, decoded images, texture updates,
+    /// shortcuts. eframe's `logic` and the headless benchmark both call it.
+    pub fn frame_logic(&mut self, ctx: &egui::Context) {
         self.state.poll_saver();
         while let Ok(picked) = self.dialogs_rx.try_recv() {
             match picked {
@@ -192,11 +199,13 @@ impl eframe::App for ContrarioApp {
         self.poll_loader(ctx);
         self.refresh_heat(ctx);
         self.apply_label_changes();
+        self.poll_disagreement(ctx);
         self.poll_group_check();
         self.shortcuts(ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    /// Drawing a frame (eframe's `ui`, and the headless benchmark's).
+    pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("images")
@@ -219,6 +228,16 @@ impl eframe::App for ContrarioApp {
         let ctx = ui.ctx().clone();
         self.notices(&ctx);
         self.shortcut_overlay(&ctx);
+    }
+}
+
+impl eframe::App for ContrarioApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.frame_logic(ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame_ui(ui);
     }
 
     /// Closing the window writes every pending label change first.
