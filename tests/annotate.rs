@@ -319,3 +319,32 @@ fn read_only_layers_and_the_bundled_demo_refuse_edits_with_a_notice() {
     drag(&mut h, &[[30.0, 30.0], [90.0, 90.0]]);
     h.get_by_label_contains("kept as shipped");
 }
+
+#[test]
+fn a_group_whose_views_disagree_says_so_and_opens_them_side_by_side() {
+    let (_dir, root) = demo_copy();
+    // Ben marks the scratch on one view of leather/piece00 and nothing on the other.
+    let p = Project::open(&root).unwrap();
+    let stain = p
+        .file
+        .images
+        .iter()
+        .find(|e| e.id == "leather/test/stain/001")
+        .unwrap();
+    let path = p.label_path(stain, "ben").unwrap();
+    let (w, hh) = image::image_dimensions(&path).unwrap();
+    image::GrayImage::new(w, hh).save(&path).unwrap();
+    let mut h = harness(root);
+    select(&mut h, "leather/test/scratch/000");
+    h.get_by_label_contains("marked leather/test/scratch/000 but not leather/test/stain/001");
+    assert_eq!(h.state().state.annotation.compare, None);
+    h.get_by_label("Compare the views").click();
+    h.run_steps(2);
+    settle(&mut h);
+    assert_eq!(
+        h.state().state.annotation.compare,
+        Some(Compare::GroupViews)
+    );
+    h.get_by_label("Compare pane 1");
+    h.get_by_label("Compare pane 2");
+}
