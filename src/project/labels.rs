@@ -294,14 +294,7 @@ impl LabelStore {
         if let Some(l) = self.layers.get(&key) {
             return Ok(Some(l.mask.clone()));
         }
-        let entry = find_image(project, image_id)?;
-        let Some(path) = project.label_path(entry, annotator) else {
-            return Ok(None);
-        };
-        let size = imaging::image_size(&project.image_path(entry))?;
-        let mut mask = LabelMask::load(&path, size)?;
-        normalise_foreign(&mut mask, project);
-        Ok(Some(mask))
+        stored_mask(project, find_image(project, image_id)?, annotator)
     }
 
     /// What an annotator says about an image: their mask, an empty one for a read-only dataset
@@ -564,6 +557,38 @@ impl LabelStore {
         self.saver
             .append_json(project.root.join(AUDIT_FILE), &entry);
     }
+}
+
+/// An annotator's mask file of an image, read and normalised; None when there is none.
+fn stored_mask(
+    project: &Project,
+    entry: &super::ImageEntry,
+    annotator: &str,
+) -> Result<Option<LabelMask>, LabelError> {
+    let Some(path) = project.label_path(entry, annotator) else {
+        return Ok(None);
+    };
+    let size = imaging::image_size(&project.image_path(entry))?;
+    let mut mask = LabelMask::load(&path, size)?;
+    normalise_foreign(&mut mask, project);
+    Ok(Some(mask))
+}
+
+/// What an annotator says about an image according to the files alone (no store, so it can
+/// run on any thread): [`LabelStore::opinion`] without the layers being edited.
+pub fn stored_opinion(
+    project: &Project,
+    entry: &super::ImageEntry,
+    annotator: &Annotator,
+) -> Result<Option<LabelMask>, LabelError> {
+    if let Some(m) = stored_mask(project, entry, &annotator.id)? {
+        return Ok(Some(m));
+    }
+    if !annotator.read_only {
+        return Ok(None);
+    }
+    let (w, h) = imaging::image_size(&project.image_path(entry))?;
+    Ok(Some(LabelMask::new(w, h)))
 }
 
 /// Masks from datasets may hold values that are no class of the project: anti-aliased edges

@@ -22,6 +22,7 @@ pub mod import;
 pub mod labels;
 pub mod mask;
 pub mod model_file;
+pub mod overview;
 pub mod results;
 pub mod review;
 pub mod storage;

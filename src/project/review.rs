@@ -368,7 +368,7 @@ pub fn adjudicate(
 }
 
 /// What a label issue is about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum IssueKind {
     /// The model finds a strongly significant region that no annotator marked.
