@@ -17,9 +17,12 @@ pub enum Key {
     K,
     L,
     M,
+    N,
     O,
     P,
     Q,
+    R,
+    U,
     V,
     X,
     Y,
@@ -56,9 +59,12 @@ impl Key {
             K => "K",
             L => "L",
             M => "M",
+            N => "N",
             O => "O",
             P => "P",
             Q => "Q",
+            R => "R",
+            U => "U",
             V => "V",
             X => "X",
             Y => "Y",
@@ -104,6 +110,14 @@ impl Shortcut {
             key,
             command: true,
             shift: false,
+        }
+    }
+
+    pub const fn shift(key: Key) -> Self {
+        Self {
+            key,
+            command: false,
+            shift: true,
         }
     }
 
@@ -163,6 +177,10 @@ pub enum Action {
     NextLayer,
     ToggleDisagreement,
     ToggleCompare,
+    VerdictNormal,
+    VerdictDefective,
+    VerdictUnsure,
+    NextUnreviewed,
 }
 
 /// Where an action belongs, for the shortcut overlay.
@@ -173,6 +191,7 @@ pub enum Group {
     View,
     Detection,
     Labels,
+    Review,
 }
 
 impl Group {
@@ -183,6 +202,7 @@ impl Group {
             Group::View => "View",
             Group::Detection => "Detection",
             Group::Labels => "Labels",
+            Group::Review => "Review",
         }
     }
 }
@@ -191,7 +211,7 @@ use Key as K;
 type S = Shortcut;
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 35] = [
         Action::OpenProject,
         Action::OpenFolder,
         Action::OpenDemo,
@@ -223,6 +243,10 @@ impl Action {
         Action::NextLayer,
         Action::ToggleDisagreement,
         Action::ToggleCompare,
+        Action::VerdictNormal,
+        Action::VerdictDefective,
+        Action::VerdictUnsure,
+        Action::NextUnreviewed,
     ];
 
     /// What a menu item or button says.
@@ -260,6 +284,10 @@ impl Action {
             NextLayer => "Next label layer",
             ToggleDisagreement => "Disagreement map",
             ToggleCompare => "Compare side by side",
+            VerdictNormal => "Normal",
+            VerdictDefective => "Defective",
+            VerdictUnsure => "Unsure",
+            NextUnreviewed => "Next unreviewed",
         }
     }
 
@@ -304,6 +332,10 @@ impl Action {
             ToggleCompare => {
                 "The annotators of this image (or the views of its group) side by side, zoom and pan together"
             }
+            VerdictNormal => "Verdict on this image: normal (in the review journal, signed)",
+            VerdictDefective => "Verdict on this image: defective (in the review journal, signed)",
+            VerdictUnsure => "Verdict on this image: unsure, for someone else to look at",
+            NextUnreviewed => "The first image of the review queue without a verdict",
         }
     }
 
@@ -322,7 +354,7 @@ impl Action {
             FitView => const { &[k(K::F)] },
             ActualPixels => const { &[k(K::Num1)] },
             ShowShortcuts => const { &[k(K::Questionmark)] },
-            Detect => const { &[k(K::D)] },
+            Detect => const { &[k(K::R)] },
             TrainUFlow => &[],
             CancelTraining => &[],
             ToggleHeatmap => const { &[k(K::H)] },
@@ -344,6 +376,10 @@ impl Action {
             NextLayer => const { &[k(K::L)] },
             ToggleDisagreement => const { &[k(K::X)] },
             ToggleCompare => const { &[k(K::M)] },
+            VerdictNormal => const { &[k(K::N)] },
+            VerdictDefective => const { &[k(K::D)] },
+            VerdictUnsure => const { &[k(K::U)] },
+            NextUnreviewed => const { &[S::shift(K::J)] },
         }
     }
 
@@ -374,6 +410,7 @@ impl Action {
             Detect | TrainUFlow | CancelTraining | ToggleHeatmap | StricterLevel | LooserLevel => {
                 Group::Detection
             }
+            VerdictNormal | VerdictDefective | VerdictUnsure | NextUnreviewed => Group::Review,
             _ => Group::Labels,
         }
     }

@@ -63,6 +63,8 @@ pub struct Background {
     /// U-Flow inference in flight: (generation, image id) -> (image index, model).
     inferring: HashMap<(u64, String), (usize, String)>,
     serial: u64,
+    /// The review's analyses of the project.
+    analyses: super::review::Analyses,
 }
 
 impl Background {
@@ -81,6 +83,7 @@ impl Background {
             detect_rx,
             inferring: HashMap::new(),
             serial: 0,
+            analyses: Default::default(),
         }
     }
 
@@ -90,6 +93,7 @@ impl Background {
             && state.training_job.is_none()
             && state.train_requests.is_empty()
             && state.detect_requests.is_empty()
+            && state.review.is_idle()
     }
 
     /// Start what the state asks for and fold finished work into it.
@@ -110,6 +114,7 @@ impl Background {
                     self.serial += 1;
                     let d = Detection::new(log_nfa, None, seconds, false, self.serial);
                     state.detections.insert(index, d);
+                    state.review.stale_images.insert(index);
                 }
                 Err(e) => state.notify(NoticeLevel::Error, format!("Detection failed: {e}")),
             }
@@ -118,6 +123,7 @@ impl Background {
         if let Some(d) = state.selected.and_then(|s| state.detections.get_mut(&s)) {
             d.trace_at(level);
         }
+        self.analyses.poll(state, &self.repaint);
     }
 
     fn start_detections(&mut self, state: &mut AppState) {
@@ -282,7 +288,9 @@ impl Background {
                         self.serial,
                     );
                     d.scales = Some(r.best_scale);
+                    d.image_score = Some(r.image_score);
                     state.detections.insert(index, d);
+                    state.review.stale_images.insert(index);
                 }
                 Message::Error { context, message } => {
                     if context.starts_with("training") {

@@ -27,6 +27,8 @@ pub struct Detection {
     pub serial: u64,
     /// Per map cell, the scale (0 = finest) whose test gave its value (U-Flow).
     pub scales: Option<Array2<u8>>,
+    /// U-Flow's image score.
+    pub image_score: Option<f32>,
 }
 
 impl Detection {
@@ -46,6 +48,7 @@ impl Detection {
             cached,
             serial,
             scales: None,
+            image_score: None,
         }
     }
 

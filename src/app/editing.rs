@@ -44,6 +44,9 @@ impl AppState {
             LabelCommand::EndStroke => {
                 if let (Some(id), Some(a)) = (self.selected_id(), &self.annotation.annotator) {
                     self.labels.end_stroke(&id, a);
+                    if let Some(i) = self.selected {
+                        self.review.stale_images.insert(i);
+                    }
                 }
             }
             LabelCommand::PolygonPoint(p) => self.annotation.polygon.push(p),
@@ -134,13 +137,14 @@ impl AppState {
     }
 
     /// Apply an edit to the active layer of the selected image, or say why not.
-    fn edit(&mut self, edit: Edit) {
+    pub(super) fn edit(&mut self, edit: Edit) {
         let Some((id, annotator)) = self.editable_target() else {
             return;
         };
+        let stroke = matches!(edit, Edit::Brush { .. } | Edit::Erase { .. });
         let Some(p) = &mut self.project else { return };
         let result = self.labels.edit(p, &id, &annotator, edit);
-        self.report_edit(annotator, result.map(Some));
+        self.report_edit(annotator, result.map(Some), stroke);
     }
 
     /// The selected image and the active layer, when labels can be edited there (else a
@@ -161,17 +165,26 @@ impl AppState {
         Some((id, a))
     }
 
-    fn report_edit(&mut self, annotator: String, result: Result<Option<EditOutcome>, LabelError>) {
+    /// A change made: the window refreshes its rectangle, and the image's review facts are
+    /// recomputed (after the stroke, for a piece of one).
+    fn report_edit(
+        &mut self,
+        annotator: String,
+        result: Result<Option<EditOutcome>, LabelError>,
+        stroke: bool,
+    ) {
         match result {
             Ok(Some(EditOutcome {
                 bbox: Some(bbox), ..
             })) => {
                 if let Some(image) = self.selected {
-                    self.annotation.changes.push(LabelChange {
+                    let change = LabelChange {
                         image,
                         annotator,
                         bbox,
-                    });
+                    };
+                    self.labels_changed(&change, stroke);
+                    self.annotation.changes.push(change);
                 }
                 self.annotation.revision += 1;
             }
@@ -278,7 +291,7 @@ impl AppState {
                 format!("Nothing to {what} on this layer"),
             );
         }
-        self.report_edit(annotator, result);
+        self.report_edit(annotator, result, false);
     }
 
     fn adjudicate(&mut self, rule: &review::ConsensusRule) {
@@ -292,7 +305,7 @@ impl AppState {
         if result.is_ok() {
             self.label_layer = Some(review::CONSENSUS.into());
         }
-        self.report_edit(review::CONSENSUS.into(), result.map(Some));
+        self.report_edit(review::CONSENSUS.into(), result.map(Some), false);
     }
 
     /// What the next undo on the active layer undoes ("brush", "polygon", ...), if anything.

@@ -7,12 +7,14 @@ pub mod background;
 pub mod detection;
 mod editing;
 pub mod loader;
+pub mod review;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use annotation::{Annotation, LabelCommand};
 use detection::{Detection, TrainingJob};
+use review::{Review, ReviewCommand};
 
 use crate::project::autosave::Autosaver;
 use crate::project::labels::LabelStore;
@@ -67,6 +69,8 @@ pub enum AppCommand {
     DismissNotice(u64),
     /// Tools, edits, undo and redo, adjudication, and how labels are shown.
     Label(LabelCommand),
+    /// Verdicts, notes, the image list's filter and order, label issues.
+    Review(ReviewCommand),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -122,6 +126,8 @@ pub struct AppState {
     pub labels: LabelStore,
     /// The tool, the brush, the class and whose layer is edited.
     pub annotation: Annotation,
+    /// What is known of each image, the list's filter and order, verdicts, label issues.
+    pub review: Review,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -140,7 +146,13 @@ pub fn demo_project_dir() -> PathBuf {
 }
 
 impl AppState {
+    /// The state of a window that keeps no personal preferences (tests, benchmarks).
     pub fn new(demo_dir: PathBuf) -> Self {
+        Self::with_preferences(demo_dir, None)
+    }
+
+    /// The state, with the person's preferences (the reviewer's name) kept in `preferences`.
+    pub fn with_preferences(demo_dir: PathBuf, preferences: Option<PathBuf>) -> Self {
         Self {
             project: None,
             selected: None,
@@ -168,6 +180,7 @@ impl AppState {
             writable: false,
             labels: LabelStore::new(Autosaver::new()),
             annotation: Annotation::default(),
+            review: Review::new(preferences),
             next_notice: 0,
             demo_dir,
         }
@@ -240,12 +253,18 @@ impl AppState {
             }
             AppCommand::SetNfaThreshold(t) => {
                 // log10 NFA from -20 (one false alarm in 10^20 images) to 2 (a hundred per image).
+                let before = self.nfa_threshold;
                 self.nfa_threshold = if t.is_finite() {
                     t.clamp(-20.0, 2.0)
                 } else {
                     0.0
                 };
                 self.persist_settings();
+                if self.nfa_threshold != before {
+                    // Flags and the agreement with the detection depend on the level.
+                    self.review.stale = true;
+                    self.refresh_rows();
+                }
             }
             AppCommand::ShowHeatmap(on) => self.show_heatmap = on,
             AppCommand::SetHeatmapKind(k) => self.heatmap_kind = k,
@@ -259,6 +278,7 @@ impl AppState {
             AppCommand::CancelTraining => self.cancel_requested = true,
             AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
             AppCommand::Label(cmd) => self.apply_label(cmd),
+            AppCommand::Review(cmd) => self.apply_review(cmd),
         }
     }
 
@@ -289,24 +309,29 @@ impl AppState {
             self.detector = d;
             self.detections.clear();
             self.detecting.clear();
+            self.review.stale = true;
             if self.auto_detect {
                 self.apply(AppCommand::DetectSelected);
             }
         }
     }
 
+    /// The next or previous image of the list as filtered and sorted (its first or last when
+    /// the selection is not in it).
     fn step_selection(&mut self, delta: isize) {
-        let n = self.image_count();
+        let rows = &self.review.rows;
+        let n = rows.len();
         if n == 0 {
             return;
         }
         let cur = self
             .selected
-            .map_or(if delta > 0 { -1 } else { n as isize }, |s| s as isize);
-        self.select((cur + delta).clamp(0, n as isize - 1) as usize);
+            .and_then(|s| rows.iter().position(|&r| r == s))
+            .map_or(if delta > 0 { -1 } else { n as isize }, |p| p as isize);
+        self.select(rows[(cur + delta).clamp(0, n as isize - 1) as usize]);
     }
 
-    fn select(&mut self, i: usize) {
+    pub(crate) fn select(&mut self, i: usize) {
         self.selected = Some(i);
         if self.auto_detect {
             self.detect_requests.push(i);
@@ -415,6 +440,7 @@ impl AppState {
         self.detecting.clear();
         self.models = p.model_names();
         self.detector = None;
+        self.review.reset(p.file.images.len());
         self.project = Some(p);
         if self.auto_detect
             && let Some(i) = self.selected

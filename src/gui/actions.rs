@@ -7,6 +7,8 @@ use super::ContrarioApp;
 use crate::app::AppCommand;
 use crate::app::actions::{Action, Group, Key, Shortcut};
 use crate::app::annotation::{BRUSH_STEP, Compare, LabelCommand, Tool};
+use crate::app::review::ReviewCommand;
+use crate::project::review::Verdict;
 
 /// The app's key for an egui key, if it binds it.
 fn key_of(k: egui::Key) -> Option<Key> {
@@ -24,9 +26,12 @@ fn key_of(k: egui::Key) -> Option<Key> {
         E::K => Key::K,
         E::L => Key::L,
         E::M => Key::M,
+        E::N => Key::N,
         E::O => Key::O,
         E::P => Key::P,
         E::Q => Key::Q,
+        E::R => Key::R,
+        E::U => Key::U,
         E::V => Key::V,
         E::X => Key::X,
         E::Y => Key::Y,
@@ -140,6 +145,10 @@ impl ContrarioApp {
                     None => Some(Compare::Annotators),
                 },
             )),
+            VerdictNormal => AppCommand::Review(ReviewCommand::Verdict(Verdict::Normal)),
+            VerdictDefective => AppCommand::Review(ReviewCommand::Verdict(Verdict::Defective)),
+            VerdictUnsure => AppCommand::Review(ReviewCommand::Verdict(Verdict::Unsure)),
+            NextUnreviewed => AppCommand::Review(ReviewCommand::NextUnreviewed),
         };
         self.apply(cmd);
     }
@@ -174,11 +183,12 @@ impl ContrarioApp {
                         Group::Images,
                         Group::View,
                         Group::Detection,
+                        Group::Review,
                         Group::Labels,
                         Group::Project,
                     ];
                     for (k, g) in groups.into_iter().enumerate() {
-                        let ui = &mut cols[if k < 3 { 0 } else { 1 }];
+                        let ui = &mut cols[if k < 4 { 0 } else { 1 }];
                         ui.label(RichText::new(g.name()).strong());
                         egui::Grid::new(g.name()).show(ui, |ui| {
                             for a in Action::ALL.into_iter().filter(|a| a.group() == g) {

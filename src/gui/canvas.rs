@@ -116,6 +116,21 @@ impl ContrarioApp {
         if let Some(o) = &outlines {
             draw_outlines(ui, &self.view, out.view, o);
         }
+        if let Some((_, [x0, y0, x1, y1])) = self.issue_box.filter(|b| b.0 == index) {
+            // The label issue opened from the issues panel.
+            let r = egui::Rect::from_min_max(
+                self.view
+                    .to_screen(out.view, Pos2::new(x0 as f32, y0 as f32)),
+                self.view
+                    .to_screen(out.view, Pos2::new(x1 as f32, y1 as f32)),
+            );
+            ui.painter_at(out.view).rect_stroke(
+                r.expand(3.0),
+                2.0,
+                egui::Stroke::new(2.0, egui::Color32::from_rgb(255, 200, 80)),
+                egui::StrokeKind::Outside,
+            );
+        }
         self.tool_input(ui, &out, size);
         self.heat_legend_overlay(ui.ctx(), out.view);
         self.hover_info = self.hover_text(index);

@@ -1,12 +1,16 @@
-//! The image list: one row per image with its thumbnail (decoded in the background, kept for
-//! the rows near the selection), name, category, split and kind; virtualised, and scrolled to
-//! follow the selection.
+//! The image list: a filter and an order, then one row per image with its thumbnail (decoded
+//! in the background, kept for the rows near the selection), name, category, split and kind,
+//! and its badges (verdict, score, most significant NFA, agreement, label issues); virtualised,
+//! and scrolled to follow the selection.
 
 use egui::{Color32, RichText, TextureHandle};
 
+use super::review::badges;
 use super::{ContrarioApp, ROW_HEIGHT, THUMB_CACHE};
 use crate::app::AppCommand;
 use crate::app::loader::LoadKind;
+use crate::app::review::{ListFilter, ReviewCommand, SortKey, VerdictFilter};
+use crate::project::review::Verdict;
 use crate::project::{ImageEntry, Split};
 
 impl ContrarioApp {
@@ -15,23 +19,33 @@ impl ContrarioApp {
             ui.label("Open a project or a folder of images from the File menu.");
             return;
         }
+        self.list_controls(ui);
         let area = self.list_scroll_area(ui);
         let Some(project) = &self.state.project else {
             return;
         };
-        let n = project.file.images.len();
+        let review = &self.state.review;
+        let level = self.state.nfa_threshold;
+        let n = review.rows.len();
         let mut clicked = None;
         let mut wanted = Vec::new();
         let output = area
             .id_salt("image-list")
             .show_rows(ui, ROW_HEIGHT, n, |ui, rows| {
-                for i in rows {
+                for r in rows {
+                    let i = review.rows[r];
                     let thumb = self.thumbs.get(&i);
                     if thumb.is_none() {
                         wanted.push(i);
                     }
                     let selected = self.state.selected == Some(i);
-                    if image_row(ui, &project.file.images[i], thumb, selected).clicked() {
+                    let e = &project.file.images[i];
+                    let marks = badges(
+                        review.facts.get(i),
+                        review.verdicts.get(&e.id).copied(),
+                        level,
+                    );
+                    if image_row(ui, e, thumb, selected, &marks).clicked() {
                         clicked = Some(i);
                     }
                 }
@@ -56,9 +70,12 @@ impl ContrarioApp {
         let Some(sel) = self.state.selected else {
             return area;
         };
+        let Some(pos) = self.state.review.rows.iter().position(|&r| r == sel) else {
+            return area;
+        };
         let row = ROW_HEIGHT + ui.spacing().item_spacing.y;
         let visible = ui.available_height();
-        let top = sel as f32 * row;
+        let top = pos as f32 * row;
         let current = self.list_offset;
         if top < current || top + row > current + visible {
             area.vertical_scroll_offset((top - visible / 2.0 + row / 2.0).max(0.0))
@@ -101,6 +118,7 @@ fn image_row(
     e: &ImageEntry,
     thumb: Option<&TextureHandle>,
     selected: bool,
+    marks: &[(String, Color32)],
 ) -> egui::Response {
     let resp = ui
         .horizontal(|ui| {
@@ -126,7 +144,8 @@ fn image_row(
                 format!(" · {}", e.kind)
             };
             ui.vertical(|ui| {
-                ui.add_space(6.0);
+                ui.spacing_mut().item_spacing.y = 1.0;
+                ui.add_space(if marks.is_empty() { 6.0 } else { 1.0 });
                 let name = e
                     .path
                     .file_name()
@@ -135,6 +154,14 @@ fn image_row(
                 ui.label(RichText::new(name).strong());
                 let line = format!("{}{split}{kind}", cat_prefix(&e.category));
                 ui.label(RichText::new(line).small().color(kind_color(&e.kind)));
+                if !marks.is_empty() {
+                    ui.horizontal(|ui| {
+                        ui.spacing_mut().item_spacing.x = 5.0;
+                        for (text, colour) in marks {
+                            ui.label(RichText::new(text).small().color(*colour));
+                        }
+                    });
+                }
             });
         })
         .response
@@ -148,6 +175,125 @@ fn image_row(
         );
     }
     resp
+}
+
+impl ContrarioApp {
+    /// The list's order and filter, and how many images pass it.
+    fn list_controls(&mut self, ui: &mut egui::Ui) {
+        let Some(p) = &self.state.project else { return };
+        let review = &self.state.review;
+        let mut sort = review.sort;
+        let mut f = review.filter.clone();
+        ui.horizontal(|ui| {
+            egui::ComboBox::from_label("sort")
+                .selected_text(sort.label())
+                .show_ui(ui, |ui| {
+                    for k in SortKey::ALL {
+                        ui.selectable_value(&mut sort, k, k.label());
+                    }
+                });
+            let active = filter_count(&f);
+            let title = if active == 0 {
+                "filter".to_string()
+            } else {
+                format!("filter ({active})")
+            };
+            ui.menu_button(title, |ui| filter_menu(ui, p, &mut f));
+            if active > 0
+                && ui
+                    .small_button("clear")
+                    .on_hover_text("Show every image")
+                    .clicked()
+            {
+                f = ListFilter::default();
+            }
+        });
+        let shown = review.rows.len();
+        let total = p.file.images.len();
+        let line = if shown == total {
+            format!("{total} images")
+        } else {
+            format!("{shown} of {total} images")
+        };
+        ui.label(RichText::new(line).small());
+        if sort != review.sort {
+            self.apply(AppCommand::Review(ReviewCommand::Sort(sort)));
+        }
+        if f != self.state.review.filter {
+            self.apply(AppCommand::Review(ReviewCommand::Filter(f)));
+        }
+    }
+}
+
+fn filter_count(f: &ListFilter) -> usize {
+    [
+        f.split.is_some(),
+        f.category.is_some(),
+        f.kind.is_some(),
+        f.verdict != VerdictFilter::Any,
+        f.annotator.is_some(),
+        f.only_disagreements,
+        f.only_issues,
+        f.only_flagged,
+    ]
+    .iter()
+    .filter(|&&b| b)
+    .count()
+}
+
+/// A choice among `values` (None: any).
+fn pick(ui: &mut egui::Ui, label: &str, value: &mut Option<String>, values: &[String]) {
+    egui::ComboBox::from_label(label)
+        .selected_text(value.clone().unwrap_or_else(|| "any".into()))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(value, None, "any");
+            for v in values {
+                ui.selectable_value(value, Some(v.clone()), v);
+            }
+        });
+}
+
+fn filter_menu(ui: &mut egui::Ui, p: &crate::project::Project, f: &mut ListFilter) {
+    let distinct = |get: fn(&ImageEntry) -> &str| {
+        let mut v: Vec<String> = p
+            .file
+            .images
+            .iter()
+            .map(|e| get(e).to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    ui.horizontal(|ui| {
+        ui.label("split");
+        ui.selectable_value(&mut f.split, None, "any");
+        ui.selectable_value(&mut f.split, Some(Split::Train), "train");
+        ui.selectable_value(&mut f.split, Some(Split::Test), "test");
+    });
+    pick(ui, "category", &mut f.category, &distinct(|e| &e.category));
+    pick(ui, "kind", &mut f.kind, &distinct(|e| &e.kind));
+    let annotators: Vec<String> = p.file.annotators.iter().map(|a| a.id.clone()).collect();
+    pick(ui, "labelled by", &mut f.annotator, &annotators);
+    egui::ComboBox::from_label("verdict")
+        .selected_text(match f.verdict {
+            VerdictFilter::Any => "any",
+            VerdictFilter::Unreviewed => "unreviewed",
+            VerdictFilter::Is(v) => v.name(),
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut f.verdict, VerdictFilter::Any, "any");
+            ui.selectable_value(&mut f.verdict, VerdictFilter::Unreviewed, "unreviewed");
+            for v in [Verdict::Normal, Verdict::Defective, Verdict::Unsure] {
+                ui.selectable_value(&mut f.verdict, VerdictFilter::Is(v), v.name());
+            }
+        });
+    ui.checkbox(&mut f.only_disagreements, "only disagreements")
+        .on_hover_text("Annotators whose outlines overlap by less than half (IoU < 0.5)");
+    ui.checkbox(&mut f.only_issues, "only label issues");
+    ui.checkbox(&mut f.only_flagged, "flagged at the NFA level")
+        .on_hover_text("The detector finds a region below the current NFA level");
 }
 
 fn cat_prefix(category: &str) -> String {

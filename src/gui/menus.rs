@@ -105,6 +105,16 @@ impl ContrarioApp {
                     item(ui, a, &mut acts);
                 }
             });
+            ui.menu_button("Review", |ui| {
+                for a in [
+                    Action::VerdictNormal,
+                    Action::VerdictDefective,
+                    Action::VerdictUnsure,
+                    Action::NextUnreviewed,
+                ] {
+                    item(ui, a, &mut acts);
+                }
+            });
         });
         for a in acts {
             self.act(ui.ctx(), a);

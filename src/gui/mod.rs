@@ -13,6 +13,7 @@ mod images;
 mod labels;
 mod layer_views;
 mod menus;
+mod review;
 mod status;
 mod tools;
 pub mod viewer;
@@ -90,18 +91,37 @@ pub struct ContrarioApp {
     show_shortcuts: bool,
     /// The name typed for a new annotator.
     new_annotator: String,
+    /// The right-hand panel's tab; the reviewer's name and the note being typed (and for which
+    /// image); the label issue opened last and the box drawn for it.
+    side_tab: review::SideTab,
+    editing_reviewer: bool,
+    reviewer_draft: String,
+    note_for: Option<String>,
+    note_draft: String,
+    opened_issue: Option<crate::project::review::LabelIssue>,
+    issue_box: Option<(usize, [u32; 4])>,
     repaint: egui::Context,
 }
 
 impl ContrarioApp {
-    /// The real app, opening `project` (or the bundled demo when `None`).
+    /// The real app, opening `project` (or the bundled demo when `None`), with the person's
+    /// preferences in their config folder.
     pub fn new(ctx: &egui::Context, project: Option<PathBuf>) -> Self {
+        Self::with_preferences(ctx, project, crate::app::review::preferences_path())
+    }
+
+    /// The app with the person's preferences kept in `preferences` (None: not kept; tests).
+    pub fn with_preferences(
+        ctx: &egui::Context,
+        project: Option<PathBuf>,
+        preferences: Option<PathBuf>,
+    ) -> Self {
         let repaint = ctx.clone();
         let background = Background::new(Arc::new(move || repaint.request_repaint()));
         let repaint = ctx.clone();
         let loader = Loader::new(Arc::new(move || repaint.request_repaint()));
         let (dialogs_tx, dialogs_rx) = mpsc::channel();
-        let mut state = AppState::new(crate::app::demo_project_dir());
+        let mut state = AppState::with_preferences(crate::app::demo_project_dir(), preferences);
         state.apply(match project {
             Some(p) if p.join(crate::project::PROJECT_FILE).exists() || p.is_file() => {
                 AppCommand::OpenProject(p)
@@ -140,6 +160,13 @@ impl ContrarioApp {
             drawn_compare: None,
             show_shortcuts: false,
             new_annotator: String::new(),
+            side_tab: review::SideTab::default(),
+            editing_reviewer: false,
+            reviewer_draft: String::new(),
+            note_for: None,
+            note_draft: String::new(),
+            opened_issue: None,
+            issue_box: None,
             repaint: ctx.clone(),
         }
     }
@@ -170,6 +197,20 @@ impl ContrarioApp {
         (self.view.zoom, self.view.center)
     }
 
+    /// A label issue opened from its panel: once its image is on display, zoom on it and mark it.
+    fn take_focus(&mut self) {
+        if let Some((i, [x0, y0, x1, y1])) = self.state.review.focus
+            && self.current.as_ref().is_some_and(|c| c.index == i)
+        {
+            self.view.focus(egui::Rect::from_min_max(
+                egui::pos2(x0 as f32, y0 as f32),
+                egui::pos2(x1 as f32, y1 as f32),
+            ));
+            self.issue_box = Some((i, [x0, y0, x1, y1]));
+            self.state.review.focus = None;
+        }
+    }
+
     /// Heatmap textures for the detections that are new since the last frame; those of
     /// detections that are gone are dropped.
     fn refresh_heat(&mut self, ctx: &egui::Context) {
@@ -197,6 +238,7 @@ impl ContrarioApp {
         }
         self.background.poll(&mut self.state);
         self.poll_loader(ctx);
+        self.take_focus();
         self.refresh_heat(ctx);
         self.apply_label_changes();
         self.poll_disagreement(ctx);
@@ -215,7 +257,7 @@ impl ContrarioApp {
         egui::Panel::right("labels")
             .resizable(true)
             .default_size(200.0)
-            .show(ui, |ui| self.labels_panel(ui));
+            .show(ui, |ui| self.side_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             self.layer_bar(ui);
             self.tool_bar(ui);

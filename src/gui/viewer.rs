@@ -23,6 +23,8 @@ pub struct ViewState {
     pub center: Pos2,
     /// Fit at the next frame (the view's size is only known while drawing).
     pub fit_pending: bool,
+    /// Zoom on this image rectangle at the next frame.
+    pub focus_pending: Option<Rect>,
 }
 
 impl Default for ViewState {
@@ -31,6 +33,7 @@ impl Default for ViewState {
             zoom: 1.0,
             center: Pos2::ZERO,
             fit_pending: true,
+            focus_pending: None,
         }
     }
 }
@@ -53,6 +56,20 @@ impl ViewState {
         let before = self.to_image(view, anchor);
         self.zoom = (self.zoom * factor).clamp(MIN_ZOOM, MAX_ZOOM);
         self.center = before - (anchor - view.center()) / self.zoom;
+    }
+
+    /// Zoom on an image rectangle at the next frame, with as much around it again on each side.
+    pub fn focus(&mut self, rect: Rect) {
+        self.focus_pending = Some(rect);
+        self.fit_pending = false;
+    }
+
+    fn apply_focus(&mut self, view: Rect, r: Rect) {
+        let (w, h) = ((r.width() * 3.0).max(16.0), (r.height() * 3.0).max(16.0));
+        self.zoom = (view.width() / w)
+            .min(view.height() / h)
+            .clamp(MIN_ZOOM, MAX_ZOOM);
+        self.center = r.center();
     }
 
     fn apply_fit(&mut self, view: Rect, image_size: Vec2) {
@@ -105,6 +122,9 @@ pub fn show(
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, &label));
     if state.fit_pending || (primary_pans && response.double_clicked()) {
         state.apply_fit(view, image_size);
+    }
+    if let Some(r) = state.focus_pending.take() {
+        state.apply_focus(view, r);
     }
     let panning = response.dragged_by(egui::PointerButton::Secondary)
         || response.dragged_by(egui::PointerButton::Middle)

@@ -122,7 +122,9 @@ pub fn project_facts(
         .enumerate()
         .map(|(i, e)| {
             let ev = evidence(i, e);
-            let mine = by_image.get(e.id.as_str()).map_or(&[][..], |v| v.as_slice());
+            let mine = by_image
+                .get(e.id.as_str())
+                .map_or(&[][..], |v| v.as_slice());
             let (layers, problem) = match stored_layers(project, e) {
                 Ok(l) => (l, None),
                 Err(err) => (Vec::new(), Some(format!("{}: {err}", e.id))),
@@ -246,14 +248,20 @@ pub fn issue_decisions(root: &Path) -> std::io::Result<Vec<IssueDecision>> {
 /// An issue was decided on already: same image and kind, and boxes that overlap by half (a
 /// retrained model moves a region's edge by a few pixels; it is still the same issue).
 pub fn dismissed(issue: &LabelIssue, decisions: &[IssueDecision]) -> bool {
-    decisions
-        .iter()
-        .any(|d| d.image == issue.image && d.issue == issue.kind && box_iou(d.bbox, issue.bbox) >= 0.5)
+    decisions.iter().any(|d| {
+        d.image == issue.image && d.issue == issue.kind && box_iou(d.bbox, issue.bbox) >= 0.5
+    })
 }
 
 fn box_iou(a: [u32; 4], b: [u32; 4]) -> f64 {
-    let area = |r: [u32; 4]| (r[2].saturating_sub(r[0]) as f64) * (r[3].saturating_sub(r[1]) as f64);
-    let i = [a[0].max(b[0]), a[1].max(b[1]), a[2].min(b[2]), a[3].min(b[3])];
+    let area =
+        |r: [u32; 4]| (r[2].saturating_sub(r[0]) as f64) * (r[3].saturating_sub(r[1]) as f64);
+    let i = [
+        a[0].max(b[0]),
+        a[1].max(b[1]),
+        a[2].min(b[2]),
+        a[3].min(b[3]),
+    ];
     let inter = area(i);
     let union = area(a) + area(b) - inter;
     if union > 0.0 { inter / union } else { 0.0 }
@@ -261,7 +269,12 @@ fn box_iou(a: [u32; 4], b: [u32; 4]) -> f64 {
 
 /// The image pixels of an unlabelled detection: those of its box whose map cell is below
 /// `below` (the map is laid over the image as the detector's grid).
-pub fn issue_pixels(issue: &LabelIssue, log_nfa: &Array2<f32>, (w, h): (u32, u32), below: f32) -> Vec<u32> {
+pub fn issue_pixels(
+    issue: &LabelIssue,
+    log_nfa: &Array2<f32>,
+    (w, h): (u32, u32),
+    below: f32,
+) -> Vec<u32> {
     let (gh, gw) = log_nfa.dim();
     if gh == 0 || gw == 0 || w == 0 || h == 0 {
         return Vec::new();
@@ -331,7 +344,11 @@ mod tests {
             action: IssueAction::Dismissed,
         };
         let f = image_facts("x", &layers, Some(&ev), 0.0, IssueOptions::default(), &[d]);
-        assert!(f.issues.iter().all(|i| i.kind != IssueKind::UnlabelledDetection));
+        assert!(
+            f.issues
+                .iter()
+                .all(|i| i.kind != IssueKind::UnlabelledDetection)
+        );
         assert_eq!(
             issue_pixels(unlabelled[0], &ev.log_nfa, (8, 8), -2.0),
             vec![48, 49, 56, 57]
