@@ -23,6 +23,9 @@ use crate::project::review::{
 use crate::project::storage::write_atomic;
 use crate::project::{ImageEntry, Project, Split};
 
+/// What a verdict without a reviewer asks (the notice goes once a name is given).
+const ASK_REVIEWER: &str = "Who is reviewing? Enter your name in the Queue tab first";
+
 /// Which verdicts the list shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VerdictFilter {
@@ -368,6 +371,7 @@ impl AppState {
             }
         }
         self.review.reviewer = Some(name);
+        self.notices.retain(|n| n.text != ASK_REVIEWER);
     }
 
     /// The reviewer's name, or a notice asking for it.
@@ -375,10 +379,7 @@ impl AppState {
         if let Some(r) = &self.review.reviewer {
             return Some(r.clone());
         }
-        self.notify(
-            NoticeLevel::Warning,
-            "Who is reviewing? Enter your name in the review panel first",
-        );
+        self.notify(NoticeLevel::Warning, ASK_REVIEWER);
         None
     }
 

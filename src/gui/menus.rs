@@ -151,11 +151,20 @@ impl ContrarioApp {
             return;
         }
         let mut dismiss = Vec::new();
+        // Over the image's top right corner: never over the panels' controls.
+        let corner = self.view_rect.map_or_else(
+            || ctx.content_rect().right_top() + egui::vec2(-12.0, 96.0),
+            |v| v.right_top() + egui::vec2(-8.0, 8.0),
+        );
+        let width = self
+            .view_rect
+            .map_or(520.0, |v| (v.width() - 16.0).clamp(200.0, 520.0));
         egui::Area::new(egui::Id::unique("contrario-notices"))
-            .anchor(egui::Align2::RIGHT_TOP, egui::vec2(-12.0, 96.0))
+            .pivot(egui::Align2::RIGHT_TOP)
+            .fixed_pos(corner)
             .order(egui::Order::Foreground)
             .show(ctx, |ui| {
-                ui.set_max_width(520.0);
+                ui.set_max_width(width);
                 for n in &self.state.notices {
                     let (fill, icon) = match n.level {
                         NoticeLevel::Info => (Color32::from_rgb(30, 60, 90), "Note:"),

@@ -104,7 +104,7 @@ impl ContrarioApp {
         ui.horizontal(|ui| {
             for (tab, text) in [
                 (SideTab::Labels, "Labels".to_string()),
-                (SideTab::Review, "Review".to_string()),
+                (SideTab::Review, "Queue".to_string()),
                 (SideTab::Issues, format!("Issues ({issues})")),
             ] {
                 if ui.selectable_label(self.side_tab == tab, text).clicked() {
@@ -193,7 +193,8 @@ impl ContrarioApp {
         if let Some(e) = self.state.selected.and_then(|i| p.file.images.get(i)) {
             let current = self.state.review.verdicts.get(&e.id).copied();
             ui.label(RichText::new(&e.id).strong());
-            ui.horizontal(|ui| {
+            // Wrapped: the panel keeps its width whatever the tab shows.
+            ui.horizontal_wrapped(|ui| {
                 for v in [Verdict::Normal, Verdict::Defective, Verdict::Unsure] {
                     let a = verdict_action(v);
                     let text = format!("{} ({})", a.label(), a.shortcuts()[0].text());

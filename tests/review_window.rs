@@ -1,0 +1,328 @@
+//! Review in the window, driven as a user would on a copy of the demo project: the image list's
+//! filter, order and badges; verdicts by key into the journal, the reviewer's name kept once,
+//! next unreviewed; label issues opened, accepted and dismissed, the dismissal still there after
+//! the project is opened again.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use contrario::app::AppCommand;
+use contrario::app::annotation::LabelCommand;
+use contrario::app::review::{ReviewCommand, SortKey};
+use contrario::gui::ContrarioApp;
+use contrario::project::Project;
+use contrario::project::review::{IssueKind, Verdict};
+use egui::{Event, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+type H = Harness<'static, ContrarioApp>;
+
+fn harness(project: PathBuf, prefs: &Path) -> H {
+    let prefs = prefs.to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1200.0, 760.0))
+        .with_render_cursor(false)
+        .wgpu()
+        .build_eframe(move |cc| {
+            ContrarioApp::with_preferences(&cc.egui_ctx, Some(project), Some(prefs))
+        });
+    settle(&mut h);
+    h
+}
+
+fn settle(h: &mut H) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.state().is_settled() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "app did not settle"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(3);
+}
+
+fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    let p = dir.path().join("p");
+    contrario::project::copy_folder(&demo, &p).unwrap();
+    (dir, p)
+}
+
+fn index_of(h: &H, id: &str) -> usize {
+    let p = h.state().state.project.as_ref().unwrap();
+    p.file.images.iter().position(|e| e.id == id).unwrap()
+}
+
+fn select(h: &mut H, id: &str) -> usize {
+    let i = index_of(h, id);
+    h.state_mut().apply(AppCommand::Select(i));
+    settle(h);
+    i
+}
+
+fn key(h: &mut H, key: egui::Key, modifiers: Modifiers) {
+    for pressed in [true, false] {
+        h.event(Event::Key {
+            key,
+            physical_key: None,
+            pressed,
+            repeat: false,
+            modifiers,
+        });
+        h.step();
+    }
+    h.run_steps(2);
+}
+
+/// The review journal's lines on disk.
+fn journal(root: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(root.join("journal/reviews.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_list_filters_sorts_and_keys_step_inside_it() {
+    let (dir, root) = demo_copy();
+    let mut h = harness(root, &dir.path().join("prefs.ron"));
+    let total = h.state().state.review.rows.len();
+    assert_eq!(total, 54);
+    assert_eq!(
+        h.state().state.review.facts.len(),
+        54,
+        "the analysis landed"
+    );
+    // Only where annotators disagree, from the filter menu.
+    h.get_by_label("filter").click();
+    h.run_steps(2);
+    h.get_by_label("only disagreements").click();
+    h.run_steps(2);
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    let st = &h.state().state;
+    let rows = st.review.rows.clone();
+    assert!(
+        !rows.is_empty() && rows.len() < total,
+        "{} of {total}",
+        rows.len()
+    );
+    for &i in &rows {
+        assert!(st.review.facts[i].disagreement(), "row {i}");
+    }
+    h.get_by_label(&format!("{} of {total} images", rows.len()));
+    // Sorted by disagreement: the worst agreement first.
+    h.state_mut().apply(AppCommand::Review(ReviewCommand::Sort(
+        SortKey::Disagreement,
+    )));
+    h.run_steps(2);
+    let st = &h.state().state;
+    let rows = st.review.rows.clone();
+    let ious: Vec<f64> = rows
+        .iter()
+        .map(|&i| st.review.facts[i].worst_iou.unwrap())
+        .collect();
+    assert!(ious.windows(2).all(|w| w[0] <= w[1]), "{ious:?}");
+    // The keys step through the filtered list, in its order.
+    h.state_mut().apply(AppCommand::Select(rows[0]));
+    h.run_steps(2);
+    key(&mut h, egui::Key::J, Modifiers::NONE);
+    assert_eq!(h.state().state.selected, Some(rows[1]));
+    key(&mut h, egui::Key::K, Modifiers::NONE);
+    assert_eq!(h.state().state.selected, Some(rows[0]));
+    settle(&mut h);
+    h.snapshot("filtered_list");
+}
+
+#[test]
+fn a_verdict_by_key_is_signed_in_the_journal_and_next_unreviewed_moves_on() {
+    let (dir, root) = demo_copy();
+    let prefs = dir.path().join("config/preferences.ron");
+    let mut h = harness(root.clone(), &prefs);
+    h.get_by_label("Queue").click();
+    h.run_steps(2);
+    // No name yet: a verdict asks for it and records nothing.
+    key(&mut h, egui::Key::N, Modifiers::NONE);
+    h.get_by_label_contains("Who is reviewing?");
+    assert!(journal(&root).is_empty());
+    let field = h.get_by_role(egui::accesskit::Role::TextInput);
+    field.focus();
+    field.type_text("Tess");
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    assert!(std::fs::read_to_string(&prefs).unwrap().contains("Tess"));
+    // The first of the queue: the most disputed image.
+    let queue = h.state().state.review.queue.clone();
+    assert!(queue.len() > 10);
+    h.state_mut().apply(AppCommand::Select(queue[0]));
+    settle(&mut h);
+    key(&mut h, egui::Key::D, Modifiers::NONE);
+    assert!(h.state().state.labels.flush().is_empty());
+    let j = journal(&root);
+    assert_eq!(j.len(), 1, "{j:?}");
+    let id = h.state().state.selected_id().unwrap();
+    assert_eq!(j[0]["image"], id.as_str());
+    assert_eq!(j[0]["verdict"], "defective");
+    assert_eq!(j[0]["reviewer"], "Tess");
+    h.get_by_label(&format!("1 of {} reviewed", queue.len()));
+    // Next unreviewed: the queue's next image, then a normal verdict on it.
+    key(&mut h, egui::Key::J, Modifiers::SHIFT);
+    assert_eq!(h.state().state.selected, Some(queue[1]));
+    settle(&mut h);
+    key(&mut h, egui::Key::N, Modifiers::NONE);
+    assert!(h.state().state.labels.flush().is_empty());
+    assert_eq!(journal(&root).len(), 2);
+    assert_eq!(
+        h.state()
+            .state
+            .review
+            .verdicts
+            .get(&h.state().state.selected_id().unwrap()),
+        Some(&Verdict::Normal)
+    );
+    h.snapshot("review_panel");
+    // The name is asked once: a new window knows it.
+    let h2 = harness(root, &prefs);
+    assert_eq!(h2.state().state.review.reviewer.as_deref(), Some("Tess"));
+    // And the verdicts are read back from the journal.
+    assert_eq!(h2.state().state.review.verdicts.len(), 2);
+}
+
+#[test]
+fn label_issues_open_accept_and_dismiss_and_a_dismissal_survives_reopening() {
+    let (dir, root) = demo_copy();
+    let prefs = dir.path().join("prefs.ron");
+    // Nobody labelled this hole: the detector's region is an unlabelled detection.
+    let hole = "leather/test/hole/004";
+    let mut p = Project::open(&root).unwrap();
+    p.file
+        .images
+        .iter_mut()
+        .find(|e| e.id == hole)
+        .unwrap()
+        .labels
+        .clear();
+    p.save().unwrap();
+    drop(p);
+    let mut h = harness(root.clone(), &prefs);
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::SetReviewer(
+            "Tess".into(),
+        )));
+    // Ana marks a normal structure of this image as a stain: a mark without evidence.
+    let good = "leather/test/good/001";
+    for id in [hole, good] {
+        select(&mut h, id);
+        key(&mut h, egui::Key::R, Modifiers::NONE);
+        settle(&mut h);
+    }
+    h.get_by_label_contains("Issues (").click();
+    h.run_steps(2);
+    let issues = h.state().state.review.issues.clone();
+    let hole_i = index_of(&h, hole);
+    let good_i = index_of(&h, good);
+    let unlabelled = issues
+        .iter()
+        .position(|(i, x)| *i == hole_i && x.kind == IssueKind::UnlabelledDetection)
+        .expect("the hole is an unlabelled detection");
+    let without = issues
+        .iter()
+        .position(|(i, x)| {
+            *i == good_i
+                && x.kind
+                    == IssueKind::LabelWithoutEvidence {
+                        annotator: "ana".into(),
+                    }
+        })
+        .expect("Ana's stain has no evidence");
+    // Open the hole's issue: its image, zoomed on the region.
+    select(&mut h, "leather/test/good/000");
+    let titles = h.query_all_by_label_contains("leather 004.png").count();
+    assert!(titles >= 1);
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::OpenIssue(unlabelled)));
+    settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(hole_i));
+    let zoom_before = h.state().view_state().0;
+    h.run_steps(2);
+    let zoom = h.state().view_state().0;
+    assert!(zoom >= zoom_before);
+    let region = issues[unlabelled].1.clone();
+    let centre = h.state().view_state().1;
+    let [x0, y0, x1, y1] = region.bbox;
+    assert!(
+        (x0 as f32..=x1 as f32).contains(&centre.x) && (y0 as f32..=y1 as f32).contains(&centre.y),
+        "the view is centred on the region {:?}: {centre:?}",
+        region.bbox
+    );
+    h.snapshot("label_issues");
+    // Accept it into Ana's layer.
+    h.state_mut()
+        .apply(AppCommand::Label(LabelCommand::SetAnnotator(Some(
+            "ana".into(),
+        ))));
+    let k = h
+        .state()
+        .state
+        .review
+        .issues
+        .iter()
+        .position(|x| x.1 == region)
+        .unwrap();
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::AcceptIssue(k)));
+    settle(&mut h);
+    let ana = h.state().state.labels.loaded(hole, "ana").unwrap().clone();
+    let (w, _) = (ana.width, ana.height);
+    let cx = ((x0 + x1) / 2) as usize;
+    let cy = ((y0 + y1) / 2) as usize;
+    assert!(ana.data.iter().any(|&v| v != 0));
+    assert!(
+        ana.data[cy * w as usize + cx] != 0 || ana.data.iter().filter(|&&v| v != 0).count() > 10
+    );
+    assert!(
+        h.state().state.review.issues.iter().all(|x| x.1 != region),
+        "an accepted issue leaves the list"
+    );
+    // Dismiss Ana's stain from the panel.
+    let stain = issues[without].1.clone();
+    let k = h
+        .state()
+        .state
+        .review
+        .issues
+        .iter()
+        .position(|x| x.1 == stain)
+        .unwrap();
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::DismissIssue(k)));
+    settle(&mut h);
+    assert!(h.state().state.labels.flush().is_empty());
+    let lines = std::fs::read_to_string(root.join("journal/issues.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert!(lines.contains("\"dismissed\"") && lines.contains("\"accepted\""));
+    drop(h);
+    // Opened again, with the detector run again: the dismissed issue stays away.
+    let mut h = harness(root, &prefs);
+    select(&mut h, good);
+    key(&mut h, egui::Key::R, Modifiers::NONE);
+    settle(&mut h);
+    assert!(
+        h.state().state.review.issues.iter().all(|x| !(x.0 == good_i
+            && x.1.kind
+                == IssueKind::LabelWithoutEvidence {
+                    annotator: "ana".into()
+                })),
+        "{:?}",
+        h.state().state.review.issues
+    );
+}
