@@ -296,7 +296,11 @@ fn train_infer_eval_on_a_project() {
     assert!(v["overall"]["pixel_auroc"].is_number());
     // Results were cached: inference reads them back (each line says so) and agrees.
     let cached = std::fs::read_dir(p.join("cache/m/fabric")).unwrap().count();
-    assert_eq!(cached, 8 * 3, "three files per test image");
+    assert_eq!(
+        cached,
+        8 * 4,
+        "four files per test image (maps, scales, metadata)"
+    );
     let infer = |p: &std::path::Path| {
         let run = contrario()
             .args(["infer", "--project"])
@@ -422,6 +426,26 @@ fn gui_benchmark_paints_saves_and_traces_headless() {
         .unwrap()
         .to_luma8();
     assert!(m.pixels().filter(|p| p.0[0] != 0).count() > 5_000);
+}
+
+#[test]
+fn review_benchmark_analyses_a_generated_project() {
+    let out = contrario()
+        .args([
+            "bench", "review", "--images", "200", "--size", "40", "--repeat", "5",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["labelled_images"], 20);
+    assert_eq!(v["queue_length"], 20);
+    assert_eq!(v["list"]["all, by name"]["rows"], 200);
+    // Some of the generated pairs disagree (IoU under 0.5), not all.
+    let disputes = v["list"]["disagreements, by disagreement"]["rows"]
+        .as_u64()
+        .unwrap();
+    assert!(disputes > 0 && disputes < 20, "{v}");
 }
 
 /// A small BTAD-like dataset (ok/ko, masks named like their images, one of the wrong size) and

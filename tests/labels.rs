@@ -579,3 +579,39 @@ fn images_of_every_depth_and_format_get_layers_of_their_size() {
         assert_eq!(m.marked_pixels(), (size.0 * size.1) as usize);
     }
 }
+
+#[test]
+fn the_import_summary_counts_each_annotators_masks_and_lists_unreadable_images() {
+    // STARE's two annotators, through the same function the CLI and the window call.
+    let dir = tempfile::tempdir().unwrap();
+    let s = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/stare");
+    let counts = contrario::project::import::import_with_layers(
+        dir.path(),
+        "folder",
+        &s.join("images"),
+        &[
+            ("ah".into(), s.join("labels-ah")),
+            ("vk".into(), s.join("labels-vk")),
+        ],
+    )
+    .unwrap();
+    let c = &counts["images"];
+    assert_eq!(c.images, 10);
+    assert_eq!(c.annotator_masks["ah"], 10);
+    assert_eq!(c.annotator_masks["vk"], 10);
+    // A corrupt file is an unreadable image, not a test image.
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    image::GrayImage::from_pixel(8, 8, image::Luma([9]))
+        .save(data.join("ok.png"))
+        .unwrap();
+    std::fs::write(data.join("broken.png"), b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let counts =
+        contrario::project::import::import(&dir.path().join("q"), "folder", &data).unwrap();
+    let c = &counts["data"];
+    assert_eq!((c.images, c.test), (1, 1));
+    assert_eq!(c.unreadable.len(), 1);
+    assert!(c.unreadable[0].ends_with("broken.png"));
+    let json = serde_json::to_value(&counts).unwrap();
+    assert_eq!(json["data"]["unreadable"].as_array().unwrap().len(), 1);
+}

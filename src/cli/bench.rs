@@ -120,7 +120,8 @@ pub fn generate_scale_project(dir: &std::path::Path, n: usize, size: u32) -> any
                 ..Default::default()
             };
             if i % 10 == 3 {
-                for (who, off) in [("a", 0), ("b", 2)] {
+                // b's outline shifts from image to image: from nearly a's to far off it.
+                for (who, off) in [("a", 0), ("b", 2 + 5 * ((i / 10) % 4) as u32)] {
                     let m = image::GrayImage::from_fn(size, size, |x, y| {
                         let inside = (10 + off..30 + off).contains(&x) && (10..30).contains(&y);
                         image::Luma([inside as u8])
@@ -269,4 +270,70 @@ pub fn gui(
         let _ = std::fs::remove_dir_all(&tmp);
     }
     out
+}
+
+/// The review side at scale: a generated project of `n` images (`size` px, a tenth of them
+/// labelled by two annotators), opened, analysed (facts of every image, the review queue) as the
+/// window does after opening, then the image list filtered and sorted, median of `repeat` runs.
+pub fn review(n: usize, size: u32, repeat: usize) -> anyhow::Result<serde_json::Value> {
+    use crate::app::review::{ListFilter, SortKey, list_rows};
+    use crate::project::overview::{self, project_facts};
+    let dir = tempfile_dir()?;
+    generate_scale_project(&dir, n, size)?;
+    let t0 = Instant::now();
+    let p = crate::project::Project::open(&dir)?;
+    let opened = t0.elapsed().as_secs_f64();
+    let decisions = overview::issue_decisions(&p.root)?;
+    let (facts, problems) = project_facts(&p, &|_, _| None, 0.0, Default::default(), &decisions);
+    let journal = overview::review_journal(&p.root)?;
+    let verdicts = overview::latest_verdicts(&journal);
+    let queue = overview::review_queue(&facts, 0.0);
+    let ready = t0.elapsed().as_secs_f64();
+    anyhow::ensure!(problems.is_empty(), "{problems:?}");
+    let mut cases = serde_json::Map::new();
+    let disputes = ListFilter {
+        only_disagreements: true,
+        ..Default::default()
+    };
+    let one_category = ListFilter {
+        category: Some("cat3".into()),
+        kind: Some("defect".into()),
+        ..Default::default()
+    };
+    for (name, filter, sort) in [
+        ("all, by name", ListFilter::default(), SortKey::Name),
+        (
+            "all, by disagreement",
+            ListFilter::default(),
+            SortKey::Disagreement,
+        ),
+        (
+            "disagreements, by disagreement",
+            disputes,
+            SortKey::Disagreement,
+        ),
+        (
+            "a category's defects, by score",
+            one_category,
+            SortKey::Score,
+        ),
+    ] {
+        let mut rows = 0;
+        let s = time(repeat, || {
+            rows = list_rows(&p, &facts, &verdicts, &filter, sort, 0.0).len();
+        });
+        cases.insert(
+            name.into(),
+            serde_json::json!({"rows": rows, "milliseconds": s * 1e3}),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(serde_json::json!({
+        "images": n,
+        "labelled_images": facts.iter().filter(|f| !f.annotators.is_empty()).count(),
+        "open_s": opened,
+        "queue_ready_after_open_s": ready,
+        "queue_length": queue.len(),
+        "list": cases,
+    }))
 }

@@ -172,7 +172,8 @@ pub enum Cmd {
         /// project of --images images, open it in a fresh process: time and memory; thumbnails
         /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
         /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
-        /// --repeat frames each).
+        /// --repeat frames each) or `review` (a project of --images images opened and analysed
+        /// for the review queue; the image list filtered and sorted).
         #[arg(default_value = "nfa")]
         what: String,
         #[arg(long, default_value_t = 50)]
@@ -348,8 +349,11 @@ pub fn main_with(cli: Cli) -> i32 {
             "gui" => self::bench::gui(repeat.max(20), size, project.as_deref()).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
+            "review" => self::bench::review(images, size, repeat.max(5)).map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            }),
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, project, gui)"
+                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

@@ -27,6 +27,12 @@ pub struct CategoryCounts {
     pub train_normal: usize,
     pub test: usize,
     pub ground_truth_masks: usize,
+    /// Masks attached per annotator from their folders (`--annotator-masks`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotator_masks: BTreeMap<String, usize>,
+    /// Images whose file cannot be read as an image: left out, never counted as test images.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable: Vec<String>,
     /// Files that were not imported as they are (mask size mismatch, unreadable header).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -51,13 +57,24 @@ pub fn import_with_layers(
     data: &Path,
     layers: &[(String, PathBuf)],
 ) -> anyhow::Result<BTreeMap<String, CategoryCounts>> {
+    import_with_progress(dir, format, data, layers, &|| {})
+}
+
+/// [`import_with_layers`], calling `tick` once per image read (the window's progress).
+pub fn import_with_progress(
+    dir: &Path,
+    format: &str,
+    data: &Path,
+    layers: &[(String, PathBuf)],
+    tick: &(dyn Fn() + Sync),
+) -> anyhow::Result<BTreeMap<String, CategoryCounts>> {
     let data = std::fs::canonicalize(data)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", data.display()))?;
     let (entries, counts) = match format {
-        "mvtec" | "btad" => collect_mvtec(&data)?,
-        "visa" => collect_visa(&data)?,
-        "magnetic-tile" | "mt" => collect_magnetic_tile(&data)?,
-        "folder" => collect_folder(&data)?,
+        "mvtec" | "btad" => collect_mvtec(&data, tick)?,
+        "visa" => collect_visa(&data, tick)?,
+        "magnetic-tile" | "mt" => collect_magnetic_tile(&data, tick)?,
+        "folder" => collect_folder(&data, tick)?,
         other => anyhow::bail!(
             "unknown format {other:?} (this build imports: {})",
             FORMATS.join(", ")
@@ -125,6 +142,7 @@ fn attach_layer(
         match check_mask(&e.path, m) {
             MaskCheck::Fits => {
                 e.labels.insert(who.to_string(), m.clone());
+                *c.annotator_masks.entry(who.to_string()).or_default() += 1;
                 found += 1;
             }
             MaskCheck::ImageUnreadable(why) | MaskCheck::Rejected(why) => {
@@ -177,20 +195,29 @@ fn push(
     e: ImageEntry,
     image: &Path,
     mask: Option<&Path>,
+    tick: &(dyn Fn() + Sync),
 ) {
+    tick();
     let mut e = e;
-    if let Some(m) = mask {
-        match check_mask(image, m) {
-            MaskCheck::Fits => {
-                e.labels.insert(GT_ANNOTATOR.to_string(), m.to_path_buf());
-                c.ground_truth_masks += 1;
-            }
-            MaskCheck::ImageUnreadable(why) => {
-                c.problems.push(format!("{why}: image left out"));
-                return;
-            }
-            MaskCheck::Rejected(why) => c.problems.push(format!("{why}: left out")),
+    let check = match mask {
+        Some(m) => check_mask(image, m),
+        None => match crate::project::imaging::image_size(image) {
+            Ok(_) => MaskCheck::Fits,
+            Err(e) => MaskCheck::ImageUnreadable(e.to_string()),
+        },
+    };
+    match (check, mask) {
+        (MaskCheck::ImageUnreadable(why), _) => {
+            c.unreadable.push(image.display().to_string());
+            c.problems.push(format!("{why}: image left out"));
+            return;
         }
+        (MaskCheck::Fits, Some(m)) => {
+            e.labels.insert(GT_ANNOTATOR.to_string(), m.to_path_buf());
+            c.ground_truth_masks += 1;
+        }
+        (MaskCheck::Rejected(why), _) => c.problems.push(format!("{why}: left out")),
+        (MaskCheck::Fits, None) => {}
     }
     match e.split {
         Split::Train => c.train_normal += 1,
@@ -200,7 +227,7 @@ fn push(
     entries.push(e);
 }
 
-fn collect_mvtec(data: &Path) -> anyhow::Result<Collected> {
+fn collect_mvtec(data: &Path, tick: &(dyn Fn() + Sync)) -> anyhow::Result<Collected> {
     let categories = dataset::mvtec_categories(data)?;
     if categories.is_empty() {
         anyhow::bail!(
@@ -214,11 +241,11 @@ fn collect_mvtec(data: &Path) -> anyhow::Result<Collected> {
         let mut c = CategoryCounts::default();
         for p in dataset::mvtec_train_good(data, cat)? {
             let e = entry(cat, "train", "good", &p, Split::Train);
-            push(&mut entries, &mut c, e, &p, None);
+            push(&mut entries, &mut c, e, &p, None, tick);
         }
         for s in dataset::mvtec_test_samples(data, cat)? {
             let e = entry(cat, "test", &s.kind, &s.image, Split::Test);
-            push(&mut entries, &mut c, e, &s.image, s.mask.as_deref());
+            push(&mut entries, &mut c, e, &s.image, s.mask.as_deref(), tick);
         }
         counts.insert(cat.clone(), c);
     }
@@ -227,7 +254,7 @@ fn collect_mvtec(data: &Path) -> anyhow::Result<Collected> {
 
 /// VisA: `split_csv/1cls.csv` (or the CSV itself) with columns object, split, label, image, mask;
 /// paths relative to the dataset root.
-fn collect_visa(data: &Path) -> anyhow::Result<Collected> {
+fn collect_visa(data: &Path, tick: &(dyn Fn() + Sync)) -> anyhow::Result<Collected> {
     let (csv, root) = if data.is_file() {
         let root = data
             .parent()
@@ -325,7 +352,7 @@ fn collect_visa(data: &Path) -> anyhow::Result<Collected> {
             );
         }
         let c = counts.entry(obj.to_string()).or_default();
-        push(&mut entries, c, e, &image, m.as_deref());
+        push(&mut entries, c, e, &image, m.as_deref(), tick);
     }
     if entries.is_empty() {
         anyhow::bail!("{} lists no images", csv.display());
@@ -335,7 +362,7 @@ fn collect_visa(data: &Path) -> anyhow::Result<Collected> {
 
 /// A plain folder of images, all to review (test split, no labels). Images in sub-folders take
 /// the sub-folder's name as category, the others the folder's own name.
-fn collect_folder(data: &Path) -> anyhow::Result<Collected> {
+fn collect_folder(data: &Path, tick: &(dyn Fn() + Sync)) -> anyhow::Result<Collected> {
     let mut paths = Vec::new();
     crate::project::collect_images(data, 0, &mut paths)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", data.display()))?;
@@ -369,7 +396,14 @@ fn collect_folder(data: &Path) -> anyhow::Result<Collected> {
             category: cat.clone(),
             ..Default::default()
         };
-        push(&mut entries, counts.entry(cat).or_default(), e, &p, None);
+        push(
+            &mut entries,
+            counts.entry(cat).or_default(),
+            e,
+            &p,
+            None,
+            tick,
+        );
     }
     Ok((entries, counts))
 }
@@ -384,7 +418,7 @@ pub const MT_TEST_EVERY: usize = 4;
 
 /// The Magnetic-tile set: `MT_Free` is normal (every 4th image, by name, held out for the test
 /// split, the rest for training), every other `MT_<Type>` folder is a defect kind.
-fn collect_magnetic_tile(data: &Path) -> anyhow::Result<Collected> {
+fn collect_magnetic_tile(data: &Path, tick: &(dyn Fn() + Sync)) -> anyhow::Result<Collected> {
     let mut types: Vec<PathBuf> = std::fs::read_dir(data)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", data.display()))?
         .flatten()
@@ -432,7 +466,7 @@ fn collect_magnetic_tile(data: &Path) -> anyhow::Result<Collected> {
                     "train"
                 };
                 let e = entry(cat, name, "good", &img, split);
-                push(&mut entries, &mut c, e, &img, None);
+                push(&mut entries, &mut c, e, &img, None, tick);
             } else {
                 if !mask.is_file() {
                     anyhow::bail!(
@@ -442,7 +476,7 @@ fn collect_magnetic_tile(data: &Path) -> anyhow::Result<Collected> {
                     );
                 }
                 let e = entry(cat, "test", &kind, &img, Split::Test);
-                push(&mut entries, &mut c, e, &img, Some(&mask));
+                push(&mut entries, &mut c, e, &img, Some(&mask), tick);
             }
         }
     }
