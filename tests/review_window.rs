@@ -326,3 +326,91 @@ fn label_issues_open_accept_and_dismiss_and_a_dismissal_survives_reopening() {
         h.state().state.review.issues
     );
 }
+
+#[test]
+fn import_a_dataset_and_export_masks_from_the_window() {
+    let (dir, root) = demo_copy();
+    let mut h = harness(root, &dir.path().join("prefs.ron"));
+    let stare = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/stare");
+    let new = dir.path().join("stare-project");
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("New project from a dataset…").click();
+    h.run_steps(2);
+    // Project, dataset, two annotators' mask folders, in the form's fields in order.
+    h.get_by_label("format").click();
+    h.run_steps(2);
+    h.get_by_label("folder").click();
+    h.run_steps(2);
+    for _ in 0..2 {
+        h.get_by_label("Add an annotator's masks").click();
+        h.run_steps(4);
+    }
+    let texts = [
+        new.display().to_string(),
+        stare.join("images").display().to_string(),
+        "ah".to_string(),
+        stare.join("labels-ah").display().to_string(),
+        "vk".to_string(),
+        stare.join("labels-vk").display().to_string(),
+    ];
+    for (k, text) in texts.iter().enumerate() {
+        let fields: Vec<_> = h
+            .get_all_by_role(egui::accesskit::Role::TextInput)
+            .collect();
+        fields[k].focus();
+        fields[k].type_text(text);
+        h.run_steps(2);
+    }
+    h.get_by_label("Import").click();
+    h.run_steps(2);
+    settle(&mut h);
+    h.get_by_label_contains("Imported 10 images");
+    h.get_by_label_contains("10 of ah's masks; 10 of vk's masks");
+    let st = &h.state().state;
+    let p = st.project.as_ref().unwrap();
+    assert_eq!(
+        std::fs::canonicalize(&p.root).unwrap(),
+        std::fs::canonicalize(&new).unwrap()
+    );
+    assert_eq!(p.file.images.len(), 10);
+    assert!(p.annotator("ah").is_some() && p.annotator("vk").is_some());
+    // Export ah's masks in the MVTec layout.
+    let out = dir.path().join("masks-out");
+    h.get_by_label("File").click();
+    h.run_steps(2);
+    h.get_by_label("Export…").click();
+    h.run_steps(2);
+    h.get_by_label("layer").click();
+    h.run_steps(2);
+    h.get_by_label("ah").click();
+    h.run_steps(2);
+    let field = h.get_by_label("output folder");
+    field.focus();
+    field.type_text(&out.display().to_string());
+    h.run_steps(2);
+    h.get_by_label("Export").click();
+    h.run_steps(2);
+    settle(&mut h);
+    h.get_by_label_contains("Wrote 10 masks to");
+    let written = walk(&out);
+    assert_eq!(written.len(), 10, "{written:?}");
+    assert!(
+        written
+            .iter()
+            .all(|p| p.to_string_lossy().ends_with("_mask.png"))
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -63,8 +63,9 @@ pub struct Background {
     /// U-Flow inference in flight: (generation, image id) -> (image index, model).
     inferring: HashMap<(u64, String), (usize, String)>,
     serial: u64,
-    /// The review's analyses of the project.
+    /// The review's analyses of the project; imports and exports.
     analyses: super::review::Analyses,
+    tasks: super::tasks::Tasks,
 }
 
 impl Background {
@@ -84,6 +85,7 @@ impl Background {
             inferring: HashMap::new(),
             serial: 0,
             analyses: Default::default(),
+            tasks: Default::default(),
         }
     }
 
@@ -94,6 +96,8 @@ impl Background {
             && state.train_requests.is_empty()
             && state.detect_requests.is_empty()
             && state.review.is_idle()
+            && state.task.is_none()
+            && state.task_requests.is_empty()
     }
 
     /// Start what the state asks for and fold finished work into it.
@@ -123,6 +127,7 @@ impl Background {
         if let Some(d) = state.selected.and_then(|s| state.detections.get_mut(&s)) {
             d.trace_at(level);
         }
+        self.tasks.poll(state, &self.repaint);
         self.analyses.poll(state, &self.repaint);
     }
 

@@ -8,6 +8,7 @@ pub mod detection;
 mod editing;
 pub mod loader;
 pub mod review;
+pub mod tasks;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -71,6 +72,10 @@ pub enum AppCommand {
     Label(LabelCommand),
     /// Verdicts, notes, the image list's filter and order, label issues.
     Review(ReviewCommand),
+    /// Import a dataset (into a new project or the open one), in the background.
+    Import(crate::project::import::ImportRequest),
+    /// Export masks, a CSV report or COCO JSON, in the background.
+    Export(crate::project::export::ExportRequest),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -128,6 +133,9 @@ pub struct AppState {
     pub annotation: Annotation,
     /// What is known of each image, the list's filter and order, verdicts, label issues.
     pub review: Review,
+    /// The import or export running, and the one asked for.
+    pub task: Option<tasks::Task>,
+    pub task_requests: Vec<tasks::TaskRequest>,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -181,6 +189,8 @@ impl AppState {
             labels: LabelStore::new(Autosaver::new()),
             annotation: Annotation::default(),
             review: Review::new(preferences),
+            task: None,
+            task_requests: Vec::new(),
             next_notice: 0,
             demo_dir,
         }
@@ -279,6 +289,8 @@ impl AppState {
             AppCommand::DismissNotice(id) => self.notices.retain(|n| n.id != id),
             AppCommand::Label(cmd) => self.apply_label(cmd),
             AppCommand::Review(cmd) => self.apply_review(cmd),
+            AppCommand::Import(req) => self.request_task(tasks::TaskRequest::Import(req)),
+            AppCommand::Export(req) => self.request_task(tasks::TaskRequest::Export(req)),
         }
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::project::Project;
 use crate::project::autosave::Autosaver;
-use crate::project::import::GroupSource;
+use crate::project::import::{GroupSource, GroupSpec};
 use crate::project::labels::LabelStore;
 use crate::project::review;
 use crate::project::storage::ProjectLock;
@@ -24,14 +24,16 @@ pub struct GroupArgs {
 }
 
 impl GroupArgs {
-    fn source(&self) -> anyhow::Result<Option<GroupSource>> {
-        Ok(match (&self.group_pattern, &self.groups) {
-            (Some(p), _) => Some(GroupSource::Pattern(
-                regex::Regex::new(p).with_context(|| format!("--group-pattern {p:?}"))?,
-            )),
-            (None, Some(c)) => Some(GroupSource::Csv(c.clone())),
+    fn spec(&self) -> Option<GroupSpec> {
+        match (&self.group_pattern, &self.groups) {
+            (Some(p), _) => Some(GroupSpec::Pattern(p.clone())),
+            (None, Some(c)) => Some(GroupSpec::Csv(c.clone())),
             (None, None) => None,
-        })
+        }
+    }
+
+    fn source(&self) -> anyhow::Result<Option<GroupSource>> {
+        self.spec().map(|s| s.source()).transpose()
     }
 }
 
@@ -66,23 +68,26 @@ pub fn import(
     groups: &GroupArgs,
     layers: &[(String, PathBuf)],
 ) -> anyhow::Result<()> {
-    let source = groups.source()?;
+    let req = crate::project::import::ImportRequest {
+        project: project.to_path_buf(),
+        format: format.to_string(),
+        data: path.to_path_buf(),
+        layers: layers.to_vec(),
+        groups: groups.spec(),
+    };
     let _lock = lock(project)?;
-    let counts = crate::project::import::import_with_layers(project, format, path, layers)?;
-    for (cat, c) in &counts {
+    let summary = crate::project::import::run_import(&req, &|| {})?;
+    for (cat, c) in &summary.categories {
         for p in &c.problems {
             eprintln!("warning: {cat}: {p}");
         }
     }
-    if let Some(src) = source {
-        let mut p = Project::open(project)?;
-        let (n, g) = crate::project::import::assign_groups(&mut p, &src)?;
-        p.save()?;
+    if let Some((n, g)) = summary.grouped {
         eprintln!("{n} image(s) in {g} group(s)");
     }
     println!(
         "{}",
-        serde_json::to_string_pretty(&counts).context("summary")?
+        serde_json::to_string_pretty(&summary.categories).context("summary")?
     );
     Ok(())
 }
@@ -107,27 +112,13 @@ pub fn export(
     model: Option<&str>,
 ) -> anyhow::Result<()> {
     let p = Project::open(project)?;
-    let layer = layer
-        .map(str::to_string)
-        .unwrap_or_else(|| crate::project::export::default_layer(&p));
-    if format != "csv" && p.annotator(&layer).is_none() {
-        anyhow::bail!(
-            "no layer {layer:?} in the project (annotators: {})",
-            p.file
-                .annotators
-                .iter()
-                .map(|a| a.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    let mut store = LabelStore::new(Autosaver::new());
-    let summary = match format {
-        "masks" => crate::project::export::export_masks(&p, &mut store, &layer, out)?,
-        "csv" => crate::project::export::export_csv(&p, &mut store, model, out)?,
-        "coco" => crate::project::export::export_coco(&p, &mut store, &layer, out)?,
-        other => anyhow::bail!("unknown export format {other:?} (masks, csv, coco)"),
+    let req = crate::project::export::ExportRequest {
+        format: format.to_string(),
+        layer: layer.map(str::to_string),
+        model: model.map(str::to_string),
+        out: out.to_path_buf(),
     };
+    let summary = crate::project::export::export(&p, &req)?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

@@ -62,6 +62,37 @@ impl ContrarioApp {
                     ui.close();
                 }
                 ui.separator();
+                if ui
+                    .button("New project from a dataset…")
+                    .on_hover_text("Import a dataset (MVTec, BTAD, VisA, Magnetic-tile, a folder) into a new project")
+                    .clicked()
+                {
+                    self.open_import_form(false);
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(
+                        self.state.writable(),
+                        egui::Button::new("Import a dataset into this project…"),
+                    )
+                    .on_hover_text("Add a dataset's images (and annotators' masks) to this project")
+                    .clicked()
+                {
+                    self.open_import_form(true);
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(
+                        self.state.project.as_ref().is_some_and(|p| p.saved),
+                        egui::Button::new("Export…"),
+                    )
+                    .on_hover_text("Masks (MVTec layout), a CSV report or COCO JSON")
+                    .clicked()
+                {
+                    self.open_export_form();
+                    ui.close();
+                }
+                ui.separator();
                 item(ui, Action::Quit, &mut acts);
             });
             ui.menu_button("Edit", |ui| {

@@ -15,6 +15,7 @@ mod layer_views;
 mod menus;
 mod review;
 mod status;
+mod tasks;
 mod tools;
 pub mod viewer;
 mod widgets;
@@ -100,6 +101,11 @@ pub struct ContrarioApp {
     note_draft: String,
     opened_issue: Option<crate::project::review::LabelIssue>,
     issue_box: Option<(usize, [u32; 4])>,
+    /// The import and export forms, when open, and folders picked for their fields.
+    import_form: Option<tasks::ImportForm>,
+    export_form: Option<tasks::ExportForm>,
+    picks_tx: Sender<(tasks::PathField, PathBuf)>,
+    picks_rx: Receiver<(tasks::PathField, PathBuf)>,
     repaint: egui::Context,
 }
 
@@ -121,6 +127,7 @@ impl ContrarioApp {
         let repaint = ctx.clone();
         let loader = Loader::new(Arc::new(move || repaint.request_repaint()));
         let (dialogs_tx, dialogs_rx) = mpsc::channel();
+        let (picks_tx, picks_rx) = mpsc::channel();
         let mut state = AppState::with_preferences(crate::app::demo_project_dir(), preferences);
         state.apply(match project {
             Some(p) if p.join(crate::project::PROJECT_FILE).exists() || p.is_file() => {
@@ -167,6 +174,10 @@ impl ContrarioApp {
             note_draft: String::new(),
             opened_issue: None,
             issue_box: None,
+            import_form: None,
+            export_form: None,
+            picks_tx,
+            picks_rx,
             repaint: ctx.clone(),
         }
     }
@@ -237,6 +248,7 @@ impl ContrarioApp {
             }
         }
         self.background.poll(&mut self.state);
+        self.poll_picks();
         self.poll_loader(ctx);
         self.take_focus();
         self.refresh_heat(ctx);
@@ -268,6 +280,7 @@ impl ContrarioApp {
             });
         });
         let ctx = ui.ctx().clone();
+        self.task_forms(&ctx);
         self.notices(&ctx);
         self.shortcut_overlay(&ctx);
     }

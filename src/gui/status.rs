@@ -55,6 +55,11 @@ impl ContrarioApp {
                 };
                 ui.label(format!("editing: {editing}"))
                     .on_hover_text("Whose labels the tools change");
+                if let Some(t) = &self.state.task {
+                    ui.separator();
+                    ui.spinner();
+                    ui.label(t.line());
+                }
             });
         });
     }

@@ -31,6 +31,59 @@ impl ExportSummary {
     }
 }
 
+/// Formats `contrario export --format` and the window's export write.
+pub const FORMATS: &[&str] = &["masks", "csv", "coco"];
+
+/// An export as the window and the CLI ask for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRequest {
+    pub format: String,
+    /// The layer exported (masks, COCO); None: [`default_layer`].
+    pub layer: Option<String>,
+    /// The model whose cached results go in the CSV report.
+    pub model: Option<String>,
+    pub out: PathBuf,
+}
+
+/// Export as asked: the window's and the CLI's export.
+pub fn export(project: &Project, req: &ExportRequest) -> anyhow::Result<ExportSummary> {
+    let layer = req.layer.clone().unwrap_or_else(|| default_layer(project));
+    if req.format != "csv" && project.annotator(&layer).is_none() {
+        anyhow::bail!(
+            "no layer {layer:?} in the project (annotators: {})",
+            project
+                .file
+                .annotators
+                .iter()
+                .map(|a| a.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut store = LabelStore::new(crate::project::autosave::Autosaver::new());
+    match req.format.as_str() {
+        "masks" => export_masks(project, &mut store, &layer, &req.out),
+        "csv" => export_csv(project, &mut store, req.model.as_deref(), &req.out),
+        "coco" => export_coco(project, &mut store, &layer, &req.out),
+        other => anyhow::bail!("unknown export format {other:?} ({})", FORMATS.join(", ")),
+    }
+}
+
+impl ExportSummary {
+    /// What was written, in a sentence, for a notice.
+    pub fn sentence(&self, format: &str) -> String {
+        let what = match format {
+            "masks" => format!("{} masks", self.masks),
+            "coco" => format!(
+                "COCO JSON of {} images, {} annotations",
+                self.images, self.annotations
+            ),
+            _ => format!("a CSV report of {} images", self.images),
+        };
+        format!("Wrote {what} to {}", self.out.display())
+    }
+}
+
 /// The layer exported: `consensus` when any image has one, else the project's read-only ground
 /// truth, unless the caller names one.
 pub fn default_layer(project: &Project) -> String {

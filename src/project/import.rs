@@ -551,6 +551,102 @@ fn entry(cat: &str, split_name: &str, kind: &str, image: &Path, split: Split) ->
     }
 }
 
+/// An import as the window and the CLI ask for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportRequest {
+    /// The project folder (created when new).
+    pub project: PathBuf,
+    pub format: String,
+    pub data: PathBuf,
+    /// Annotators' mask folders, `(name, folder)`.
+    pub layers: Vec<(String, PathBuf)>,
+    pub groups: Option<GroupSpec>,
+}
+
+/// Where groups come from, as typed: a regular expression on file names, or a CSV.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GroupSpec {
+    Pattern(String),
+    Csv(PathBuf),
+}
+
+impl GroupSpec {
+    pub fn source(&self) -> anyhow::Result<GroupSource> {
+        Ok(match self {
+            GroupSpec::Pattern(p) => GroupSource::Pattern(
+                regex::Regex::new(p).map_err(|e| anyhow::anyhow!("group pattern {p:?}: {e}"))?,
+            ),
+            GroupSpec::Csv(c) => GroupSource::Csv(c.clone()),
+        })
+    }
+}
+
+/// What an import did: counts per category, and the images grouped (images, groups).
+#[derive(Debug, Serialize)]
+pub struct ImportSummary {
+    pub categories: BTreeMap<String, CategoryCounts>,
+    pub grouped: Option<(usize, usize)>,
+}
+
+impl ImportSummary {
+    /// The summary in a sentence, for a notice.
+    pub fn sentence(&self, project: &Path) -> String {
+        let sum = |f: fn(&CategoryCounts) -> usize| self.categories.values().map(f).sum::<usize>();
+        let mut masks: BTreeMap<&str, usize> = BTreeMap::new();
+        for c in self.categories.values() {
+            for (who, n) in &c.annotator_masks {
+                *masks.entry(who).or_default() += n;
+            }
+        }
+        let mut s = format!(
+            "Imported {} images ({} training normals, {} test; {} ground-truth masks",
+            sum(|c| c.images),
+            sum(|c| c.train_normal),
+            sum(|c| c.test),
+            sum(|c| c.ground_truth_masks)
+        );
+        for (who, n) in masks {
+            s.push_str(&format!("; {n} of {who}'s masks"));
+        }
+        s.push_str(&format!(") into {}", project.display()));
+        if let Some((n, g)) = self.grouped {
+            s.push_str(&format!("; {n} images in {g} groups"));
+        }
+        let unreadable = sum(|c| c.unreadable.len());
+        let problems = sum(|c| c.problems.len()) - unreadable;
+        if unreadable > 0 {
+            s.push_str(&format!("; {unreadable} unreadable images left out"));
+        }
+        if problems > 0 {
+            s.push_str(&format!(
+                "; {problems} masks left out (see the CLI's summary)"
+            ));
+        }
+        s
+    }
+}
+
+/// Import as asked, then group: the window's and the CLI's import. The caller holds the
+/// project's lock.
+pub fn run_import(req: &ImportRequest, tick: &(dyn Fn() + Sync)) -> anyhow::Result<ImportSummary> {
+    // A bad pattern is refused before anything is written.
+    let source = req.groups.as_ref().map(GroupSpec::source).transpose()?;
+    let categories = import_with_progress(&req.project, &req.format, &req.data, &req.layers, tick)?;
+    let grouped = match source {
+        Some(src) => {
+            let mut p = Project::open(&req.project)?;
+            let g = assign_groups(&mut p, &src)?;
+            p.save()?;
+            Some(g)
+        }
+        None => None,
+    };
+    Ok(ImportSummary {
+        categories,
+        grouped,
+    })
+}
+
 /// Where group names come from.
 pub enum GroupSource {
     /// A regular expression on the file name: the `group` capture, else the first capture, else
