@@ -76,8 +76,8 @@ impl Window {
         let bytes = out
             .textures_delta
             .set
-            .iter()
-            .flat_map(|(_, deltas)| deltas.iter())
+            .values()
+            .flat_map(|deltas| deltas.iter())
             .map(|d| match &d.image {
                 ImageData::Color(c) => c.size[0] * c.size[1] * 4,
             })
