@@ -5,41 +5,19 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
 use ndarray::Array2;
 
 use super::detection::{Detection, TrainingJob};
+use super::jobs::{Repaint, spawn_caught};
 use super::{AppCommand, AppState, NoticeLevel};
-use crate::project::guard::catch;
 use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
 use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
 use crate::uflow::worker::{Command, Message, Worker};
-
-/// Wakes the window when a result arrives (`egui::Context::request_repaint`).
-pub type Repaint = Arc<dyn Fn() + Send + Sync>;
-
-/// Run `job` on rayon's pool and hand its result, or the text of its panic, to `deliver`. Every
-/// background job of the app goes through here: a panic must not abort the process.
-pub fn spawn_caught<T: Send + 'static>(
-    job: impl FnOnce() -> T + Send + 'static,
-    deliver: impl FnOnce(Result<T, String>) + Send + 'static,
-) {
-    rayon::spawn(move || deliver(catch(job)));
-}
-
-/// Run `job` on a thread of its own (for work that blocks, such as a file dialog) and hand its
-/// result, or the text of its panic, to `deliver`.
-pub fn spawn_thread_caught<T: 'static>(
-    job: impl FnOnce() -> T + Send + 'static,
-    deliver: impl FnOnce(Result<T, String>) + Send + 'static,
-) {
-    std::thread::spawn(move || deliver(catch(job)));
-}
 
 /// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
 type Detected = (u64, usize, Result<(Array2<f32>, f64), String>);
@@ -64,8 +42,8 @@ pub struct Background {
     inferring: HashMap<(u64, String), (usize, String)>,
     serial: u64,
     /// The review's analyses of the project; imports and exports.
-    analyses: super::review::Analyses,
-    tasks: super::tasks::Tasks,
+    analyses: super::reviewing::Analyses,
+    tasks: super::task_runner::Tasks,
 }
 
 impl Background {
@@ -439,18 +417,5 @@ mod tests {
         settle(&mut bg, &mut s);
         let d = &s.detections[&1];
         assert_eq!(d.log_nfa.dim(), (57, 1159));
-    }
-
-    #[test]
-    fn a_crashing_thread_job_reports_its_panic() {
-        let (tx, rx) = mpsc::channel();
-        spawn_thread_caught(
-            || -> Option<PathBuf> { panic!("no portal") },
-            move |r| {
-                let _ = tx.send(r);
-            },
-        );
-        let got = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
-        assert_eq!(got, Err("no portal".to_string()));
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 
-use super::background::spawn_caught;
+use super::jobs::spawn_caught;
 use crate::project::imaging;
 
 /// Thumbnails are decoded at this size (longest side, pixels).

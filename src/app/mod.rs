@@ -6,8 +6,11 @@ pub mod annotation;
 pub mod background;
 pub mod detection;
 mod editing;
+pub mod jobs;
 pub mod loader;
 pub mod review;
+mod reviewing;
+mod task_runner;
 pub mod tasks;
 
 use std::collections::{HashMap, HashSet};

@@ -15,7 +15,7 @@ use super::layer_views::{
 use super::viewer::{CRISP, fit_texture};
 use super::widgets::swatch;
 use crate::app::annotation::{Compare, LabelCommand};
-use crate::app::background::spawn_caught;
+use crate::app::jobs::spawn_caught;
 use crate::app::{AppCommand, NoticeLevel};
 use crate::project::mask::LabelMask;
 use crate::project::review::{self, ConsensusRule};

@@ -4,7 +4,7 @@ use egui::{Color32, RichText};
 
 use super::ContrarioApp;
 use crate::app::actions::Action;
-use crate::app::background::spawn_thread_caught;
+use crate::app::jobs::spawn_thread_caught;
 use crate::app::{AppCommand, NoticeLevel};
 
 impl ContrarioApp {

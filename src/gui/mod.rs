@@ -19,6 +19,7 @@ mod tasks;
 mod tools;
 pub mod viewer;
 mod widgets;
+mod window_state;
 
 pub use heatmap::{HEAT_MAX, SCORE_FLOOR};
 
@@ -94,7 +95,7 @@ pub struct ContrarioApp {
     new_annotator: String,
     /// The right-hand panel's tab; the reviewer's name and the note being typed (and for which
     /// image); the label issue opened last and the box drawn for it.
-    side_tab: review::SideTab,
+    side_tab: window_state::SideTab,
     editing_reviewer: bool,
     reviewer_draft: String,
     note_for: Option<String>,
@@ -102,10 +103,10 @@ pub struct ContrarioApp {
     opened_issue: Option<crate::project::review::LabelIssue>,
     issue_box: Option<(usize, [u32; 4])>,
     /// The import and export forms, when open, and folders picked for their fields.
-    import_form: Option<tasks::ImportForm>,
-    export_form: Option<tasks::ExportForm>,
-    picks_tx: Sender<(tasks::PathField, PathBuf)>,
-    picks_rx: Receiver<(tasks::PathField, PathBuf)>,
+    import_form: Option<window_state::ImportForm>,
+    export_form: Option<window_state::ExportForm>,
+    picks_tx: Sender<(window_state::PathField, PathBuf)>,
+    picks_rx: Receiver<(window_state::PathField, PathBuf)>,
     repaint: egui::Context,
 }
 
@@ -167,7 +168,7 @@ impl ContrarioApp {
             drawn_compare: None,
             show_shortcuts: false,
             new_annotator: String::new(),
-            side_tab: review::SideTab::default(),
+            side_tab: window_state::SideTab::default(),
             editing_reviewer: false,
             reviewer_draft: String::new(),
             note_for: None,

@@ -5,20 +5,12 @@ use egui::{Color32, RichText};
 
 use super::ContrarioApp;
 use super::widgets::swatch;
+use super::window_state::SideTab;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::app::review::ReviewCommand;
 use crate::project::overview::{DISAGREEMENT_IOU, ImageFacts};
 use crate::project::review::{IssueKind, LabelIssue, Verdict};
-
-/// The tabs of the right-hand panel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SideTab {
-    #[default]
-    Labels,
-    Review,
-    Issues,
-}
 
 pub(super) fn verdict_colour(v: Verdict) -> Color32 {
     match v {

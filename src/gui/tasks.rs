@@ -7,38 +7,11 @@ use std::path::PathBuf;
 use egui::RichText;
 
 use super::ContrarioApp;
+use super::window_state::{ExportForm, ImportForm, PathField};
 use crate::app::AppCommand;
-use crate::app::background::spawn_thread_caught;
+use crate::app::jobs::spawn_thread_caught;
 use crate::project::export::{self, ExportRequest};
 use crate::project::import::{self, GroupSpec, ImportRequest};
-
-/// The fields a folder picker can fill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PathField {
-    ImportProject,
-    ImportData,
-    ImportLayer(usize),
-    ExportOut,
-}
-
-/// The import form as typed.
-#[derive(Debug, Clone, Default)]
-pub(super) struct ImportForm {
-    pub(super) project: String,
-    pub(super) format: String,
-    pub(super) data: String,
-    /// Annotators' mask folders: (name, folder).
-    pub(super) layers: Vec<(String, String)>,
-    pub(super) group_pattern: String,
-}
-
-/// The export form as typed.
-#[derive(Debug, Clone, Default)]
-pub(super) struct ExportForm {
-    pub(super) format: String,
-    pub(super) layer: Option<String>,
-    pub(super) out: String,
-}
 
 /// A text field with a label that names it (for people and for screen readers).
 fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool {
