@@ -315,6 +315,7 @@ fn progress_text(p: &Progress) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     fn open_folder(sizes: &[(u32, u32)]) -> (tempfile::TempDir, AppState) {
