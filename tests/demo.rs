@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use contrario::project::{Project, Split};
 
 /// The project's own files: what using the project adds (caches, journals, the lock; all
-/// git-ignored) is not the generator's business.
+/// git-ignored) is not the generator's business, nor is the shipped model (`make demo-model`).
 fn files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -17,6 +17,7 @@ fn files(root: &Path) -> Vec<PathBuf> {
             if rel == Path::new(contrario::project::storage::LOCK_FILE)
                 || rel.starts_with("cache")
                 || rel.starts_with("journal")
+                || rel.starts_with("models")
             {
                 continue;
             }
@@ -110,4 +111,23 @@ fn demo_has_training_normals_defects_and_disagreeing_annotators() {
         size < 8 << 20,
         "demo project is {size} bytes: keep it a few MB"
     );
+}
+
+#[test]
+fn the_shipped_model_was_trained_on_the_demo_as_it_is() {
+    // Retrained by `make demo-model` whenever the generator changes the images.
+    let p = Project::open(&committed()).unwrap();
+    assert_eq!(p.model_names(), vec!["uflow".to_string()]);
+    for cat in p.categories() {
+        let f = contrario::project::model_file::ModelFile::read(&p.model_dir("uflow", &cat))
+            .unwrap_or_else(|e| panic!("{cat}: {e}"));
+        let train = p
+            .file
+            .images
+            .iter()
+            .filter(|e| e.category == cat && e.split == Split::Train)
+            .count();
+        assert_eq!(f.training_images, train, "{cat}");
+        assert_eq!(f.history.len(), f.train.epochs, "{cat}: its curve is kept");
+    }
 }

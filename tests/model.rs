@@ -63,12 +63,24 @@ fn trains_saves_loads_and_infers_deterministically() {
     let cancel = AtomicBool::new(false);
     let mut epochs = Vec::new();
     let model = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |pr| {
-        if let Progress::Epoch { validation_nll, .. } = pr {
-            epochs.push(validation_nll);
+        if let Progress::Epoch { record, .. } = pr {
+            epochs.push(record.validation_nll);
         }
     })
     .unwrap();
     assert_eq!(epochs.len(), 6);
+    // The model keeps the curve, per latent dimension, and the epoch it chose is its minimum.
+    let h = &model.file.history;
+    assert_eq!(
+        h.iter().map(|r| r.validation_nll).collect::<Vec<_>>(),
+        epochs
+    );
+    assert_eq!(
+        contrario::project::training::best_epoch(h).map(|r| r.epoch),
+        Some(model.file.best_epoch)
+    );
+    assert!(h.windows(2).all(|w| w[1].seconds >= w[0].seconds));
+    assert!(model.file.train_seconds >= h[5].seconds);
     assert!(
         epochs.last().unwrap() < epochs.first().unwrap(),
         "validation NLL should fall: {epochs:?}"
@@ -158,8 +170,8 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
             tch::Device::Cpu,
             &cancel,
             |pr| {
-                if let Progress::Epoch { epoch, .. } = pr
-                    && epoch == stop
+                if let Progress::Epoch { record, .. } = pr
+                    && record.epoch == stop
                 {
                     cancel.store(true, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -195,6 +207,14 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
     assert_eq!(resumed, Some(2));
     assert_eq!(m.file.best_epoch, full.file.best_epoch);
     assert_eq!(m.file.calibration, full.file.calibration);
+    // The resumed model keeps the epochs of before the interruption in its history.
+    let losses = |f: &contrario::project::model_file::ModelFile| {
+        f.history
+            .iter()
+            .map(|r| (r.epoch, r.train_loss, r.validation_nll))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(losses(&m.file), losses(&full.file));
     let (a, b) = (m.vs.variables(), full.vs.variables());
     for (k, t) in &a {
         let d = (t - &b[k]).abs().max().double_value(&[]);

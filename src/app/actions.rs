@@ -22,6 +22,7 @@ pub enum Key {
     P,
     Q,
     R,
+    T,
     U,
     V,
     X,
@@ -64,6 +65,7 @@ impl Key {
             P => "P",
             Q => "Q",
             R => "R",
+            T => "T",
             U => "U",
             V => "V",
             X => "X",
@@ -181,6 +183,12 @@ pub enum Action {
     VerdictDefective,
     VerdictUnsure,
     NextUnreviewed,
+    ShowTraining,
+    RunOnAll,
+    RunOnFiltered,
+    CancelRun,
+    ShowEvaluation,
+    DemoMode,
 }
 
 /// Where an action belongs, for the shortcut overlay.
@@ -192,6 +200,7 @@ pub enum Group {
     Detection,
     Labels,
     Review,
+    Models,
 }
 
 impl Group {
@@ -203,6 +212,7 @@ impl Group {
             Group::Detection => "Detection",
             Group::Labels => "Labels",
             Group::Review => "Review",
+            Group::Models => "Models",
         }
     }
 }
@@ -211,7 +221,7 @@ use Key as K;
 type S = Shortcut;
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 41] = [
         Action::OpenProject,
         Action::OpenFolder,
         Action::OpenDemo,
@@ -247,6 +257,12 @@ impl Action {
         Action::VerdictDefective,
         Action::VerdictUnsure,
         Action::NextUnreviewed,
+        Action::ShowTraining,
+        Action::RunOnAll,
+        Action::RunOnFiltered,
+        Action::CancelRun,
+        Action::ShowEvaluation,
+        Action::DemoMode,
     ];
 
     /// What a menu item or button says.
@@ -288,6 +304,12 @@ impl Action {
             VerdictDefective => "Defective",
             VerdictUnsure => "Unsure",
             NextUnreviewed => "Next unreviewed",
+            ShowTraining => "Training panel",
+            RunOnAll => "Run the model on all images",
+            RunOnFiltered => "Run the model on the listed images",
+            CancelRun => "Cancel the run",
+            ShowEvaluation => "Evaluation panel",
+            DemoMode => "Demo mode",
         }
     }
 
@@ -336,6 +358,23 @@ impl Action {
             VerdictDefective => "Verdict on this image: defective (in the review journal, signed)",
             VerdictUnsure => "Verdict on this image: unsure, for someone else to look at",
             NextUnreviewed => "The first image of the review queue without a verdict",
+            ShowTraining => {
+                "Train a U-Flow on this category: settings, progress, the loss curve, calibration"
+            }
+            RunOnAll => {
+                "Run the chosen U-Flow model on every image in the background (cached ones are \
+                 read back); badges, queue and label issues follow"
+            }
+            RunOnFiltered => "Run the chosen U-Flow model on the images the list shows",
+            CancelRun => "Stop running the model over the images (results so far are kept)",
+            ShowEvaluation => {
+                "The model against this category's ground truth: AUROC, AUPRO, mIoU, false \
+                 alarms, the ROC and mIoU curves"
+            }
+            DemoMode => {
+                "Full screen: image, heatmap and regions side by side, advancing through the \
+                 flagged images (Space pauses, arrows step, Esc leaves)"
+            }
         }
     }
 
@@ -380,6 +419,11 @@ impl Action {
             VerdictDefective => const { &[k(K::D)] },
             VerdictUnsure => const { &[k(K::U)] },
             NextUnreviewed => const { &[S::shift(K::J)] },
+            ShowTraining => const { &[k(K::T)] },
+            RunOnAll => const { &[S::shift(K::R)] },
+            RunOnFiltered | CancelRun => &[],
+            ShowEvaluation => const { &[S::shift(K::E)] },
+            DemoMode => const { &[k(K::F11)] },
         }
     }
 
@@ -411,6 +455,9 @@ impl Action {
                 Group::Detection
             }
             VerdictNormal | VerdictDefective | VerdictUnsure | NextUnreviewed => Group::Review,
+            ShowTraining | RunOnAll | RunOnFiltered | CancelRun | ShowEvaluation | DemoMode => {
+                Group::Models
+            }
             _ => Group::Labels,
         }
     }

@@ -14,7 +14,6 @@ use super::jobs::{Repaint, spawn_caught};
 use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
-use crate::project::training::Progress;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
 use crate::uflow::worker::{Command, Message, Worker};
@@ -44,6 +43,8 @@ pub struct Background {
     /// The review's analyses of the project; imports and exports.
     analyses: super::reviewing::Analyses,
     tasks: super::task_runner::Tasks,
+    /// Runs over many images and the evaluation panel's numbers.
+    runner: super::runner::Runner,
 }
 
 impl Background {
@@ -64,6 +65,7 @@ impl Background {
             serial: 0,
             analyses: Default::default(),
             tasks: Default::default(),
+            runner: Default::default(),
         }
     }
 
@@ -76,6 +78,7 @@ impl Background {
             && state.review.is_idle()
             && state.task.is_none()
             && state.task_requests.is_empty()
+            && self.runner.is_idle(state)
     }
 
     /// Start what the state asks for and fold finished work into it.
@@ -106,6 +109,7 @@ impl Background {
             d.trace_at(level);
         }
         self.tasks.poll(state, &self.repaint);
+        self.runner.poll(state, &self.worker, &self.repaint);
         self.analyses.poll(state, &self.repaint);
     }
 
@@ -198,11 +202,7 @@ impl Background {
                 config: TrainConfig::from_settings(&settings),
                 out,
             });
-            state.training_job = Some(TrainingJob {
-                category,
-                model,
-                text: "starting".into(),
-            });
+            state.training_job = Some(TrainingJob::new(category, model, settings.epochs));
         }
     }
 
@@ -214,7 +214,7 @@ impl Background {
                 Message::BackboneReady { .. } | Message::Finished => {}
                 Message::Progress(p) => {
                     if let Some(job) = &mut state.training_job {
-                        job.text = progress_text(&p);
+                        job.update(&p);
                     }
                 }
                 Message::Trained { file, seconds, .. } => {
@@ -228,6 +228,7 @@ impl Background {
                     else {
                         continue; // not a training of this window's (it was let go)
                     };
+                    state.forget_model_file(&model, &category);
                     let z2: Vec<String> = file
                         .calibration
                         .mean_z2_per_scale
@@ -254,9 +255,18 @@ impl Background {
                     cached,
                     seconds,
                 } => {
-                    let Some((index, model)) = self.inferring.remove(&(tag, id)) else {
+                    let index = match self.runner.inferred(state, tag, &id, cached) {
+                        // A run's result on an image the window shows: show it too.
+                        Some(i) if !state.detections.contains_key(&i) => Some(i),
+                        _ => None,
+                    };
+                    let Some((index, model)) = index
+                        .and_then(|i| Some((i, state.detector.clone()?)))
+                        .or_else(|| self.inferring.remove(&(tag, id)))
+                    else {
                         continue;
                     };
+                    let tag = tag & !super::runner::RUN_TAG;
                     if tag != state.generation || state.detector.as_ref() != Some(&model) {
                         continue;
                     }
@@ -279,7 +289,9 @@ impl Background {
                     if context.starts_with("training") {
                         state.training_job = None;
                     }
-                    if context.starts_with("inference") {
+                    // The worker runs commands in order: a run's chunk fails before the selected
+                    // image's inference queued behind it.
+                    if context.starts_with("inference") && !self.runner.chunk_failed(state) {
                         for ((_, _), (i, _)) in self.inferring.drain() {
                             state.detecting.remove(&i);
                         }
@@ -288,27 +300,6 @@ impl Background {
                 }
             }
         }
-    }
-}
-
-/// A training's progress in words, for the detection bar.
-fn progress_text(p: &Progress) -> String {
-    match *p {
-        Progress::Resumed { epochs_done } => format!("resuming after epoch {epochs_done}"),
-        Progress::Features { done, total } => format!("features {done}/{total}"),
-        Progress::Step {
-            epoch, step, steps, ..
-        } => format!("epoch {} step {}/{steps}", epoch + 1, step + 1),
-        Progress::Epoch {
-            epoch,
-            epochs,
-            validation_nll,
-            eta_seconds,
-            ..
-        } => format!(
-            "epoch {}/{epochs} · validation NLL {validation_nll:.0} · {eta_seconds:.0} s left",
-            epoch + 1
-        ),
     }
 }
 

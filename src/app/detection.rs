@@ -3,6 +3,7 @@
 
 use ndarray::Array2;
 
+use crate::project::training::{EpochRecord, Progress};
 use crate::stats::acontrario::{Region, regions_at};
 
 /// Douglas-Peucker tolerance of the outlines drawn, in map pixels.
@@ -90,6 +91,74 @@ pub struct TrainingJob {
     pub model: String,
     /// The latest progress, in words.
     pub text: String,
+    /// How far it is, 0 to 1 (feature extraction counts for the first tenth).
+    pub fraction: f32,
+    pub epochs: usize,
+    /// The epochs done so far (with a resumed training's earlier ones).
+    pub history: Vec<EpochRecord>,
+    pub eta_seconds: Option<f64>,
+}
+
+impl TrainingJob {
+    pub fn new(category: String, model: String, epochs: usize) -> Self {
+        Self {
+            category,
+            model,
+            text: "starting".into(),
+            fraction: 0.0,
+            epochs: epochs.max(1),
+            history: Vec::new(),
+            eta_seconds: None,
+        }
+    }
+
+    /// Fold a progress report in: the fraction done, the curve, the line in words.
+    pub fn update(&mut self, p: &Progress) {
+        const FEATURES: f32 = 0.1;
+        let epochs = self.epochs as f32;
+        let left = |eta: Option<f64>| eta.map_or(String::new(), |s| format!(" · {s:.0} s left"));
+        match *p {
+            Progress::Resumed { epochs_done } => {
+                self.text = format!("resuming after epoch {epochs_done}");
+            }
+            Progress::Features { done, total } => {
+                self.fraction = FEATURES * done as f32 / total.max(1) as f32;
+                self.text = format!("features {done}/{total}");
+            }
+            Progress::Step {
+                epoch, step, steps, ..
+            } => {
+                let at = epoch as f32 + (step + 1) as f32 / steps.max(1) as f32;
+                self.fraction = FEATURES + (1.0 - FEATURES) * at / epochs;
+                self.text = format!(
+                    "epoch {}/{} · step {}/{steps}{}",
+                    epoch + 1,
+                    self.epochs,
+                    step + 1,
+                    left(self.eta_seconds)
+                );
+            }
+            Progress::Epoch {
+                epochs,
+                record,
+                eta_seconds,
+            } => {
+                self.epochs = epochs.max(1);
+                // A resumed training reports the epochs after the checkpoint only.
+                self.history.retain(|r| r.epoch < record.epoch);
+                self.history.push(record);
+                self.eta_seconds = Some(eta_seconds);
+                self.fraction =
+                    FEATURES + (1.0 - FEATURES) * (record.epoch + 1) as f32 / self.epochs as f32;
+                self.text = format!(
+                    "epoch {}/{epochs} · validation NLL {:.3} per dim{}",
+                    record.epoch + 1,
+                    record.validation_nll,
+                    left(Some(eta_seconds))
+                );
+            }
+        }
+    }
 }
 
 /// What the detector says at image pixel (x, y) of an image of `size` (w, h), for the status bar:
@@ -133,6 +202,44 @@ pub fn false_alarm_text(level: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_training_job_follows_its_progress_and_keeps_one_point_per_epoch() {
+        let mut j = TrainingJob::new("leather".into(), "uflow".into(), 4);
+        j.update(&Progress::Features { done: 5, total: 10 });
+        assert!((j.fraction - 0.05).abs() < 1e-6, "{}", j.fraction);
+        let epoch = |epoch, v| Progress::Epoch {
+            epochs: 4,
+            record: EpochRecord {
+                epoch,
+                train_loss: v + 0.1,
+                validation_nll: v,
+                seconds: epoch as f64,
+            },
+            eta_seconds: 30.0,
+        };
+        j.update(&epoch(0, 2.0));
+        j.update(&epoch(1, 1.5));
+        assert!((j.fraction - (0.1 + 0.9 * 2.0 / 4.0)).abs() < 1e-6);
+        assert_eq!(
+            j.text,
+            "epoch 2/4 · validation NLL 1.500 per dim · 30 s left"
+        );
+        j.update(&Progress::Step {
+            epoch: 2,
+            step: 0,
+            steps: 2,
+            loss: 1.0,
+        });
+        assert_eq!(j.text, "epoch 3/4 · step 1/2 · 30 s left");
+        // A resumed training reports epoch 1 again: it replaces, never duplicates.
+        j.update(&epoch(1, 1.4));
+        assert_eq!(
+            j.history.iter().map(|r| r.epoch).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
+        assert_eq!(j.history[1].validation_nll, 1.4);
+    }
 
     #[test]
     fn the_readout_maps_an_image_pixel_to_the_cell_of_each_map() {

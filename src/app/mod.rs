@@ -8,8 +8,10 @@ pub mod detection;
 mod editing;
 pub mod jobs;
 pub mod loader;
+pub mod models;
 pub mod review;
 mod reviewing;
+pub mod runner;
 mod task_runner;
 pub mod tasks;
 
@@ -22,6 +24,7 @@ use review::{Review, ReviewCommand};
 
 use crate::project::autosave::Autosaver;
 use crate::project::labels::LabelStore;
+use crate::project::model_file::ModelFile;
 use crate::project::storage::ProjectLock;
 use crate::project::training::TrainingSettings;
 use crate::project::{FORMAT_VERSION, PROJECT_FILE, Project};
@@ -79,6 +82,13 @@ pub enum AppCommand {
     Import(crate::project::import::ImportRequest),
     /// Export masks, a CSV report or COCO JSON, in the background.
     Export(crate::project::export::ExportRequest),
+    /// Run the U-Flow detector over every image (or only the filtered list) into the cache.
+    RunDetector {
+        filtered: bool,
+    },
+    CancelRun,
+    /// Open the evaluation panel on (model, category); None closes it.
+    Evaluate(Option<(String, String)>),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -139,6 +149,13 @@ pub struct AppState {
     /// The import or export running, and the one asked for.
     pub task: Option<tasks::Task>,
     pub task_requests: Vec<tasks::TaskRequest>,
+    /// The detector running over many images, and a cancel the background has not seen yet.
+    pub run: Option<models::Run>,
+    pub run_cancel_requested: bool,
+    /// The evaluation panel's model, category and numbers.
+    pub evaluation: Option<models::EvaluationView>,
+    /// Model files read so far: (model, category) -> settings, history, calibration.
+    model_files: HashMap<(String, String), Option<ModelFile>>,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -194,6 +211,10 @@ impl AppState {
             review: Review::new(preferences),
             task: None,
             task_requests: Vec::new(),
+            run: None,
+            run_cancel_requested: false,
+            evaluation: None,
+            model_files: HashMap::new(),
             next_notice: 0,
             demo_dir,
         }
@@ -294,7 +315,30 @@ impl AppState {
             AppCommand::Review(cmd) => self.apply_review(cmd),
             AppCommand::Import(req) => self.request_task(tasks::TaskRequest::Import(req)),
             AppCommand::Export(req) => self.request_task(tasks::TaskRequest::Export(req)),
+            AppCommand::RunDetector { filtered } => self.start_run(filtered),
+            AppCommand::CancelRun => self.run_cancel_requested = true,
+            AppCommand::Evaluate(which) => self.open_evaluation(which),
         }
+    }
+
+    /// A model's file for a category (its settings, training history and calibration), read
+    /// once; None when the category has no version of the model.
+    pub fn model_file(&mut self, model: &str, category: &str) -> Option<&ModelFile> {
+        let key = (model.to_string(), category.to_string());
+        if !self.model_files.contains_key(&key) {
+            let file = self
+                .project
+                .as_ref()
+                .and_then(|p| ModelFile::read(&p.model_dir(model, category)).ok());
+            self.model_files.insert(key.clone(), file);
+        }
+        self.model_files.get(&key).and_then(|f| f.as_ref())
+    }
+
+    /// A model was (re)trained: its file is read again when next asked for.
+    pub fn forget_model_file(&mut self, model: &str, category: &str) {
+        self.model_files
+            .remove(&(model.to_string(), category.to_string()));
     }
 
     /// The knobs of the next training from the window, kept in the project; refused with a
@@ -453,6 +497,9 @@ impl AppState {
         self.detect_requests.clear();
         self.detections.clear();
         self.detecting.clear();
+        self.run = None;
+        self.evaluation = None;
+        self.model_files.clear();
         self.models = p.model_names();
         self.detector = None;
         self.review.reset(p.file.images.len());
@@ -595,6 +642,9 @@ mod tests {
             epochs: 7,
             input_size: 384,
             builtin: "efficientnet-lite0-s8".into(),
+            batch_size: 4,
+            learning_rate: 5e-4,
+            ..TrainingSettings::default()
         };
         s.apply(AppCommand::SetTraining(chosen.clone()));
         assert_eq!(s.training_settings(), chosen);
@@ -612,6 +662,18 @@ mod tests {
             },
             TrainingSettings {
                 builtin: "resnet".into(),
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                batch_size: 0,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                learning_rate: 2.0,
+                ..chosen.clone()
+            },
+            TrainingSettings {
+                backbone_file: Some(dir.path().join("missing.pt")),
                 ..chosen.clone()
             },
         ] {

@@ -57,14 +57,7 @@ pub struct TrainArgs {
 }
 
 fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
-    let mut all: Vec<String> = project
-        .file
-        .images
-        .iter()
-        .map(|e| e.category.clone())
-        .collect();
-    all.sort();
-    all.dedup();
+    let all = project.categories();
     if asked.is_empty() {
         return Ok(all);
     }
@@ -134,14 +127,14 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         loop {
             match worker.recv() {
                 Some(Message::Progress(Progress::Epoch {
-                    epoch,
                     epochs,
-                    train_loss,
-                    validation_nll,
+                    record: r,
                     eta_seconds,
                 })) => eprintln!(
-                    "epoch {}/{epochs}: loss {train_loss:.1}, validation NLL {validation_nll:.1}, ETA {eta_seconds:.0} s",
-                    epoch + 1
+                    "epoch {}/{epochs}: loss {:.4}, validation NLL {:.4} per dimension, ETA {eta_seconds:.0} s",
+                    r.epoch + 1,
+                    r.train_loss,
+                    r.validation_nll,
                 ),
                 Some(Message::Progress(Progress::Resumed { epochs_done })) => eprintln!(
                     "resuming the interrupted training after epoch {epochs_done} (checkpoint in {})",

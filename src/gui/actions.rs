@@ -31,6 +31,7 @@ fn key_of(k: egui::Key) -> Option<Key> {
         E::P => Key::P,
         E::Q => Key::Q,
         E::R => Key::R,
+        E::T => Key::T,
         E::U => Key::U,
         E::V => Key::V,
         E::X => Key::X,
@@ -59,6 +60,9 @@ impl ContrarioApp {
     pub(super) fn shortcuts(&mut self, ctx: &egui::Context) {
         if ctx.egui_wants_keyboard_input() {
             return;
+        }
+        if self.demo.is_some() {
+            return self.demo_keys(ctx);
         }
         let pressed: Vec<Shortcut> = ctx.input(|i| {
             i.events
@@ -127,6 +131,9 @@ impl ContrarioApp {
             )),
             ClosePolygon => label(LabelCommand::ClosePolygon),
             CancelPolygon => {
+                if self.demo.is_some() {
+                    return self.toggle_demo(ctx);
+                }
                 if self.show_shortcuts {
                     self.show_shortcuts = false;
                     return;
@@ -149,6 +156,27 @@ impl ContrarioApp {
             VerdictDefective => AppCommand::Review(ReviewCommand::Verdict(Verdict::Defective)),
             VerdictUnsure => AppCommand::Review(ReviewCommand::Verdict(Verdict::Unsure)),
             NextUnreviewed => AppCommand::Review(ReviewCommand::NextUnreviewed),
+            ShowTraining => {
+                self.show_training = !self.show_training;
+                return;
+            }
+            RunOnAll => AppCommand::RunDetector { filtered: false },
+            RunOnFiltered => AppCommand::RunDetector { filtered: true },
+            CancelRun => AppCommand::CancelRun,
+            ShowEvaluation => match self.state.evaluation {
+                Some(_) => AppCommand::Evaluate(None),
+                None => match self.evaluation_target() {
+                    Some(t) => AppCommand::Evaluate(Some(t)),
+                    None => {
+                        self.state.notify(
+                            crate::app::NoticeLevel::Warning,
+                            "Choose a U-Flow model as the detector and select an image of the category to evaluate",
+                        );
+                        return;
+                    }
+                },
+            },
+            DemoMode => return self.toggle_demo(ctx),
         };
         self.apply(cmd);
     }
@@ -185,6 +213,7 @@ impl ContrarioApp {
                         Group::Detection,
                         Group::Review,
                         Group::Labels,
+                        Group::Models,
                         Group::Project,
                     ];
                     for (k, g) in groups.into_iter().enumerate() {

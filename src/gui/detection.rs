@@ -8,7 +8,6 @@ use super::heatmap::{HEAT_MAX, SCORE_FLOOR, drawn_kind, heat_legend};
 use crate::app::actions::Action;
 use crate::app::detection::false_alarm_text;
 use crate::app::{AppCommand, HeatmapKind};
-use crate::project::training::{BUILTIN_BACKBONES, TrainingSettings};
 
 impl ContrarioApp {
     pub(super) fn detection_bar(&mut self, ui: &mut egui::Ui) {
@@ -18,15 +17,27 @@ impl ContrarioApp {
         let sel = self.state.selected;
         let mut cmds = Vec::new();
         // Two rows: what detects (detector, training), then how its result is shown.
-        ui.horizontal_wrapped(|ui| self.detector_row(ui, sel, &mut cmds));
+        let open_training = ui
+            .horizontal_wrapped(|ui| self.detector_row(ui, sel, &mut cmds))
+            .inner;
+        if open_training {
+            self.show_training = true;
+        }
         ui.horizontal_wrapped(|ui| self.display_row(ui, sel, &mut cmds));
         for c in cmds {
             self.apply(c);
         }
     }
 
-    /// What detects: run it, the detector, training and its settings, the result in numbers.
-    fn detector_row(&self, ui: &mut egui::Ui, sel: Option<usize>, cmds: &mut Vec<AppCommand>) {
+    /// What detects: run it, the detector, training and its progress. True when the training
+    /// panel is asked for.
+    fn detector_row(
+        &self,
+        ui: &mut egui::Ui,
+        sel: Option<usize>,
+        cmds: &mut Vec<AppCommand>,
+    ) -> bool {
+        let mut open_training = false;
         // Fixed widths: a detection starting or a training's progress never moves the controls.
         let busy = sel.is_some_and(|s| self.state.detecting.contains(&s));
         let detect = egui::Button::new(if busy {
@@ -72,9 +83,20 @@ impl ContrarioApp {
                 {
                     cmds.push(AppCommand::CancelTraining);
                 }
-                let text = format!("training {}: {}", t.category, t.text);
-                ui.add_sized([240.0, 18.0], egui::Label::new(text.clone()).truncate())
-                    .on_hover_text(text);
+                // A bar of fixed width: the progress never moves the controls after it.
+                let text = format!("{}: {}", t.category, t.text);
+                if ui
+                    .add(
+                        egui::ProgressBar::new(t.fraction)
+                            .text(text.clone())
+                            .desired_width(240.0),
+                    )
+                    .on_hover_text(format!("training {text} (click for the training panel)"))
+                    .interact(egui::Sense::click())
+                    .clicked()
+                {
+                    open_training = true;
+                }
             }
             None => {
                 if ui
@@ -84,7 +106,13 @@ impl ContrarioApp {
                 {
                     cmds.push(AppCommand::TrainSelectedCategory);
                 }
-                training_settings_menu(ui, &self.state.training_settings(), cmds);
+                if ui
+                    .button("Training…")
+                    .on_hover_text(Action::ShowTraining.hover_text())
+                    .clicked()
+                {
+                    open_training = true;
+                }
             }
         }
         let mut auto = self.state.auto_detect;
@@ -95,6 +123,7 @@ impl ContrarioApp {
         {
             cmds.push(AppCommand::SetAutoDetect(auto));
         }
+        open_training
     }
 
     /// The heatmap's scale, floating over the view's bottom left corner (beside the image it
@@ -209,39 +238,4 @@ fn heatmap_choice(ui: &mut egui::Ui, show: bool, drawn: HeatmapKind, cmds: &mut 
             cmds.push(AppCommand::SetHeatmapKind(choice.1));
         }
     }
-}
-
-/// The training knobs, in a menu beside "Train U-Flow": they take effect at the next training.
-fn training_settings_menu(
-    ui: &mut egui::Ui,
-    current: &TrainingSettings,
-    cmds: &mut Vec<AppCommand>,
-) {
-    ui.menu_button("Training settings", |ui| {
-        let mut t = current.clone();
-        ui.horizontal(|ui| {
-            ui.label("epochs");
-            ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS));
-        });
-        egui::ComboBox::from_label("input size")
-            .selected_text(format!("{} px", t.input_size))
-            .show_ui(ui, |ui| {
-                for side in [128, 192, 256, 320, 384, 512] {
-                    ui.selectable_value(&mut t.input_size, side, format!("{side} px"));
-                }
-            });
-        egui::ComboBox::from_label("backbone")
-            .selected_text(t.builtin.clone())
-            .show_ui(ui, |ui| {
-                for b in BUILTIN_BACKBONES {
-                    let [s0, s1, s2] = b.strides;
-                    ui.selectable_value(&mut t.builtin, b.name.to_string(), b.name)
-                        .on_hover_text(format!("features at strides {s0}, {s1}, {s2}"));
-                }
-            });
-        ui.label(format!("writes model \"{}\"", t.model_name()));
-        if &t != current {
-            cmds.push(AppCommand::SetTraining(t));
-        }
-    });
 }

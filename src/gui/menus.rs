@@ -146,6 +146,29 @@ impl ContrarioApp {
                     item(ui, a, &mut acts);
                 }
             });
+            ui.menu_button("Models", |ui| {
+                item(ui, Action::ShowTraining, &mut acts);
+                ui.separator();
+                let uflow = self.state.detector.is_some();
+                let running = self.state.run.is_some();
+                for (a, on) in [
+                    (Action::RunOnAll, uflow && !running),
+                    (Action::RunOnFiltered, uflow && !running),
+                    (Action::CancelRun, running),
+                ] {
+                    if ui
+                        .add_enabled(on, egui::Button::new(a.menu_text()))
+                        .on_hover_text(a.hover_text())
+                        .clicked()
+                    {
+                        acts.push(a);
+                        ui.close();
+                    }
+                }
+                ui.separator();
+                item(ui, Action::ShowEvaluation, &mut acts);
+                item(ui, Action::DemoMode, &mut acts);
+            });
         });
         for a in acts {
             self.act(ui.ctx(), a);

@@ -6,7 +6,9 @@
 mod actions;
 pub mod bench;
 mod canvas;
+mod demo;
 mod detection;
+mod evaluation;
 mod heatmap;
 mod image_list;
 mod images;
@@ -17,6 +19,7 @@ mod review;
 mod status;
 mod tasks;
 mod tools;
+mod training;
 pub mod viewer;
 mod widgets;
 mod window_state;
@@ -91,6 +94,12 @@ pub struct ContrarioApp {
     /// Compare mode as last drawn: entering or leaving it fits the image to the new panes.
     drawn_compare: Option<crate::app::annotation::Compare>,
     show_shortcuts: bool,
+    /// The training panel is open.
+    show_training: bool,
+    /// Demo mode, when on.
+    demo: Option<demo::DemoShow>,
+    /// The evaluation panel's mIoU plot as last drawn (tests click on it).
+    miou_plot: Option<egui_plot::PlotTransform>,
     /// The name typed for a new annotator.
     new_annotator: String,
     /// The right-hand panel's tab; the reviewer's name and the note being typed (and for which
@@ -107,6 +116,9 @@ pub struct ContrarioApp {
     export_form: Option<window_state::ExportForm>,
     picks_tx: Sender<(window_state::PathField, PathBuf)>,
     picks_rx: Receiver<(window_state::PathField, PathBuf)>,
+    /// Plots saved as PNG (or why not), from the screenshot's callback.
+    saved_tx: Sender<Result<String, String>>,
+    saved_rx: Receiver<Result<String, String>>,
     repaint: egui::Context,
 }
 
@@ -129,6 +141,7 @@ impl ContrarioApp {
         let loader = Loader::new(Arc::new(move || repaint.request_repaint()));
         let (dialogs_tx, dialogs_rx) = mpsc::channel();
         let (picks_tx, picks_rx) = mpsc::channel();
+        let (saved_tx, saved_rx) = mpsc::channel();
         let mut state = AppState::with_preferences(crate::app::demo_project_dir(), preferences);
         state.apply(match project {
             Some(p) if p.join(crate::project::PROJECT_FILE).exists() || p.is_file() => {
@@ -167,6 +180,9 @@ impl ContrarioApp {
             view_rect: None,
             drawn_compare: None,
             show_shortcuts: false,
+            show_training: false,
+            demo: None,
+            miou_plot: None,
             new_annotator: String::new(),
             side_tab: window_state::SideTab::default(),
             editing_reviewer: false,
@@ -179,6 +195,8 @@ impl ContrarioApp {
             export_form: None,
             picks_tx,
             picks_rx,
+            saved_tx,
+            saved_rx,
             repaint: ctx.clone(),
         }
     }
@@ -248,6 +266,14 @@ impl ContrarioApp {
                 Err(e) => self.state.notify(NoticeLevel::Error, e),
             }
         }
+        while let Ok(saved) = self.saved_rx.try_recv() {
+            match saved {
+                Ok(text) => self.state.notify(NoticeLevel::Info, text),
+                Err(e) => self
+                    .state
+                    .notify(NoticeLevel::Error, format!("Plots not saved: {e}")),
+            }
+        }
         self.background.poll(&mut self.state);
         self.poll_picks();
         self.poll_loader(ctx);
@@ -261,6 +287,9 @@ impl ContrarioApp {
 
     /// Drawing a frame (eframe's `ui`, and the headless benchmark's).
     pub fn frame_ui(&mut self, ui: &mut egui::Ui) {
+        if self.demo.is_some() {
+            return self.demo_ui(ui);
+        }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("images")
@@ -282,6 +311,8 @@ impl ContrarioApp {
         });
         let ctx = ui.ctx().clone();
         self.task_forms(&ctx);
+        self.training_window(&ctx);
+        self.evaluation_window(&ctx);
         self.notices(&ctx);
         self.shortcut_overlay(&ctx);
     }

@@ -2,10 +2,13 @@
 //! detector says there, and the compute device.
 
 use super::ContrarioApp;
+use crate::app::AppCommand;
+use crate::app::actions::Action;
 use crate::app::detection::readout;
 
 impl ContrarioApp {
-    pub(super) fn status_bar(&self, ui: &mut egui::Ui) {
+    pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
+        let mut cancel_run = false;
         ui.horizontal(|ui| {
             match &self.state.project {
                 Some(p) => {
@@ -60,7 +63,22 @@ impl ContrarioApp {
                     ui.spinner();
                     ui.label(t.line());
                 }
+                if let Some(r) = &self.state.run {
+                    ui.separator();
+                    cancel_run = ui
+                        .small_button("Cancel")
+                        .on_hover_text(Action::CancelRun.hover_text())
+                        .clicked();
+                    ui.add(
+                        egui::ProgressBar::new(r.fraction())
+                            .text(r.line())
+                            .desired_width(260.0),
+                    );
+                }
             });
         });
+        if cancel_run {
+            self.apply(AppCommand::CancelRun);
+        }
     }
 }

@@ -27,10 +27,16 @@ fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str) -> bool
 
 impl ContrarioApp {
     /// Ask for a folder on the dialog thread; the answer fills `target` at a later frame.
-    fn pick_folder(&self, target: PathField) {
+    pub(super) fn pick_folder(&self, target: PathField) {
         let tx = self.picks_tx.clone();
         spawn_thread_caught(
-            move || rfd::FileDialog::new().pick_folder(),
+            move || match target {
+                PathField::BackboneFile => rfd::FileDialog::new()
+                    .set_title("A TorchScript backbone")
+                    .add_filter("TorchScript", &["pt", "pth", "ts"])
+                    .pick_file(),
+                _ => rfd::FileDialog::new().pick_folder(),
+            },
             move |picked| {
                 if let Ok(Some(dir)) = picked {
                     let _ = tx.send((target, dir));
@@ -52,6 +58,11 @@ impl ContrarioApp {
                     }
                 }
                 (PathField::ExportOut, _, Some(f)) => f.out = text,
+                (PathField::BackboneFile, _, _) => {
+                    let mut t = self.state.training_settings();
+                    t.backbone_file = Some(dir);
+                    self.state.apply(AppCommand::SetTraining(t));
+                }
                 _ => {}
             }
         }

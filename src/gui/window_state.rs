@@ -17,6 +17,8 @@ pub(super) enum PathField {
     ImportData,
     ImportLayer(usize),
     ExportOut,
+    /// A TorchScript backbone file for training (a file, not a folder).
+    BackboneFile,
 }
 
 /// The import form as typed.

@@ -29,12 +29,60 @@ fn ground_truth(
     )?)
 }
 
-/// Evaluation of one category's test results.
+/// Evaluation of one category's test results: the numbers `contrario eval --json` prints.
 pub fn evaluate(
     project: &Project,
     results: &[(ImageEntry, InferenceSummary)],
     threshold: f32,
 ) -> anyhow::Result<serde_json::Value> {
+    Ok(evaluate_with_curves(project, results, threshold, &[])?.summary)
+}
+
+/// An image's outcome, for the image-level decision: flagged when its most significant region
+/// is below the NFA level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageOutcome {
+    pub id: String,
+    pub min_log10_nfa: f32,
+    /// Its ground truth marks a defect.
+    pub defective: bool,
+}
+
+/// The evaluation with the curves the window plots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// What [`evaluate`] returns.
+    pub summary: serde_json::Value,
+    /// Pixel ROC: (false-positive rate, true-positive rate).
+    pub roc: Vec<(f64, f64)>,
+    /// mIoU against the log10 NFA level (thesis Figure 5.7), over the images "miou_nfa" counts.
+    pub miou_curve: Vec<(f32, f64)>,
+    pub images: Vec<ImageOutcome>,
+}
+
+/// Counts of the image-level decision at a level: (flagged defective, missed defective, flagged
+/// normal, passed normal).
+pub fn decisions(images: &[ImageOutcome], level: f32) -> [usize; 4] {
+    let mut c = [0; 4];
+    for i in images {
+        let flagged = i.min_log10_nfa < level;
+        c[match (i.defective, flagged) {
+            (true, true) => 0,
+            (true, false) => 1,
+            (false, true) => 2,
+            (false, false) => 3,
+        }] += 1;
+    }
+    c
+}
+
+/// [`evaluate`], with the pixel ROC, the mIoU at each of `levels` and each image's outcome.
+pub fn evaluate_with_curves(
+    project: &Project,
+    results: &[(ImageEntry, InferenceSummary)],
+    threshold: f32,
+    levels: &[f32],
+) -> anyhow::Result<Evaluation> {
     let mut scores = Vec::new();
     let mut labels = Vec::new();
     let mut masks = Vec::new();
@@ -119,7 +167,23 @@ pub fn evaluate(
             (kind.to_string(), v)
         })
         .collect();
-    Ok(serde_json::json!({
+    let images = results
+        .iter()
+        .zip(&image_labels)
+        .map(|((e, r), &defective)| ImageOutcome {
+            id: e.id.clone(),
+            min_log10_nfa: r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min),
+            defective,
+        })
+        .collect();
+    // Over the same images as "miou_nfa", so that the curve passes through the table's value.
+    let miou_curve = if levels.is_empty() {
+        Vec::new()
+    } else {
+        metrics::miou_curve(&nfa_maps, &mask_refs, levels).0
+    };
+    let roc = metrics::roc_curve(&scores, &labels, 400);
+    let summary = serde_json::json!({
         "images": results.len(),
         "pixel_auroc": pct(metrics::auroc(&scores, &labels)),
         "aupro": pct(metrics::aupro(&scored, 0.3)),
@@ -130,5 +194,11 @@ pub fn evaluate(
         "false_alarms_per_normal_image": if normals > 0 { Some(alarms as f64 / normals as f64) } else { None },
         "mean_z2_per_scale": z2.iter().map(|v| v / normals.max(1) as f64).collect::<Vec<_>>(),
         "per_kind": per_kind,
-    }))
+    });
+    Ok(Evaluation {
+        summary,
+        roc,
+        miou_curve,
+        images,
+    })
 }

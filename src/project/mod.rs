@@ -351,6 +351,19 @@ impl Project {
     }
 
     /// Names of the models saved in the project folder (`models/NAME/...`), sorted.
+    /// The categories of the project's images, sorted.
+    pub fn categories(&self) -> Vec<String> {
+        let mut all: Vec<String> = self
+            .file
+            .images
+            .iter()
+            .map(|e| e.category.clone())
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
     pub fn model_names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.root.join(MODELS_DIR))
             .map(|d| {

@@ -67,13 +67,13 @@ impl TrainConfig {
     pub fn from_settings(s: &TrainingSettings) -> Self {
         Self {
             input_size: s.input_size,
-            batch_size: 8,
+            batch_size: s.batch_size,
             epochs: s.epochs,
-            learning_rate: 1e-3,
+            learning_rate: s.learning_rate,
             weight_decay: 1e-5,
             validation_fraction: 0.2,
             seed: 0,
-            backbone: None,
+            backbone: s.backbone_file.clone(),
             builtin: s.builtin.clone(),
             deterministic: true,
             test_count: TestCount::PerArea,
@@ -125,6 +125,12 @@ pub struct ModelFile {
     pub training_images: usize,
     pub best_epoch: usize,
     pub calibration: Calibration,
+    /// Loss and validation per epoch (models saved before it was kept have none).
+    #[serde(default)]
+    pub history: Vec<crate::project::training::EpochRecord>,
+    /// Seconds the training took, features included (0 when unknown).
+    #[serde(default)]
+    pub train_seconds: f64,
 }
 
 /// Shapes of a U-Flow: per scale (finest first) the feature channels and size.

@@ -2,6 +2,8 @@
 //! started from the window, the built-in backbones by name, and the progress a training reports.
 //! `uflow::model::TrainConfig` turns the settings into a full training configuration.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
 /// A built-in backbone the user can choose by name: its feature strides, for menus and help.
@@ -37,6 +39,10 @@ pub struct TrainingSettings {
     pub input_size: i64,
     /// Built-in backbone ([`BUILTIN_BACKBONES`]).
     pub builtin: String,
+    /// A TorchScript backbone file used instead of the built-in one.
+    pub backbone_file: Option<PathBuf>,
+    pub batch_size: usize,
+    pub learning_rate: f64,
 }
 
 impl Default for TrainingSettings {
@@ -46,6 +52,9 @@ impl Default for TrainingSettings {
             epochs: 60,
             input_size: 256,
             builtin: DEFAULT_BACKBONE.into(),
+            backbone_file: None,
+            batch_size: 8,
+            learning_rate: 1e-3,
         }
     }
 }
@@ -53,6 +62,7 @@ impl Default for TrainingSettings {
 impl TrainingSettings {
     pub const MAX_EPOCHS: usize = 1000;
     pub const INPUT_SIZES: std::ops::RangeInclusive<i64> = 64..=1024;
+    pub const MAX_BATCH: usize = 256;
 
     /// Why these settings cannot train, if they cannot.
     pub fn problem(&self) -> Option<String> {
@@ -71,7 +81,24 @@ impl TrainingSettings {
                 self.input_size
             ));
         }
-        if builtin_backbone(&self.builtin).is_none() {
+        if !(1..=Self::MAX_BATCH).contains(&self.batch_size) {
+            return Some(format!(
+                "batch size must be between 1 and {}, not {}",
+                Self::MAX_BATCH,
+                self.batch_size
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate < 1.0) {
+            return Some(format!(
+                "learning rate must be between 0 and 1, not {}",
+                self.learning_rate
+            ));
+        }
+        if let Some(f) = &self.backbone_file {
+            if !f.is_file() {
+                return Some(format!("no TorchScript file {}", f.display()));
+            }
+        } else if builtin_backbone(&self.builtin).is_none() {
             return Some(format!("unknown backbone variant {:?}", self.builtin));
         }
         None
@@ -79,10 +106,28 @@ impl TrainingSettings {
 
     /// Name of the model a window training with these settings writes: one name per backbone
     /// variant and input size, so that trying another one does not overwrite a trained model
-    /// (`uflow`, `uflow-s8`, `uflow-384`, `uflow-s8-384`).
+    /// (`uflow`, `uflow-s8`, `uflow-384`, `uflow-s8-384`; a TorchScript backbone by its file
+    /// name: `uflow-cait`).
     pub fn model_name(&self) -> String {
         let mut name = String::from("uflow");
-        if let Some(suffix) = self
+        if let Some(f) = &self.backbone_file {
+            let stem = f
+                .file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default();
+            let safe: String = stem
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_lowercase()
+                    } else {
+                        '-'
+                    }
+                })
+                .collect();
+            name.push('-');
+            name.push_str(safe.trim_matches('-'));
+        } else if let Some(suffix) = self
             .builtin
             .strip_prefix(DEFAULT_BACKBONE)
             .filter(|s| !s.is_empty())
@@ -119,12 +164,33 @@ pub enum Progress {
         loss: f64,
     },
     Epoch {
-        epoch: usize,
         epochs: usize,
-        train_loss: f64,
-        validation_nll: f64,
+        record: EpochRecord,
         eta_seconds: f64,
     },
+}
+
+/// One epoch of a training. The losses are negative log-likelihoods per latent dimension (the
+/// constant log sqrt(2 pi) left out), so that trainings of other input sizes and backbones
+/// compare; a model whose latents are white noise scores about 0.5 - log|det J| / D.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 0-based.
+    pub epoch: usize,
+    /// Mean over the epoch's training batches.
+    pub train_loss: f64,
+    /// On the held-out normal images (the best epoch is the lowest).
+    pub validation_nll: f64,
+    /// Seconds since the training started (features included).
+    pub seconds: f64,
+}
+
+/// The epoch with the lowest validation NLL.
+pub fn best_epoch(history: &[EpochRecord]) -> Option<&EpochRecord> {
+    history
+        .iter()
+        .filter(|r| r.validation_nll.is_finite())
+        .min_by(|a, b| a.validation_nll.total_cmp(&b.validation_nll))
 }
 
 #[cfg(test)]
@@ -158,5 +224,28 @@ mod tests {
         ] {
             assert!(bad.problem().is_some(), "{bad:?}");
         }
+        // A TorchScript backbone names the model after its file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("MS CaiT.pt");
+        std::fs::write(&file, b"not read here").unwrap();
+        let ts = TrainingSettings {
+            backbone_file: Some(file),
+            ..d.clone()
+        };
+        assert_eq!(ts.problem(), None);
+        assert_eq!(ts.model_name(), "uflow-ms-cait");
+    }
+
+    #[test]
+    fn the_best_epoch_is_the_first_lowest_validation() {
+        let r = |epoch, v| EpochRecord {
+            epoch,
+            train_loss: 1.0,
+            validation_nll: v,
+            seconds: 0.0,
+        };
+        let h = [r(0, 3.0), r(1, 1.0), r(2, f64::NAN), r(3, 1.0), r(4, 2.0)];
+        assert_eq!(best_epoch(&h).map(|b| b.epoch), Some(1));
+        assert_eq!(best_epoch(&[]), None);
     }
 }

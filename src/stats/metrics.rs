@@ -32,6 +32,43 @@ pub fn auroc(scores: &[f32], labels: &[bool]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * n))
 }
 
+/// Points (false-positive rate, true-positive rate) of the ROC curve of `scores` for `labels`,
+/// from (0, 0) to (1, 1), thinned evenly to about `most` points (ties are one point). Empty when
+/// one class is absent.
+pub fn roc_curve(scores: &[f32], labels: &[bool], most: usize) -> Vec<(f64, f64)> {
+    assert_eq!(scores.len(), labels.len());
+    let pos = labels.iter().filter(|&&l| l).count();
+    let neg = labels.len() - pos;
+    if pos == 0 || neg == 0 {
+        return Vec::new();
+    }
+    let mut idx: Vec<u32> = (0..scores.len() as u32).collect();
+    // Highest score first: lowering the threshold adds points to the curve.
+    idx.sort_unstable_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+    let mut all = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    let mut i = 0;
+    while i < idx.len() {
+        let v = scores[idx[i] as usize];
+        while i < idx.len() && scores[idx[i] as usize] == v {
+            if labels[idx[i] as usize] {
+                tp += 1;
+            } else {
+                fp += 1;
+            }
+            i += 1;
+        }
+        all.push((fp as f64 / neg as f64, tp as f64 / pos as f64));
+    }
+    let step = all.len().div_ceil(most.max(2)).max(1);
+    let last = *all.last().expect("at least the origin");
+    let mut out: Vec<(f64, f64)> = all.into_iter().step_by(step).collect();
+    if out.last() != Some(&last) {
+        out.push(last);
+    }
+    out
+}
+
 /// Labels of the 8-connected components of `mask` (row-major, `w` wide): 0 = background,
 /// 1..=count for regions. Returns (labels, count).
 pub fn components8(mask: &[bool], w: usize) -> (Vec<u32>, usize) {
@@ -246,6 +283,26 @@ pub fn miou_oracle(maps: &[&[f32]], masks: &[&[bool]], extra: &[f32]) -> (f32, f
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_roc_curve_runs_corner_to_corner_and_its_area_is_the_auroc() {
+        let s = [0.9, 0.8, 0.7, 0.6, 0.55, 0.4, 0.3, 0.2, 0.2, 0.1];
+        let l = [
+            true, true, false, true, false, true, false, false, true, false,
+        ];
+        let c = roc_curve(&s, &l, 1000);
+        assert_eq!(c.first(), Some(&(0.0, 0.0)));
+        assert_eq!(c.last(), Some(&(1.0, 1.0)));
+        // Trapezoids under the curve (ties are one diagonal step) equal the Mann-Whitney AUROC.
+        let area: f64 = c
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
+        assert!((area - auroc(&s, &l).unwrap()).abs() < 1e-12, "{area}");
+        assert!(c.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
+        assert!(roc_curve(&s, &l, 3).len() <= 4);
+        assert!(roc_curve(&[1.0], &[true], 10).is_empty());
+    }
 
     #[test]
     fn auroc_by_hand_with_ties() {

@@ -17,7 +17,7 @@ use crate::project::imaging;
 use crate::project::model_file::{Calibration, FlowShape, MODEL_FORMAT, ModelFile, TrainConfig};
 use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
-use crate::project::training::Progress;
+use crate::project::training::{EpochRecord, Progress};
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
 use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{self, SegmentOptions, TestCount};
@@ -257,6 +257,7 @@ impl Adam {
 struct Checkpoint {
     epochs_done: usize,
     best: Option<BestEpoch>,
+    history: Vec<EpochRecord>,
 }
 
 /// How often a training writes its checkpoint (and at a cancel).
@@ -292,6 +293,7 @@ impl Checkpoint {
         vs: &nn::VarStore,
         opt: &Adam,
         best: Option<&BestEpoch>,
+        history: &[EpochRecord],
     ) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let (tensors_p, meta_p) = Self::paths(dir);
@@ -316,6 +318,7 @@ impl Checkpoint {
             "adam_t": opt.t,
             "best_validation_nll": best.map(|b| b.0),
             "best_epoch": best.map(|b| b.1),
+            "history": history,
         });
         // Written last: a checkpoint counts only once its metadata names it.
         crate::project::storage::write_atomic(&meta_p, meta.to_string().as_bytes())?;
@@ -377,6 +380,8 @@ impl Checkpoint {
         Ok(Some(Checkpoint {
             epochs_done: meta["epochs_done"].as_u64().unwrap_or(0) as usize,
             best,
+            // Checkpoints written before the history was kept resume without it.
+            history: serde_json::from_value(meta["history"].clone()).unwrap_or_default(),
         }))
     }
 
@@ -412,6 +417,7 @@ impl Model {
         mut progress: impl FnMut(Progress),
         checkpoint_dir: Option<&Path>,
     ) -> anyhow::Result<Model> {
+        let started = Instant::now();
         if train_paths.is_empty() {
             bail!("no normal training images");
         }
@@ -463,11 +469,25 @@ impl Model {
         let fingerprint = fingerprint(&paths);
         let key = checkpoint_key(config, &fingerprint);
         let mut first_epoch = 0;
+        let mut history: Vec<EpochRecord> = Vec::new();
+        // Latent dimensions per image: the losses are reported per dimension.
+        let dims = shape
+            .channels
+            .iter()
+            .zip(&shape.sizes)
+            .map(|(c, (h, w))| c * h * w)
+            .sum::<i64>()
+            .max(1) as f64;
+        // Time already spent by the interrupted training this one resumes.
+        let mut earlier = 0.0;
         if let Some(dir) = checkpoint_dir
             && let Some(c) = Checkpoint::load(dir, &key, &vs, &mut opt)?
         {
             first_epoch = c.epochs_done;
             best = c.best;
+            history = c.history;
+            history.truncate(first_epoch);
+            earlier = history.last().map_or(0.0, |r| r.seconds);
             progress(Progress::Resumed {
                 epochs_done: first_epoch,
             });
@@ -506,11 +526,16 @@ impl Model {
             }
             let val = validation_nll(&flow, &feats, &val_idx, device);
             let per_epoch = start.elapsed().as_secs_f64() / (epoch + 1 - first_epoch) as f64;
-            progress(Progress::Epoch {
+            let record = EpochRecord {
                 epoch,
+                train_loss: total / steps.max(1) as f64 / dims,
+                validation_nll: val / dims,
+                seconds: earlier + started.elapsed().as_secs_f64(),
+            };
+            history.push(record);
+            progress(Progress::Epoch {
                 epochs: config.epochs,
-                train_loss: total / steps.max(1) as f64,
-                validation_nll: val,
+                record,
                 eta_seconds: per_epoch * (config.epochs - epoch - 1) as f64,
             });
             if best.as_ref().is_none_or(|b| val < b.0) {
@@ -527,7 +552,7 @@ impl Model {
                 && epoch + 1 < config.epochs
                 && (last_checkpoint.elapsed() >= CHECKPOINT_EVERY || cancel.load(Ordering::Relaxed))
             {
-                Checkpoint::save(dir, &key, epoch + 1, &vs, &opt, best.as_ref())?;
+                Checkpoint::save(dir, &key, epoch + 1, &vs, &opt, best.as_ref(), &history)?;
                 last_checkpoint = Instant::now();
             }
         }
@@ -562,6 +587,8 @@ impl Model {
             training_images: paths.len(),
             best_epoch,
             calibration,
+            train_seconds: earlier + started.elapsed().as_secs_f64(),
+            history,
         };
         Ok(Model {
             file,

@@ -1,0 +1,161 @@
+//! Models over the whole project, as the app state holds them: a detector run over many images
+//! (the project or the filtered list) and the evaluation of a model on a category. `runner`
+//! does the work on the worker and rayon's pool.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::project::ImageEntry;
+use crate::project::evaluation::{Evaluation, decisions};
+use crate::project::results::InferenceSummary;
+
+/// A U-Flow model run over many images, a few at a time on the worker so that the selected
+/// image's detection never waits for the whole run.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub model: String,
+    /// Image indices not sent yet.
+    pub pending: VecDeque<usize>,
+    pub total: usize,
+    pub done: usize,
+    /// Of `done`, read back from the cache.
+    pub from_cache: usize,
+    /// Images that failed or whose category has no version of the model.
+    pub failed: usize,
+    pub started: Instant,
+    /// Evaluate this category when the run ends (the evaluation panel asked for the run).
+    pub then_evaluate: Option<String>,
+}
+
+impl Run {
+    pub fn new(model: String, images: Vec<usize>, then_evaluate: Option<String>) -> Self {
+        Self {
+            model,
+            total: images.len(),
+            pending: images.into(),
+            done: 0,
+            from_cache: 0,
+            failed: 0,
+            started: Instant::now(),
+            then_evaluate,
+        }
+    }
+
+    pub fn fraction(&self) -> f32 {
+        (self.done + self.failed) as f32 / self.total.max(1) as f32
+    }
+
+    /// "U-Flow uflow: 40/120 images · 35 s left".
+    pub fn line(&self) -> String {
+        let finished = self.done + self.failed;
+        let computed = finished.saturating_sub(self.from_cache);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let left = if computed > 0 && finished < self.total {
+            let per = elapsed / finished as f64;
+            format!(" · {:.0} s left", per * (self.total - finished) as f64)
+        } else {
+            String::new()
+        };
+        format!(
+            "U-Flow {}: {finished}/{} images{left}",
+            self.model, self.total
+        )
+    }
+
+    /// What a finished run says.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "Ran U-Flow {} on {} image(s) in {:.0} s",
+            self.model,
+            self.done,
+            self.started.elapsed().as_secs_f64()
+        );
+        if self.from_cache > 0 {
+            s.push_str(&format!(" ({} already cached)", self.from_cache));
+        }
+        if self.failed > 0 {
+            s.push_str(&format!("; {} could not be run", self.failed));
+        }
+        s
+    }
+}
+
+/// The levels (log10 NFA) the mIoU curve is drawn at: the slider's range.
+pub fn curve_levels() -> Vec<f32> {
+    (0..=88).map(|k| -20.0 + 0.25 * k as f32).collect()
+}
+
+/// The evaluation panel's model and category, and what was computed for them.
+#[derive(Debug, Clone)]
+pub struct EvaluationView {
+    pub model: String,
+    pub category: String,
+    /// The cached results of the category's test images, once read.
+    pub results: Option<Arc<Vec<(ImageEntry, InferenceSummary)>>>,
+    /// The evaluation at `level`, or why there is none.
+    pub outcome: Option<Result<Evaluation, String>>,
+    /// The NFA level the outcome was computed at.
+    pub level: f32,
+    pub computing: bool,
+}
+
+impl EvaluationView {
+    pub fn new(model: String, category: String) -> Self {
+        Self {
+            model,
+            category,
+            results: None,
+            outcome: None,
+            level: f32::NAN,
+            computing: false,
+        }
+    }
+
+    /// The evaluation, if computed.
+    pub fn evaluation(&self) -> Option<&Evaluation> {
+        self.outcome.as_ref().and_then(|o| o.as_ref().ok())
+    }
+
+    /// Image-level decision counts at `level`: [flagged defective, missed defective, flagged
+    /// normal, passed normal].
+    pub fn decisions(&self, level: f32) -> Option<[usize; 4]> {
+        self.evaluation().map(|e| decisions(&e.images, level))
+    }
+
+    /// The summary table as CSV: one row for the category and one per defect kind.
+    pub fn csv(&self) -> Option<String> {
+        let s = &self.evaluation()?.summary;
+        let f = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |x| format!("{x:.4}"));
+        let mut out = String::from(
+            "model,category,kind,images,pixel_auroc,aupro,image_auroc,miou_nfa,miou_oracle,\
+             false_alarms_per_normal_image\n",
+        );
+        out.push_str(&format!(
+            "{},{},all,{},{},{},{},{},{},{}\n",
+            self.model,
+            self.category,
+            s["images"],
+            f(&s["pixel_auroc"]),
+            f(&s["aupro"]),
+            f(&s["image_auroc"]),
+            f(&s["miou_nfa"]),
+            f(&s["miou_oracle"]),
+            f(&s["false_alarms_per_normal_image"])
+        ));
+        if let Some(kinds) = s["per_kind"].as_object() {
+            for (k, v) in kinds {
+                out.push_str(&format!(
+                    "{},{},{k},{},{},,{},{},,\n",
+                    self.model,
+                    self.category,
+                    v["images"],
+                    f(&v["pixel_auroc"]),
+                    f(&v["image_auroc"]),
+                    f(&v["miou_nfa"])
+                ));
+            }
+        }
+        Some(out)
+    }
+}

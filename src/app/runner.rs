@@ -1,0 +1,338 @@
+//! The work behind [`models`](super::models): a detector run over many images, sent to the worker
+//! a few images at a time (so that the selected image's detection slips in between), and the
+//! evaluation panel's numbers, computed on rayon's pool from the inference cache with the CLI's
+//! own `evaluate`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+
+use super::jobs::{Repaint, spawn_caught};
+use super::models::{EvaluationView, Run, curve_levels};
+use super::{AppState, NoticeLevel};
+use crate::project::evaluation::{Evaluation, evaluate_with_curves};
+use crate::project::results::InferenceSummary;
+use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
+use crate::uflow::worker::{Command, Worker};
+
+/// Set in the tag of a run's inferences, to tell them from the selected image's.
+pub const RUN_TAG: u64 = 1 << 62;
+
+/// Images per inference command of a run: small, so that other requests wait seconds at most.
+const CHUNK: usize = 4;
+
+type Results = Arc<Vec<(ImageEntry, InferenceSummary)>>;
+/// (generation, model, category, level, results read, evaluation).
+type Evaluated = (
+    u64,
+    String,
+    String,
+    f32,
+    Result<(Results, Evaluation), String>,
+);
+
+impl AppState {
+    /// Run the current U-Flow model over every image, or over the filtered list.
+    pub(super) fn start_run(&mut self, filtered: bool) {
+        let Some(p) = &self.project else { return };
+        let Some(model) = self.detector.clone() else {
+            self.notify(
+                NoticeLevel::Warning,
+                "Choose a U-Flow model as the detector to run it over the project",
+            );
+            return;
+        };
+        if self.run.is_some() {
+            self.notify(
+                NoticeLevel::Warning,
+                "A run is already going: cancel it first",
+            );
+            return;
+        }
+        let images: Vec<usize> = if filtered {
+            self.review.rows.clone()
+        } else {
+            (0..p.file.images.len()).collect()
+        };
+        self.run = Some(Run::new(model, images, None));
+    }
+
+    /// Open the evaluation panel on a model and category (None closes it). The category's test
+    /// images without a cached result are run first.
+    pub(super) fn open_evaluation(&mut self, which: Option<(String, String)>) {
+        let Some((model, category)) = which else {
+            self.evaluation = None;
+            return;
+        };
+        let Some(p) = &self.project else { return };
+        if !p
+            .model_dir(&model, &category)
+            .join(MODEL_META_FILE)
+            .exists()
+        {
+            self.notify(
+                NoticeLevel::Warning,
+                format!("Model {model:?} has no version for category {category:?}: train it first"),
+            );
+            return;
+        }
+        let missing: Vec<usize> = p
+            .file
+            .images
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.category == category && e.split == Split::Test)
+            .filter(|(_, e)| p.cached_result(&model, e).is_none())
+            .map(|(i, _)| i)
+            .collect();
+        self.evaluation = Some(EvaluationView::new(model.clone(), category.clone()));
+        if !missing.is_empty() {
+            if self.run.is_some() {
+                self.notify(
+                    NoticeLevel::Warning,
+                    "Wait for the run to end (or cancel it), then evaluate again",
+                );
+                return;
+            }
+            self.run = Some(Run::new(model, missing, Some(category)));
+        }
+    }
+}
+
+/// The run in flight and the evaluations computing; owned by the background.
+pub struct Runner {
+    /// The chunk on the worker: image id -> index.
+    inflight: HashMap<String, usize>,
+    tx: Sender<Evaluated>,
+    rx: Receiver<Evaluated>,
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel();
+        Self {
+            inflight: HashMap::new(),
+            tx,
+            rx,
+        }
+    }
+}
+
+impl Runner {
+    pub fn is_idle(&self, state: &AppState) -> bool {
+        state.run.is_none() && state.evaluation.as_ref().is_none_or(|e| !e.computing)
+    }
+
+    /// Send the run's next chunk when the last one is back, end the run, and (re)compute the
+    /// evaluation when it is missing or the NFA level moved.
+    pub fn poll(&mut self, state: &mut AppState, worker: &Worker, repaint: &Repaint) {
+        while let Ok((generation, model, category, level, outcome)) = self.rx.try_recv() {
+            let Some(ev) = state.evaluation.as_mut() else {
+                continue;
+            };
+            if generation != state.generation || ev.model != model || ev.category != category {
+                continue;
+            }
+            ev.computing = false;
+            ev.level = level;
+            match outcome {
+                Ok((results, e)) => {
+                    ev.results = Some(results);
+                    ev.outcome = Some(Ok(e));
+                }
+                Err(e) => ev.outcome = Some(Err(e)),
+            }
+        }
+        if state.run_cancel_requested {
+            state.run_cancel_requested = false;
+            if let Some(run) = state.run.take() {
+                state.notify(
+                    NoticeLevel::Info,
+                    format!("Run cancelled after {} of {} images", run.done, run.total),
+                );
+            }
+            self.inflight.clear();
+        }
+        self.send_chunk(state, worker);
+        self.evaluate(state, repaint);
+    }
+
+    fn send_chunk(&mut self, state: &mut AppState, worker: &Worker) {
+        if !self.inflight.is_empty() {
+            return;
+        }
+        let Some(run) = state.run.as_mut() else {
+            return;
+        };
+        let Some(p) = &state.project else { return };
+        let mut chunk: Vec<usize> = Vec::new();
+        let mut category: Option<String> = None;
+        while chunk.len() < CHUNK {
+            let Some(&i) = run.pending.front() else { break };
+            let Some(e) = p.file.images.get(i) else {
+                run.pending.pop_front();
+                run.failed += 1;
+                continue;
+            };
+            // One model version per command: a chunk holds one category.
+            if category.as_ref().is_some_and(|c| *c != e.category) {
+                break;
+            }
+            run.pending.pop_front();
+            if !p
+                .model_dir(&run.model, &e.category)
+                .join(MODEL_META_FILE)
+                .exists()
+            {
+                run.failed += 1;
+                continue;
+            }
+            category = Some(e.category.clone());
+            chunk.push(i);
+        }
+        let Some(category) = category else {
+            if run.pending.is_empty() {
+                self.finish(state);
+            }
+            return;
+        };
+        let images = chunk
+            .iter()
+            .map(|&i| {
+                let e = &p.file.images[i];
+                self.inflight.insert(e.id.clone(), i);
+                (e.id.clone(), p.image_path(e))
+            })
+            .collect();
+        worker.send(Command::Infer {
+            tag: state.generation | RUN_TAG,
+            model: p.model_dir(&run.model, &category),
+            images,
+            cache: Some(p.cache_dir(&run.model, &category)),
+            count: None,
+        });
+    }
+
+    /// A run's result: it feeds the review (badges, queue, issues) through the cache; the
+    /// selected image shows it when the run's model is the detector (its index is returned then;
+    /// the others are not kept in memory).
+    pub fn inferred(
+        &mut self,
+        state: &mut AppState,
+        tag: u64,
+        id: &str,
+        cached: bool,
+    ) -> Option<usize> {
+        if tag & RUN_TAG == 0 {
+            return None;
+        }
+        let index = self.inflight.remove(id)?;
+        if tag & !RUN_TAG != state.generation {
+            return None;
+        }
+        let run = state.run.as_mut()?;
+        run.done += 1;
+        run.from_cache += cached as usize;
+        state.review.stale_images.insert(index);
+        if state.detector.as_ref() == Some(&run.model) && state.selected == Some(index) {
+            Some(index)
+        } else {
+            None
+        }
+    }
+
+    /// The worker refused the chunk in flight (an inference error): count it and go on.
+    pub fn chunk_failed(&mut self, state: &mut AppState) -> bool {
+        if self.inflight.is_empty() {
+            return false;
+        }
+        if let Some(run) = state.run.as_mut() {
+            run.failed += self.inflight.len();
+        }
+        self.inflight.clear();
+        true
+    }
+
+    fn finish(&mut self, state: &mut AppState) {
+        let Some(run) = state.run.take() else { return };
+        state.notify(NoticeLevel::Info, run.summary());
+        if run.failed > 0 && run.done == 0 {
+            state.notify(
+                NoticeLevel::Warning,
+                format!(
+                    "U-Flow {} ran on no image: train it for these categories first",
+                    run.model
+                ),
+            );
+        }
+        // The review's project-wide analysis reads the new results.
+        state.review.stale = true;
+    }
+
+    fn evaluate(&mut self, state: &mut AppState, repaint: &Repaint) {
+        let level = state.nfa_threshold;
+        let running = state.run.is_some();
+        let Some(p) = &state.project else { return };
+        let Some(ev) = state.evaluation.as_mut() else {
+            return;
+        };
+        if ev.computing || running || ev.level == level {
+            return;
+        }
+        ev.computing = true;
+        let project: Project = p.clone();
+        let (model, category) = (ev.model.clone(), ev.category.clone());
+        let known = ev.results.clone();
+        let (tx, wake, generation) = (self.tx.clone(), repaint.clone(), state.generation);
+        let which = (model.clone(), category.clone());
+        spawn_caught(
+            move || -> Result<(Results, Evaluation), String> {
+                let results = match known {
+                    Some(r) => r,
+                    None => Arc::new(read_results(&project, &model, &category)?),
+                };
+                if results.is_empty() {
+                    return Err(format!("category {category:?} has no test images"));
+                }
+                let e = evaluate_with_curves(&project, &results, level, &curve_levels())
+                    .map_err(|e| e.to_string())?;
+                Ok((results, e))
+            },
+            move |r| {
+                let r = r
+                    .map_err(|panic| format!("the evaluation crashed ({panic})"))
+                    .and_then(|r| r);
+                let _ = tx.send((generation, which.0, which.1, level, r));
+                wake();
+            },
+        );
+    }
+}
+
+/// The cached results of a category's test images, in the project's order.
+fn read_results(
+    project: &Project,
+    model: &str,
+    category: &str,
+) -> Result<Vec<(ImageEntry, InferenceSummary)>, String> {
+    let tests: Vec<&ImageEntry> = project
+        .file
+        .images
+        .iter()
+        .filter(|e| e.category == category && e.split == Split::Test)
+        .collect();
+    let mut out = Vec::with_capacity(tests.len());
+    let mut missing = 0;
+    for e in tests {
+        match project.cached_result(model, e) {
+            Some(r) => out.push((e.clone(), r)),
+            None => missing += 1,
+        }
+    }
+    if missing > 0 {
+        return Err(format!(
+            "{missing} test image(s) of {category:?} have no result of {model:?}: evaluate again to run them"
+        ));
+    }
+    Ok(out)
+}

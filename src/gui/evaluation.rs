@@ -1,0 +1,376 @@
+//! The evaluation panel (Shift+E): the chosen U-Flow model against a category's ground truth,
+//! with the numbers `contrario eval --json` prints (one row per defect kind), the image-level
+//! decision at the NFA level, the pixel ROC curve and mIoU against the level (thesis Figure 5.7),
+//! where a click on the curve sets the level. The table copies as CSV; the plots save as PNG.
+
+use std::path::PathBuf;
+
+use egui::{Color32, RichText};
+use egui_plot::{Legend, Line, Plot, Points, VLine};
+
+use super::ContrarioApp;
+use crate::app::AppCommand;
+use crate::app::actions::Action;
+use crate::app::detection::false_alarm_text;
+use crate::app::models::EvaluationView;
+use crate::project::evaluation::Evaluation;
+
+const CURVE: Color32 = Color32::from_rgb(90, 160, 255);
+const ORACLE: Color32 = Color32::from_rgb(255, 170, 60);
+
+impl ContrarioApp {
+    /// What the panel opens on: the U-Flow detector and the selected image's category.
+    pub(super) fn evaluation_target(&self) -> Option<(String, String)> {
+        let model = self.state.detector.clone()?;
+        let p = self.state.project.as_ref()?;
+        let category = p.file.images.get(self.state.selected?)?.category.clone();
+        Some((model, category))
+    }
+
+    /// Where log10 NFA `level` lies on the mIoU curve as last drawn (tests click there).
+    pub fn miou_curve_point(&self, level: f32) -> Option<egui::Pos2> {
+        let t = self.miou_plot.as_ref()?;
+        let b = t.bounds();
+        let y = (b.min()[1] + b.max()[1]) / 2.0;
+        Some(t.position_from_point(&egui_plot::PlotPoint::new(level as f64, y)))
+    }
+
+    pub(super) fn evaluation_window(&mut self, ctx: &egui::Context) {
+        let Some(view) = self.state.evaluation.clone() else {
+            self.miou_plot = None;
+            return;
+        };
+        let mut open = true;
+        let mut cmds = Vec::new();
+        let mut plots = None;
+        egui::Window::new("Evaluation")
+            .open(&mut open)
+            .default_width(720.0)
+            .resizable(true)
+            .show(ctx, |ui| {
+                plots = self.evaluation_panel(ui, &view, &mut cmds)
+            });
+        if !open {
+            cmds.push(AppCommand::Evaluate(None));
+        }
+        if let Some((roc, miou, save)) = plots
+            && save
+        {
+            self.save_plots(ctx, &view, [("roc", roc), ("miou", miou)]);
+        }
+        for c in cmds {
+            self.apply(c);
+        }
+    }
+
+    /// The panel; returns the plots' rectangles and whether they are to be saved.
+    fn evaluation_panel(
+        &mut self,
+        ui: &mut egui::Ui,
+        view: &EvaluationView,
+        cmds: &mut Vec<AppCommand>,
+    ) -> Option<(egui::Rect, egui::Rect, bool)> {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(format!("U-Flow \"{}\"", view.model)).strong());
+            let categories: Vec<String> = self.state.project.as_ref().map_or(Vec::new(), |p| {
+                p.categories()
+                    .into_iter()
+                    .filter(|c| {
+                        p.model_dir(&view.model, c)
+                            .join(crate::project::MODEL_META_FILE)
+                            .exists()
+                    })
+                    .collect()
+            });
+            let mut chosen = view.category.clone();
+            egui::ComboBox::from_id_salt("evaluation-category")
+                .selected_text(&chosen)
+                .show_ui(ui, |ui| {
+                    for c in &categories {
+                        ui.selectable_value(&mut chosen, c.clone(), c);
+                    }
+                });
+            if chosen != view.category {
+                cmds.push(AppCommand::Evaluate(Some((view.model.clone(), chosen))));
+            }
+        });
+        if let Some(run) = &self.state.run
+            && run.then_evaluate.as_ref() == Some(&view.category)
+        {
+            ui.label("Running the model on the test images first:");
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::ProgressBar::new(run.fraction())
+                        .text(run.line())
+                        .desired_width(420.0),
+                );
+                if ui
+                    .button(Action::CancelRun.label())
+                    .on_hover_text(Action::CancelRun.hover_text())
+                    .clicked()
+                {
+                    cmds.push(AppCommand::CancelRun);
+                }
+            });
+            return None;
+        }
+        let e = match &view.outcome {
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("computing…");
+                });
+                return None;
+            }
+            Some(Err(why)) => {
+                ui.colored_label(Color32::from_rgb(230, 120, 90), why);
+                return None;
+            }
+            Some(Ok(e)) => e,
+        };
+        let level = self.state.nfa_threshold;
+        ui.horizontal(|ui| {
+            ui.label(format!(
+                "At the NFA level {level:.1} ({})",
+                false_alarm_text(level)
+            ));
+            if view.computing || view.level != level {
+                ui.spinner();
+            }
+        });
+        summary_table(ui, e);
+        ui.add_space(4.0);
+        decision_table(ui, view, level);
+        ui.add_space(4.0);
+        let mut save = false;
+        ui.horizontal(|ui| {
+            if ui
+                .button("Copy table as CSV")
+                .on_hover_text("The table, one row per defect kind, to paste in a spreadsheet")
+                .clicked()
+                && let Some(csv) = view.csv()
+            {
+                ui.ctx().copy_text(csv);
+            }
+            save = ui
+                .button("Save plots as PNG")
+                .on_hover_text("Both plots as PNG files in the project's reports folder")
+                .clicked();
+        });
+        let (roc, miou) = ui.columns(2, |cols| {
+            let roc = roc_plot(&mut cols[0], e);
+            let (rect, transform, clicked) = miou_plot(&mut cols[1], e, level);
+            (roc, (rect, transform, clicked))
+        });
+        let (miou_rect, transform, clicked) = miou;
+        self.miou_plot = Some(transform);
+        if let Some(x) = clicked {
+            cmds.push(AppCommand::SetNfaThreshold((x * 2.0).round() / 2.0));
+        }
+        Some((roc, miou_rect, save))
+    }
+
+    /// Save the plots' pixels (a screenshot of the window, cropped) as PNG files.
+    fn save_plots(
+        &self,
+        ctx: &egui::Context,
+        view: &EvaluationView,
+        rects: [(&str, egui::Rect); 2],
+    ) {
+        let dir = match &self.state.project {
+            Some(p) if self.state.writable() => p.root.join("reports"),
+            _ => std::env::temp_dir().join("contrario-reports"),
+        };
+        let stem = format!("{}-{}", view.model, view.category);
+        let tx = self.saved_tx.clone();
+        let ppp = ctx.pixels_per_point();
+        let rects: Vec<(String, egui::Rect)> =
+            rects.iter().map(|(n, r)| (n.to_string(), *r)).collect();
+        ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
+            egui::ScreenshotCallback::new(move |img| {
+                let _ = tx.send(write_plots(&img, ppp, &dir, &stem, &rects));
+            }),
+        ));
+    }
+}
+
+fn write_plots(
+    img: &egui::ColorImage,
+    ppp: f32,
+    dir: &std::path::Path,
+    stem: &str,
+    rects: &[(String, egui::Rect)],
+) -> Result<String, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (name, r) in rects {
+        let part = img.region(r, Some(ppp));
+        let [w, h] = part.size;
+        let bytes: Vec<u8> = part.pixels.iter().flat_map(|c| c.to_array()).collect();
+        let out = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
+            .ok_or_else(|| "the screenshot has no pixels".to_string())?;
+        let path = dir.join(format!("{stem}-{name}.png"));
+        out.save(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path);
+    }
+    Ok(format!(
+        "Plots saved: {}",
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+fn pct(v: &serde_json::Value) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.1}"))
+}
+
+fn num(v: &serde_json::Value, decimals: usize) -> String {
+    v.as_f64().map_or("-".into(), |x| format!("{x:.decimals$}"))
+}
+
+/// One row for the category, one per defect kind (the kind's defective images against all the
+/// normal ones).
+fn summary_table(ui: &mut egui::Ui, e: &Evaluation) {
+    let s = &e.summary;
+    egui::Grid::new("evaluation-table")
+        .striped(true)
+        .num_columns(8)
+        .show(ui, |ui| {
+            for h in [
+                "",
+                "images",
+                "pixel AUROC",
+                "AUPRO",
+                "image AUROC",
+                "mIoU at level",
+                "mIoU oracle",
+                "false alarms / normal image",
+            ] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            ui.label(RichText::new("all").strong());
+            ui.label(s["images"].to_string());
+            ui.label(pct(&s["pixel_auroc"]));
+            ui.label(pct(&s["aupro"]));
+            ui.label(pct(&s["image_auroc"]));
+            ui.label(num(&s["miou_nfa"], 3));
+            ui.label(format!(
+                "{} (level {})",
+                num(&s["miou_oracle"], 3),
+                num(&s["oracle_threshold"], 1)
+            ));
+            ui.label(num(&s["false_alarms_per_normal_image"], 2));
+            ui.end_row();
+            if let Some(kinds) = s["per_kind"].as_object() {
+                for (k, v) in kinds {
+                    ui.label(k);
+                    ui.label(v["images"].to_string());
+                    ui.label(pct(&v["pixel_auroc"]));
+                    ui.label("");
+                    ui.label(pct(&v["image_auroc"]));
+                    ui.label(num(&v["miou_nfa"], 3));
+                    ui.label("");
+                    ui.label("");
+                    ui.end_row();
+                }
+            }
+        });
+}
+
+/// Flagged (minimum log10 NFA below the level) against the ground truth, as counts.
+fn decision_table(ui: &mut egui::Ui, view: &EvaluationView, level: f32) {
+    let Some([tp, fneg, fp, tn]) = view.decisions(level) else {
+        return;
+    };
+    ui.label(
+        RichText::new("Image-level decision: an image is flagged when a region is below the level")
+            .strong(),
+    );
+    egui::Grid::new("evaluation-decisions")
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label(RichText::new("flagged").strong());
+            ui.label(RichText::new("not flagged").strong());
+            ui.end_row();
+            ui.label(RichText::new("defective").strong());
+            ui.label(tp.to_string());
+            ui.label(fneg.to_string());
+            ui.end_row();
+            ui.label(RichText::new("normal").strong());
+            ui.label(fp.to_string());
+            ui.label(tn.to_string());
+            ui.end_row();
+        });
+}
+
+fn roc_plot(ui: &mut egui::Ui, e: &Evaluation) -> egui::Rect {
+    let pts: Vec<[f64; 2]> = e.roc.iter().map(|&(x, y)| [x, y]).collect();
+    Plot::new("roc-plot")
+        .height(220.0)
+        .x_axis_label("false-positive rate (pixels)")
+        .y_axis_label("true-positive rate")
+        .include_x(0.0)
+        .include_x(1.0)
+        .include_y(0.0)
+        .include_y(1.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .show(ui, |p| {
+            p.line(Line::new("chance", vec![[0.0, 0.0], [1.0, 1.0]]).color(Color32::DARK_GRAY));
+            p.line(Line::new("pixel ROC", pts).color(CURVE).width(2.0));
+        })
+        .response
+        .rect
+}
+
+/// mIoU against the level; returns the plot's rectangle, its transform and the level clicked.
+fn miou_plot(
+    ui: &mut egui::Ui,
+    e: &Evaluation,
+    level: f32,
+) -> (egui::Rect, egui_plot::PlotTransform, Option<f32>) {
+    let pts: Vec<[f64; 2]> = e.miou_curve.iter().map(|&(t, m)| [t as f64, m]).collect();
+    let oracle = (
+        e.summary["oracle_threshold"].as_f64(),
+        e.summary["miou_oracle"].as_f64(),
+    );
+    let r = Plot::new("miou-plot")
+        .height(220.0)
+        .legend(Legend::default())
+        .x_axis_label("log10 NFA level (click to set it)")
+        .y_axis_label("mIoU")
+        .include_y(0.0)
+        .include_y(1.0)
+        .allow_drag(false)
+        .allow_zoom(false)
+        .allow_scroll(false)
+        .allow_boxed_zoom(false)
+        .allow_double_click_reset(false)
+        .show(ui, |p| {
+            p.line(Line::new("mIoU", pts).color(CURVE).width(2.0));
+            p.vline(VLine::new("current level", level as f64).color(Color32::LIGHT_GRAY));
+            if let (Some(t), Some(m)) = oracle
+                && (-20.0..=2.0).contains(&t)
+            {
+                p.points(
+                    Points::new("oracle", vec![[t, m]])
+                        .color(ORACLE)
+                        .radius(5.0),
+                );
+            }
+            p.pointer_coordinate()
+        });
+    let clicked = if r.response.clicked() {
+        r.inner.map(|c| c.x.clamp(-20.0, 2.0) as f32)
+    } else {
+        None
+    };
+    (r.response.rect, r.transform, clicked)
+}

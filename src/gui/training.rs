@@ -1,0 +1,272 @@
+//! The training panel (T): the settings of a U-Flow training on the selected image's category,
+//! start, cancel and resume, a progress bar with the time left, the loss and validation curves
+//! per epoch with the best epoch marked, and, once trained, the calibration and training time
+//! (read back from the model folder, so a finished model shows its curve again).
+
+use egui::{Color32, RichText};
+use egui_plot::{Legend, Line, Plot, Points, VLine};
+
+use super::ContrarioApp;
+use super::window_state::PathField;
+use crate::app::AppCommand;
+use crate::app::actions::Action;
+use crate::project::training::{BUILTIN_BACKBONES, EpochRecord, TrainingSettings, best_epoch};
+
+const TRAIN_COLOUR: Color32 = Color32::from_rgb(90, 160, 255);
+const VALIDATION_COLOUR: Color32 = Color32::from_rgb(255, 170, 60);
+
+impl ContrarioApp {
+    pub(super) fn training_window(&mut self, ctx: &egui::Context) {
+        if !self.show_training {
+            return;
+        }
+        let mut open = true;
+        let mut cmds = Vec::new();
+        egui::Window::new("Training")
+            .open(&mut open)
+            .default_width(460.0)
+            .resizable(true)
+            .show(ctx, |ui| self.training_panel(ui, &mut cmds));
+        if !open {
+            self.show_training = false;
+        }
+        for c in cmds {
+            self.apply(c);
+        }
+    }
+
+    fn training_panel(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<AppCommand>) {
+        let category = self.state.selected.and_then(|i| {
+            let p = self.state.project.as_ref()?;
+            Some(p.file.images.get(i)?.category.clone())
+        });
+        let Some(category) = category else {
+            ui.label("Select an image: the training uses its category's normal images.");
+            return;
+        };
+        let settings = self.state.training_settings();
+        let model = settings.model_name();
+        ui.label(
+            RichText::new(format!("U-Flow \"{model}\" on {category}"))
+                .strong()
+                .size(15.0),
+        );
+        let running = self.state.training_job.clone();
+        ui.add_enabled_ui(running.is_none(), |ui| {
+            self.training_settings_ui(ui, &settings, cmds);
+        });
+        ui.separator();
+        let checkpoint = self.state.project.as_ref().and_then(|p| {
+            let dir = p.model_dir(&model, &category);
+            let text = std::fs::read_to_string(dir.join(".checkpoint.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+            v["epochs_done"].as_u64()
+        });
+        ui.horizontal(|ui| match &running {
+            Some(_) => {
+                if ui
+                    .button(Action::CancelTraining.label())
+                    .on_hover_text(Action::CancelTraining.hover_text())
+                    .clicked()
+                {
+                    cmds.push(AppCommand::CancelTraining);
+                }
+            }
+            None => {
+                let label = match checkpoint {
+                    Some(n) => format!("Resume training (after epoch {n})"),
+                    None => "Start training".to_string(),
+                };
+                if ui
+                    .add_enabled(settings.problem().is_none(), egui::Button::new(label))
+                    .on_hover_text(Action::TrainUFlow.hover_text())
+                    .clicked()
+                {
+                    cmds.push(AppCommand::TrainSelectedCategory);
+                }
+            }
+        });
+        // The curve: the running training's, else the finished model's.
+        let (history, best, done) = match &running {
+            Some(job) if job.category == category => {
+                ui.add(
+                    egui::ProgressBar::new(job.fraction)
+                        .text(job.text.clone())
+                        .desired_width(ui.available_width().min(440.0)),
+                );
+                let best = best_epoch(&job.history).map(|r| r.epoch);
+                (job.history.clone(), best, None)
+            }
+            Some(job) => {
+                ui.label(format!("Training {} on {}…", job.model, job.category));
+                return;
+            }
+            None => match self.state.model_file(&model, &category) {
+                Some(f) => (
+                    f.history.clone(),
+                    Some(f.best_epoch),
+                    Some((
+                        f.calibration.mean_z2_per_scale.clone(),
+                        f.train_seconds,
+                        f.training_images,
+                    )),
+                ),
+                None => {
+                    ui.label("Not trained yet with these settings.");
+                    return;
+                }
+            },
+        };
+        loss_plot(ui, &history, best);
+        if let Some((z2, seconds, images)) = done {
+            let z2: Vec<String> = z2.iter().map(|v| format!("{v:.2}")).collect();
+            let time = if seconds > 0.0 {
+                format!("{seconds:.0} s")
+            } else {
+                "unknown".into()
+            };
+            egui::Grid::new("training-facts").show(ui, |ui| {
+                ui.label("best epoch");
+                ui.label(best.map_or("-".into(), |b| (b + 1).to_string()));
+                ui.end_row();
+                ui.label("mean z² per scale").on_hover_text(
+                    "On held-out normal images; 1 is white noise, as U-Flow aims at",
+                );
+                ui.label(z2.join(" · "));
+                ui.end_row();
+                ui.label("training time");
+                ui.label(format!("{time} on {images} normal images"));
+                ui.end_row();
+            });
+        }
+    }
+
+    /// The knobs of the next training.
+    fn training_settings_ui(
+        &self,
+        ui: &mut egui::Ui,
+        current: &TrainingSettings,
+        cmds: &mut Vec<AppCommand>,
+    ) {
+        let mut t = current.clone();
+        egui::Grid::new("training-settings")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let l = ui.label("backbone");
+                ui.horizontal(|ui| {
+                    let shown = match &t.backbone_file {
+                        Some(f) => f
+                            .file_name()
+                            .map_or("TorchScript".into(), |n| n.to_string_lossy().to_string()),
+                        None => t.builtin.clone(),
+                    };
+                    let _ = egui::ComboBox::from_id_salt("backbone")
+                        .selected_text(shown)
+                        .show_ui(ui, |ui| {
+                            for b in BUILTIN_BACKBONES {
+                                let [s0, s1, s2] = b.strides;
+                                if ui
+                                    .selectable_label(
+                                        t.backbone_file.is_none() && t.builtin == b.name,
+                                        b.name,
+                                    )
+                                    .on_hover_text(format!("features at strides {s0}, {s1}, {s2}"))
+                                    .clicked()
+                                {
+                                    t.builtin = b.name.to_string();
+                                    t.backbone_file = None;
+                                }
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id);
+                    if ui
+                        .button("TorchScript file…")
+                        .on_hover_text(
+                            "A backbone exported with torch.jit.save that returns its feature maps",
+                        )
+                        .clicked()
+                    {
+                        self.pick_folder(PathField::BackboneFile);
+                    }
+                });
+                ui.end_row();
+                let l = ui.label("epochs");
+                ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS))
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("input size");
+                let _ = egui::ComboBox::from_id_salt("input-size")
+                    .selected_text(format!("{} px", t.input_size))
+                    .show_ui(ui, |ui| {
+                        for side in [128, 192, 256, 320, 384, 448, 512] {
+                            ui.selectable_value(&mut t.input_size, side, format!("{side} px"));
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("batch size");
+                ui.add(
+                    egui::DragValue::new(&mut t.batch_size).range(1..=TrainingSettings::MAX_BATCH),
+                )
+                .labelled_by(l.id);
+                ui.end_row();
+                let l = ui.label("learning rate");
+                ui.add(
+                    egui::DragValue::new(&mut t.learning_rate)
+                        .range(1e-6..=0.1)
+                        .speed(1e-5)
+                        .max_decimals(6),
+                )
+                .labelled_by(l.id);
+                ui.end_row();
+            });
+        ui.label(format!("writes model \"{}\"", t.model_name()));
+        if &t != current {
+            cmds.push(AppCommand::SetTraining(t));
+        }
+    }
+}
+
+/// Training loss and validation NLL per epoch (per latent dimension), the best epoch marked.
+fn loss_plot(ui: &mut egui::Ui, history: &[EpochRecord], best: Option<usize>) {
+    let pts = |f: fn(&EpochRecord) -> f64| -> Vec<[f64; 2]> {
+        history
+            .iter()
+            .map(|r| [(r.epoch + 1) as f64, f(r)])
+            .collect()
+    };
+    Plot::new("loss-plot")
+        .height(180.0)
+        .legend(Legend::default())
+        .x_axis_label("epoch")
+        .y_axis_label("NLL per dimension")
+        .allow_scroll(false)
+        .show(ui, |p| {
+            p.line(
+                Line::new("training loss", pts(|r| r.train_loss))
+                    .color(TRAIN_COLOUR)
+                    .width(2.0),
+            );
+            p.line(
+                Line::new("validation", pts(|r| r.validation_nll))
+                    .color(VALIDATION_COLOUR)
+                    .width(2.0),
+            );
+            if let Some(b) = best
+                && let Some(r) = history.iter().find(|r| r.epoch == b)
+            {
+                // Unnamed: the marker below says it in the legend.
+                p.vline(VLine::new("", (b + 1) as f64).color(Color32::GRAY));
+                p.points(
+                    Points::new(
+                        "lowest validation",
+                        vec![[(b + 1) as f64, r.validation_nll]],
+                    )
+                    .color(VALIDATION_COLOUR)
+                    .radius(5.0),
+                );
+            }
+        });
+}

@@ -1,0 +1,337 @@
+//! Models in the window, driven as a user would on a copy of the demo project (which ships a
+//! trained U-Flow, `uflow`): training from the panel with its live curve, the model run over the
+//! whole project into the cache, the evaluation panel against `contrario eval --json`, a click
+//! on the mIoU curve setting the NFA level, and demo mode.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use contrario::app::AppCommand;
+use contrario::gui::ContrarioApp;
+use contrario::project::training::{TrainingSettings, best_epoch};
+use egui::{Event, Modifiers, PointerButton};
+use egui_kittest::kittest::Queryable;
+use egui_kittest::{Harness, SnapshotOptions};
+
+type H = Harness<'static, ContrarioApp>;
+
+fn harness(project: PathBuf, prefs: &Path) -> H {
+    let prefs = prefs.to_path_buf();
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 860.0))
+        .with_render_cursor(false)
+        .wgpu()
+        .build_eframe(move |cc| {
+            ContrarioApp::with_preferences(&cc.egui_ctx, Some(project), Some(prefs))
+        });
+    settle(&mut h);
+    h
+}
+
+fn settle(h: &mut H) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.state().is_settled() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "app did not settle"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(3);
+}
+
+fn demo_copy() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    let p = dir.path().join("p");
+    contrario::project::copy_folder(&demo, &p).unwrap();
+    (dir, p)
+}
+
+/// Select the first image of `category`.
+fn select_category(h: &mut H, category: &str) -> usize {
+    let p = h.state().state.project.as_ref().unwrap();
+    let i = p
+        .file
+        .images
+        .iter()
+        .position(|e| e.category == category)
+        .unwrap();
+    h.state_mut().apply(AppCommand::Select(i));
+    settle(h);
+    i
+}
+
+fn key(h: &mut H, key: egui::Key, modifiers: Modifiers) {
+    for pressed in [true, false] {
+        h.event(Event::Key {
+            key,
+            physical_key: None,
+            pressed,
+            repeat: false,
+            modifiers,
+        });
+        h.step();
+    }
+    h.run_steps(2);
+}
+
+fn notices(h: &H) -> Vec<String> {
+    h.state()
+        .state
+        .notices
+        .iter()
+        .map(|n| n.text.clone())
+        .collect()
+}
+
+/// Numbers of panels that depend on libtorch's arithmetic may differ in a last digit on another
+/// CPU: a few digits' worth of pixels may differ, a changed layout may not.
+fn tolerant() -> SnapshotOptions {
+    SnapshotOptions::new().max_failed_pixels(1500)
+}
+
+#[test]
+fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
+    let (dir, root) = demo_copy();
+    let mut h = harness(root, &dir.path().join("prefs.ron"));
+    select_category(&mut h, "leather");
+    // The panel (T) on the shipped model: its curve, best epoch, calibration and time, read
+    // back from the model folder.
+    key(&mut h, egui::Key::T, Modifiers::NONE);
+    assert!(h.query_by_label("Start training").is_some());
+    h.snapshot("training_panel");
+    h.get_by_label("mean z² per scale");
+    h.get_by_label("best epoch");
+    h.snapshot("training_panel");
+
+    // A tiny training from the panel: the curve gets a point per epoch while it runs.
+    let tiny = TrainingSettings {
+        epochs: 3,
+        input_size: 64,
+        batch_size: 4,
+        ..TrainingSettings::default()
+    };
+    h.state_mut().apply(AppCommand::SetTraining(tiny.clone()));
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("Not trained yet with these settings.")
+            .is_some(),
+        "uflow-64 is a new model"
+    );
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    let start = Instant::now();
+    let mut seen_points = 0;
+    loop {
+        h.step();
+        let st = &h.state().state;
+        match &st.training_job {
+            Some(j) => {
+                seen_points = seen_points.max(j.history.len());
+                assert!(j.fraction <= 1.0);
+            }
+            None => break,
+        }
+        assert!(start.elapsed() < Duration::from_secs(300), "training hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    settle(&mut h);
+    assert!(seen_points >= 1, "the live curve got points while training");
+    let model = tiny.model_name();
+    assert_eq!(model, "uflow-64");
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-64"));
+    let f = h
+        .state_mut()
+        .state
+        .model_file(&model, "leather")
+        .cloned()
+        .expect("the model was written");
+    assert_eq!(f.history.len(), 3);
+    assert_eq!(
+        best_epoch(&f.history).map(|r| r.epoch),
+        Some(f.best_epoch),
+        "the best epoch marked is the lowest validation"
+    );
+    assert!(f.train_seconds > 0.0);
+    assert_eq!((f.train.batch_size, f.input_size), (4, 64));
+    // The panel shows the finished model again.
+    h.get_by_label("mean z² per scale");
+    h.get_by_label(&format!("{}", f.best_epoch + 1));
+}
+
+#[test]
+fn the_model_runs_over_the_project_and_the_evaluation_matches_the_cli() {
+    let (dir, root) = demo_copy();
+    let mut h = harness(root.clone(), &dir.path().join("prefs.ron"));
+    h.state_mut()
+        .apply(AppCommand::SetDetector(Some("uflow".into())));
+    settle(&mut h);
+    // Every image, in the background, into the cache; the badges' facts fill in.
+    key(&mut h, egui::Key::R, Modifiers::SHIFT);
+    assert!(h.state().state.run.is_some(), "Shift+R starts a run");
+    settle(&mut h);
+    let st = &h.state().state;
+    assert_eq!(st.review.facts.len(), 54);
+    assert!(
+        st.review.facts.iter().all(|f| f.min_log_nfa.is_some()),
+        "every image has the model's result"
+    );
+    assert!(
+        notices(&h)
+            .iter()
+            .any(|n| n.starts_with("Ran U-Flow uflow on 54 image(s)")),
+        "{:?}",
+        notices(&h)
+    );
+    // Again: everything comes from the cache.
+    key(&mut h, egui::Key::R, Modifiers::SHIFT);
+    settle(&mut h);
+    assert!(
+        notices(&h)
+            .iter()
+            .any(|n| n.contains("(54 already cached)")),
+        "{:?}",
+        notices(&h)
+    );
+
+    // The evaluation panel on leather (Shift+E) says what `contrario eval --json` says.
+    select_category(&mut h, "leather");
+    h.state_mut().apply(AppCommand::SetNfaThreshold(0.0));
+    key(&mut h, egui::Key::E, Modifiers::SHIFT);
+    settle(&mut h);
+    let summary = {
+        let ev = h
+            .state()
+            .state
+            .evaluation
+            .as_ref()
+            .expect("the panel is open");
+        assert_eq!(
+            (ev.model.as_str(), ev.category.as_str()),
+            ("uflow", "leather")
+        );
+        ev.evaluation().expect("computed").summary.clone()
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_contrario"))
+        .args([
+            "eval",
+            "--json",
+            "--model",
+            "uflow",
+            "--category",
+            "leather",
+        ])
+        .arg("--project")
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli = &cli["categories"]["leather"];
+    for k in [
+        "images",
+        "pixel_auroc",
+        "aupro",
+        "image_auroc",
+        "miou_nfa",
+        "miou_oracle",
+        "oracle_threshold",
+        "false_alarms_per_normal_image",
+        "per_kind",
+    ] {
+        assert_eq!(summary[k], cli[k], "{k}");
+    }
+    h.get_by_label("Copy table as CSV");
+    let [tp, missed, fp, tn] = h
+        .state()
+        .state
+        .evaluation
+        .as_ref()
+        .unwrap()
+        .decisions(0.0)
+        .unwrap();
+    assert_eq!(
+        tp + missed + fp + tn,
+        8,
+        "every test image of leather is decided"
+    );
+    h.snapshot_options("evaluation_panel", &tolerant());
+
+    // A click on the mIoU curve sets the NFA level there, and the numbers follow it.
+    let at = h
+        .state()
+        .miou_curve_point(-5.0)
+        .expect("the curve is drawn");
+    h.hover_at(at);
+    h.step();
+    for pressed in [true, false] {
+        h.event(Event::PointerButton {
+            pos: at,
+            button: PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+        h.step();
+    }
+    settle(&mut h);
+    assert_eq!(h.state().state.nfa_threshold, -5.0);
+    let ev = h.state().state.evaluation.as_ref().unwrap();
+    assert_eq!(ev.level, -5.0, "recomputed at the new level");
+    let e = ev.evaluation().unwrap();
+    let on_curve = e
+        .miou_curve
+        .iter()
+        .find(|(t, _)| *t == -5.0)
+        .map(|p| p.1)
+        .unwrap();
+    let table = e.summary["miou_nfa"].as_f64().unwrap();
+    assert!((on_curve - table).abs() < 1e-12, "{on_curve} vs {table}");
+}
+
+#[test]
+fn demo_mode_shows_the_shipped_model_and_advances_through_the_images() {
+    let (dir, root) = demo_copy();
+    let mut h = harness(root, &dir.path().join("prefs.ron"));
+    key(&mut h, egui::Key::F11, Modifiers::NONE);
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow"));
+    let first = h.state().demo_image().expect("demo mode is on");
+    settle(&mut h);
+    assert!(
+        h.state().state.detections.contains_key(&first),
+        "the image on show is detected"
+    );
+    h.get_by_label("Anomaly heatmap");
+    h.snapshot_options("demo_mode", &tolerant());
+    // Every few seconds the next image (the harness steps a quarter of a second).
+    let mut advanced = None;
+    for _ in 0..40 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+        if h.state().demo_image() != Some(first) {
+            advanced = h.state().demo_image();
+            break;
+        }
+    }
+    let second = advanced.expect("the show advanced by itself");
+    settle(&mut h);
+    // Space pauses; the arrows step; Esc leaves.
+    key(&mut h, egui::Key::Space, Modifiers::NONE);
+    for _ in 0..30 {
+        h.step();
+    }
+    assert_eq!(h.state().demo_image(), Some(second), "paused");
+    key(&mut h, egui::Key::ArrowLeft, Modifiers::NONE);
+    assert_eq!(h.state().demo_image(), Some(first));
+    key(&mut h, egui::Key::Escape, Modifiers::NONE);
+    assert_eq!(h.state().demo_image(), None);
+    settle(&mut h);
+}
