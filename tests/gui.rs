@@ -185,11 +185,11 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
         },
     ));
     settle(&mut h);
-    // The menu shows the settings and the model they write.
-    h.get_by_label("Training settings").click();
+    // The training panel shows the settings and the model they write.
+    h.get_by_label("Training…").click();
     h.run_steps(2);
     h.get_by_label_contains("writes model \"uflow-64\"");
-    h.key_press(egui::Key::Escape);
+    h.key_press(egui::Key::T);
     h.run_steps(2);
     h.get_by_label("Train U-Flow").click();
     settle(&mut h);

@@ -232,13 +232,15 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
 }
 
 #[test]
-fn the_coarse_builtin_variant_trains_saves_and_loads() {
+fn every_builtin_backbone_and_taps_train_save_reload_and_infer_the_same_latents() {
     let _torch = TORCH.lock().unwrap_or_else(|e| e.into_inner());
     let p = demo();
     let train = paths(&p, Split::Train, "fabric", None);
-    let train_with = |builtin: &str| {
+    let img = paths(&p, Split::Test, "fabric", Some("hole"))[0].clone();
+    let train_with = |builtin: &str, first_stride: i64| {
         let cfg = TrainConfig {
             builtin: builtin.into(),
+            first_stride,
             ..quick_config()
         };
         Model::train(
@@ -249,19 +251,35 @@ fn the_coarse_builtin_variant_trains_saves_and_loads() {
             |_| {},
         )
     };
-    let model = train_with("efficientnet-lite0-s8").unwrap();
-    assert_eq!(model.file.backbone, "efficientnet-lite0-s8");
-    let dir = tempfile::tempdir().unwrap();
-    model.save(dir.path()).unwrap();
-    let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
-    let img = paths(&p, Split::Test, "fabric", Some("hole"))[0].clone();
-    let inf = loaded.infer(&img).unwrap();
-    // 64 px input: strides 8, 16, 32 give 8x8, 4x4 and 2x2 latents.
-    assert_eq!(
-        inf.latents.iter().map(|z| z.dim().1).collect::<Vec<_>>(),
-        vec![8, 4, 2]
-    );
-    let e = train_with("resnet").err().unwrap().to_string();
+    for (builtin, stride, name) in [
+        ("efficientnet-lite1", 4, "efficientnet-lite1"),
+        ("efficientnet-lite2", 8, "efficientnet-lite2-s8"),
+        // The old name of Lite0's coarse taps still trains the same backbone.
+        ("efficientnet-lite0-s8", 4, "efficientnet-lite0-s8"),
+    ] {
+        let model = train_with(builtin, stride).unwrap();
+        assert_eq!(model.file.backbone, name);
+        let dir = tempfile::tempdir().unwrap();
+        model.save(dir.path()).unwrap();
+        let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
+        assert_eq!(
+            loaded.file.backbone, name,
+            "the model remembers its backbone and taps"
+        );
+        let (a, b) = (model.infer(&img).unwrap(), loaded.infer(&img).unwrap());
+        // 64 px input: the finest map is 64 / stride.
+        let s = if name.ends_with("-s8") { 8 } else { 4 };
+        assert_eq!(
+            b.latents.iter().map(|z| z.dim().1).collect::<Vec<_>>(),
+            vec![64 / s, 32 / s, 16 / s],
+            "{name}"
+        );
+        for (za, zb) in a.latents.iter().zip(&b.latents) {
+            let d = (za - zb).iter().fold(0f32, |m, v| m.max(v.abs()));
+            assert!(d < 1e-5, "{name}: reloaded latents differ by {d}");
+        }
+    }
+    let e = train_with("resnet", 4).err().unwrap().to_string();
     assert!(e.contains("no built-in backbone \"resnet\""), "{e}");
 }
 
@@ -363,13 +381,21 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
         .infer_cached(&mdir, "x", &img, Some(&cache), None)
         .unwrap();
     assert!(!hit, "nothing cached yet");
-    assert_eq!(count(), 3);
+    assert_eq!(
+        count(),
+        4,
+        "the log NFA, the anomaly map, the scales and the summary"
+    );
     let (b, hit) = model
         .infer_cached(&mdir, "x", &img, Some(&cache), None)
         .unwrap();
     assert!(hit, "the second call reads the cache");
     assert_eq!(a, b, "and reads back what was computed");
-    assert_eq!(count(), 3);
+    assert_eq!(
+        count(),
+        4,
+        "the log NFA, the anomaly map, the scales and the summary"
+    );
     // A different image under the same name gets a different result, in place of the old one.
     std::fs::copy(
         paths(&p, Split::Test, "wood", Some("good"))[0].clone(),
@@ -382,7 +408,7 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     assert!(!hit, "a changed image is recomputed");
     assert_eq!(
         count(),
-        3,
+        4,
         "the stale entry is replaced, not kept beside the new one"
     );
     assert_ne!(a.anomaly_map, c.anomaly_map);

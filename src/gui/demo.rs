@@ -6,23 +6,13 @@ use egui::{Color32, RichText, Vec2};
 
 use super::ContrarioApp;
 use super::heatmap::draw_regions;
-use super::viewer::{self, Layer, Picture, ViewState};
+use super::viewer::{self, Layer, Picture};
+use super::window_state::DemoShow;
 use crate::app::AppCommand;
 use crate::app::detection::false_alarm_text;
 
 /// Seconds each image stays on screen.
 pub const DEMO_SECONDS: f64 = 4.0;
-
-/// The show: which images, where it is, and whether it waits.
-pub(super) struct DemoShow {
-    pub order: Vec<usize>,
-    pub pos: usize,
-    pub paused: bool,
-    /// When the image on screen was first complete (loaded and detected).
-    shown_at: Option<f64>,
-    views: [ViewState; 3],
-    fitted_for: Option<usize>,
-}
 
 impl ContrarioApp {
     /// The images the show goes through: those flagged at the NFA level; without results yet,

@@ -140,7 +140,7 @@ impl ContrarioApp {
         });
         summary_table(ui, e);
         ui.add_space(4.0);
-        decision_table(ui, view, level);
+        decision_table(ui, view, level, &self.state.review.verdicts);
         ui.add_space(4.0);
         let mut save = false;
         ui.horizontal(|ui| {
@@ -282,14 +282,28 @@ fn summary_table(ui: &mut egui::Ui, e: &Evaluation) {
         });
 }
 
-/// Flagged (minimum log10 NFA below the level) against the ground truth, as counts.
-fn decision_table(ui: &mut egui::Ui, view: &EvaluationView, level: f32) {
-    let Some([tp, fneg, fp, tn]) = view.decisions(level) else {
+/// Flagged (minimum log10 NFA below the level) against the ground truth, or the reviewers'
+/// verdicts where there is none, as counts.
+fn decision_table(
+    ui: &mut egui::Ui,
+    view: &EvaluationView,
+    level: f32,
+    verdicts: &std::collections::HashMap<String, crate::project::review::Verdict>,
+) {
+    let Some(([tp, fneg, fp, tn], by_verdicts)) = view.decisions_or_verdicts(level, verdicts)
+    else {
         return;
     };
+    let against = if by_verdicts {
+        "the reviewers' verdicts (no ground truth here)"
+    } else {
+        "the ground truth"
+    };
     ui.label(
-        RichText::new("Image-level decision: an image is flagged when a region is below the level")
-            .strong(),
+        RichText::new(format!(
+            "Image-level decision (flagged: a region below the level), against {against}"
+        ))
+        .strong(),
     );
     egui::Grid::new("evaluation-decisions")
         .striped(true)

@@ -97,7 +97,7 @@ pub struct ContrarioApp {
     /// The training panel is open.
     show_training: bool,
     /// Demo mode, when on.
-    demo: Option<demo::DemoShow>,
+    demo: Option<window_state::DemoShow>,
     /// The evaluation panel's mIoU plot as last drawn (tests click on it).
     miou_plot: Option<egui_plot::PlotTransform>,
     /// The name typed for a new annotator.

@@ -9,6 +9,7 @@ use crate::app::detection::readout;
 impl ContrarioApp {
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
         let mut cancel_run = false;
+        let mut device = None;
         ui.horizontal(|ui| {
             match &self.state.project {
                 Some(p) => {
@@ -47,10 +48,33 @@ impl ContrarioApp {
                 }
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let mut use_cpu = None;
                 match &self.state.torch {
-                    Some(t) => ui.label(t.summary()),
-                    None => ui.label("starting libtorch…"),
+                    Some(t) => {
+                        ui.label(t.summary());
+                        // The choice exists only where a GPU is usable.
+                        if t.cuda_devices > 0 {
+                            let mut gpu = t.on_gpu();
+                            let _ = egui::ComboBox::from_id_salt("device")
+                                .selected_text(if gpu { "GPU" } else { "CPU" })
+                                .show_ui(ui, |ui| {
+                                    ui.selectable_value(&mut gpu, true, "GPU");
+                                    ui.selectable_value(&mut gpu, false, "CPU");
+                                })
+                                .response
+                                .on_hover_text("Where the worker trains and infers");
+                            if gpu != t.on_gpu() {
+                                use_cpu = Some(!gpu);
+                            }
+                        }
+                    }
+                    None => {
+                        ui.label("starting libtorch…");
+                    }
                 };
+                if let Some(cpu) = use_cpu {
+                    device = Some(cpu);
+                }
                 ui.separator();
                 let editing = match (&self.state.annotation.annotator, &self.state.project) {
                     (Some(a), Some(p)) => p.annotator(a).map_or(a.clone(), |an| an.name.clone()),
@@ -79,6 +103,9 @@ impl ContrarioApp {
         });
         if cancel_run {
             self.apply(AppCommand::CancelRun);
+        }
+        if let Some(cpu) = device {
+            self.apply(AppCommand::UseCpu(cpu));
         }
     }
 }

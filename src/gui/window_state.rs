@@ -1,5 +1,7 @@
 //! What the window keeps between frames beside the app state and that its parts share: the right
-//! panel's tab and the import and export forms as typed.
+//! panel's tab, the import and export forms as typed, and demo mode's show.
+
+use super::viewer::ViewState;
 
 /// The tabs of the right-hand panel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,4 +40,15 @@ pub(super) struct ExportForm {
     pub(super) format: String,
     pub(super) layer: Option<String>,
     pub(super) out: String,
+}
+
+/// The show: which images, where it is, and whether it waits.
+pub(super) struct DemoShow {
+    pub order: Vec<usize>,
+    pub pos: usize,
+    pub paused: bool,
+    /// When the image on screen was first complete (loaded and detected).
+    pub shown_at: Option<f64>,
+    pub views: [ViewState; 3],
+    pub fitted_for: Option<usize>,
 }

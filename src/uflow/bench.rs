@@ -5,7 +5,7 @@ use std::time::Instant;
 use crate::project::model_file::FlowShape;
 use crate::stats::acontrario::{self, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
-use crate::uflow::backbone::{Backbone, EfficientNetLite0};
+use crate::uflow::backbone::{Backbone, EfficientNetLite};
 use crate::uflow::flow::{UFlow, nll_loss};
 
 /// U-Flow timings on CPU: inference per image split into backbone / flow / a contrario
@@ -14,7 +14,7 @@ use crate::uflow::flow::{UFlow, nll_loss};
 pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_json::Value> {
     let device = tch::Device::Cpu;
     tch::manual_seed(0);
-    let backbone = EfficientNetLite0::builtin(device)?;
+    let backbone = EfficientNetLite::builtin(device)?;
     let sizes = (0..3)
         .map(|s| (input / (4 << s), input / (4 << s)))
         .collect();

@@ -17,11 +17,12 @@ use crate::project::imaging;
 use crate::project::model_file::{Calibration, FlowShape, MODEL_FORMAT, ModelFile, TrainConfig};
 use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
+use crate::project::training::{BUILTIN_BACKBONES, parse_builtin};
 use crate::project::training::{EpochRecord, Progress};
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
 use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{self, SegmentOptions, TestCount};
-use crate::uflow::backbone::{Backbone, EfficientNetLite0, IMAGENET_MEAN, IMAGENET_STD};
+use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
 
 /// Image file -> normalised 3 x S x S tensor.
@@ -130,13 +131,18 @@ pub struct Inference {
 fn open_backbone(
     path: Option<&Path>,
     builtin: &str,
+    first_stride: i64,
     device: Device,
 ) -> anyhow::Result<Box<dyn Backbone>> {
     Ok(match path {
         Some(p) => Box::new(crate::uflow::backbone::TorchScriptBackbone::load(
             p, device,
         )?),
-        None => Box::new(EfficientNetLite0::builtin_named(builtin, device)?),
+        None => Box::new(EfficientNetLite::builtin_named(
+            builtin,
+            first_stride,
+            device,
+        )?),
     })
 }
 
@@ -446,7 +452,12 @@ impl Model {
             0
         };
         let (val_idx, train_idx) = order.split_at(n_val);
-        let backbone = open_backbone(config.backbone.as_deref(), &config.builtin, device)?;
+        let backbone = open_backbone(
+            config.backbone.as_deref(),
+            &config.builtin,
+            config.first_stride,
+            device,
+        )?;
         let feats = extract_features(
             backbone.as_ref(),
             &paths,
@@ -618,15 +629,17 @@ impl Model {
         let ron_path = dir.join(MODEL_META_FILE);
         let file = ModelFile::read(dir)?;
         let backbone = match (&file.backbone_path, file.backbone.as_str()) {
-            (None, name) if EfficientNetLite0::variant_index(name).is_none() => bail!(
+            (None, name) if parse_builtin(name).is_none() => bail!(
                 "{} was trained with backbone {:?}, which this build cannot provide (it has {} and TorchScript files)",
                 ron_path.display(),
                 file.backbone,
-                crate::uflow::backbone::BUILTIN_VARIANTS
-                    .map(|v| v.0)
-                    .join(", ")
+                BUILTIN_BACKBONES.map(|b| b.name).join(", ")
             ),
-            (path, name) => open_backbone(path.as_deref(), name, device)?,
+            // A built-in backbone whose package is missing says which one to install.
+            (path, name) => {
+                open_backbone(path.as_deref(), name, file.train.first_stride, device)
+                    .with_context(|| format!("loading the backbone of {}", ron_path.display()))?
+            }
         };
         if flow_shape(backbone.as_ref(), file.input_size) != file.shape {
             bail!(

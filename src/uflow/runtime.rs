@@ -21,16 +21,26 @@ pub struct TorchInfo {
 impl TorchInfo {
     /// The status bar's text.
     pub fn summary(&self) -> String {
-        let dev = if self.cuda_devices > 0 {
+        let dev = if self.on_gpu() {
             format!("GPU {} ({} CUDA device(s))", self.device, self.cuda_devices)
+        } else if self.cuda_devices > 0 {
+            "CPU (GPU not used)".to_string()
         } else {
-            format!("CPU ({} threads)", self.cpu_threads)
+            "CPU".to_string()
         };
-        format!("{dev} · libtorch {}", self.libtorch_version)
+        format!(
+            "{dev} · {} CPU threads · libtorch {}",
+            self.cpu_threads, self.libtorch_version
+        )
+    }
+
+    /// The worker computes on the GPU.
+    pub fn on_gpu(&self) -> bool {
+        self.device.starts_with("cuda")
     }
 
     pub fn tch_device(&self) -> tch::Device {
-        if self.cuda_devices > 0 {
+        if self.on_gpu() {
             tch::Device::Cuda(0)
         } else {
             tch::Device::Cpu
@@ -40,6 +50,11 @@ impl TorchInfo {
 
 /// Query libtorch. Call it on the worker thread: the first call loads the CUDA libraries.
 pub fn probe() -> TorchInfo {
+    probe_with(false)
+}
+
+/// [`probe`], with the device the worker uses: the CPU when `cpu_only`, else the GPU if usable.
+pub fn probe_with(cpu_only: bool) -> TorchInfo {
     let cuda_devices = if tch::Cuda::is_available() {
         tch::Cuda::device_count()
     } else {
@@ -47,7 +62,7 @@ pub fn probe() -> TorchInfo {
     };
     TorchInfo {
         libtorch_version: LIBTORCH_VERSION.to_string(),
-        device: if cuda_devices > 0 {
+        device: if cuda_devices > 0 && !cpu_only {
             "cuda:0".into()
         } else {
             "cpu".into()
@@ -71,5 +86,12 @@ mod tests {
         let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]).to_device(info.tch_device());
         assert_eq!((&t * &t).sum(tch::Kind::Float).double_value(&[]), 14.0);
         assert!(info.summary().contains("libtorch 2.13.0"));
+        assert!(info.summary().contains("CPU threads"));
+        let cpu = super::probe_with(true);
+        assert_eq!(
+            (cpu.device.as_str(), cpu.tch_device()),
+            ("cpu", tch::Device::Cpu)
+        );
+        assert!(!cpu.on_gpu());
     }
 }

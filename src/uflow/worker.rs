@@ -22,6 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub enum Command {
     /// Report the libtorch version and the compute device.
     Probe,
+    /// Compute on the CPU even when a GPU is usable (or on the GPU again); answers with the
+    /// device now in use. Models loaded for the other device are let go.
+    UseDevice { cpu_only: bool },
     /// Locate and load the built-in backbone weights, reporting how many tensors they hold.
     CheckBackbone,
     /// Train a U-Flow on normal images and save it to `out` (progress as it goes).
@@ -95,6 +98,7 @@ impl Worker {
             .name("contrario-worker".into())
             .spawn(move || {
                 let mut models: HashMap<PathBuf, Model> = HashMap::new();
+                let mut cpu_only = false;
                 let emit = |m: Message| {
                     let ok = msg_tx.send(m).is_ok();
                     notify();
@@ -102,7 +106,7 @@ impl Worker {
                 };
                 for cmd in cmd_rx {
                     flag.store(false, Ordering::Relaxed);
-                    let outcome = catch(|| run(&cmd, &mut models, &flag, &emit));
+                    let outcome = catch(|| run(&cmd, &mut models, &mut cpu_only, &flag, &emit));
                     let last = match outcome {
                         Ok(Some(m)) => m,
                         Ok(None) => continue,
@@ -160,7 +164,7 @@ impl Drop for Worker {
 impl Command {
     fn context(&self) -> String {
         match self {
-            Command::Probe => "libtorch".into(),
+            Command::Probe | Command::UseDevice { .. } => "libtorch".into(),
             Command::CheckBackbone => "built-in backbone".into(),
             Command::Train { out, .. } => format!("training {}", out.display()),
             Command::Infer { model, .. } => format!("inference with {}", model.display()),
@@ -174,6 +178,7 @@ impl Command {
 fn run(
     cmd: &Command,
     models: &mut HashMap<PathBuf, Model>,
+    cpu_only: &mut bool,
     cancel: &AtomicBool,
     emit: &dyn Fn(Message) -> bool,
 ) -> Option<Message> {
@@ -184,7 +189,14 @@ fn run(
     Some(match cmd {
         #[cfg(test)]
         Command::Panic => panic!("injected fault"),
-        Command::Probe => Message::Torch(runtime::probe()),
+        Command::Probe => Message::Torch(runtime::probe_with(*cpu_only)),
+        Command::UseDevice { cpu_only: c } => {
+            if *c != *cpu_only {
+                models.clear();
+                *cpu_only = *c;
+            }
+            Message::Torch(runtime::probe_with(*cpu_only))
+        }
         Command::CheckBackbone => {
             let result = backbone::builtin_weights_path()
                 .and_then(|path| backbone::load_state_dict(&path).map(|t| (path, t.len())));
@@ -202,7 +214,7 @@ fn run(
             out,
         } => {
             let start = std::time::Instant::now();
-            let device = runtime::probe().tch_device();
+            let device = runtime::probe_with(*cpu_only).tch_device();
             // Checkpoints go next to the model: a cancelled or crashed training started again
             // with the same images and settings resumes where it stopped.
             let trained = Model::train_resumable(
@@ -237,7 +249,7 @@ fn run(
             count,
         } => {
             if !models.contains_key(model) {
-                match Model::load(model, runtime::probe().tch_device()) {
+                match Model::load(model, runtime::probe_with(*cpu_only).tch_device()) {
                     Ok(m) => {
                         models.insert(model.clone(), m);
                     }
@@ -293,6 +305,20 @@ mod tests {
             Message::BackboneReady { tensors, .. } => {
                 assert_eq!(tensors, backbone::EFFNET_LITE0_TENSORS)
             }
+            m => panic!("unexpected {m:?}"),
+        }
+        // Forced onto the CPU, it says so (and says the GPU again where there is one).
+        w.send(Command::UseDevice { cpu_only: true });
+        match w.recv().unwrap() {
+            Message::Torch(info) => {
+                assert_eq!(info.device, "cpu");
+                assert!(info.summary().starts_with("CPU"), "{}", info.summary());
+            }
+            m => panic!("unexpected {m:?}"),
+        }
+        w.send(Command::UseDevice { cpu_only: false });
+        match w.recv().unwrap() {
+            Message::Torch(info) => assert_eq!(info.on_gpu(), info.cuda_devices > 0),
             m => panic!("unexpected {m:?}"),
         }
     }
