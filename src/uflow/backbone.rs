@@ -502,27 +502,21 @@ mod golden {
         let expected: [(&str, Taps, Taps); 3] = [
             (
                 "efficientnet-lite0",
-                [2, 4, 10],
-                [24, 40, 112],
-                [4, 10, 14],
-                [40, 112, 192],
+                ([2, 4, 10], [24, 40, 112]),
+                ([4, 10, 14], [40, 112, 192]),
             ),
             (
                 "efficientnet-lite1",
-                [3, 6, 14],
-                [24, 40, 112],
-                [6, 14, 19],
-                [40, 112, 192],
+                ([3, 6, 14], [24, 40, 112]),
+                ([6, 14, 19], [40, 112, 192]),
             ),
             (
                 "efficientnet-lite2",
-                [3, 6, 14],
-                [24, 48, 120],
-                [6, 14, 19],
-                [48, 120, 208],
+                ([3, 6, 14], [24, 48, 120]),
+                ([6, 14, 19], [48, 120, 208]),
             ),
         ];
-        for (name, taps4, ch4, taps8, ch8) in expected {
+        for (name, (taps4, ch4), (taps8, ch8)) in expected {
             for (stride, taps, channels) in [(4, taps4, ch4), (8, taps8, ch8)] {
                 let net = EfficientNetLite::builtin_named(name, stride, tch::Device::Cpu).unwrap();
                 assert_eq!(net.taps(), taps, "{name} from stride {stride}");
