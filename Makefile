@@ -17,9 +17,9 @@ test: setup
 demo-project:
 	cargo run --release -- demo --out projects/demo --force
 
-# Retrain the U-Flow the demo ships (projects/demo/models/uflow/<category>; about 15 s per
-# category on 2 cores) on a scratch copy, so that project.ron stays as the generator writes it.
+# Retrain the U-Flow the demo ships (projects/demo/models/uflow-l2/<category>, the default
+# settings' model; about 15 s per category on 2 cores) on a scratch copy, so that project.ron stays as the generator writes it.
 demo-model:
 	rm -rf target/demo-train && cp -r projects/demo target/demo-train && rm -rf target/demo-train/models
-	for c in fabric leather wood; do cargo run --release -- train --project target/demo-train --model uflow --category $$c || exit 1; done
+	for c in fabric leather wood; do cargo run --release -- train --project target/demo-train --model uflow-l2 --category $$c || exit 1; done
 	rm -rf projects/demo/models && cp -r target/demo-train/models projects/demo/models

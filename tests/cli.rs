@@ -44,7 +44,8 @@ fn info_reports_libtorch_and_the_builtin_backbone() {
             .unwrap()
             .starts_with("2.13.0")
     );
-    assert_eq!(v["builtin_backbone"]["tensors"], 296);
+    // The default backbone, EfficientNet-Lite2.
+    assert_eq!(v["builtin_backbone"]["tensors"], 386);
 }
 
 #[test]

@@ -117,10 +117,17 @@ fn demo_has_training_normals_defects_and_disagreeing_annotators() {
 fn the_shipped_model_was_trained_on_the_demo_as_it_is() {
     // Retrained by `make demo-model` whenever the generator changes the images.
     let p = Project::open(&committed()).unwrap();
-    assert_eq!(p.model_names(), vec!["uflow".to_string()]);
+    let default = contrario::project::training::TrainingSettings::default();
+    assert_eq!(
+        p.model_names(),
+        vec![default.model_name()],
+        "the default settings' model"
+    );
     for cat in p.categories() {
-        let f = contrario::project::model_file::ModelFile::read(&p.model_dir("uflow", &cat))
-            .unwrap_or_else(|e| panic!("{cat}: {e}"));
+        let f = contrario::project::model_file::ModelFile::read(
+            &p.model_dir(&default.model_name(), &cat),
+        )
+        .unwrap_or_else(|e| panic!("{cat}: {e}"));
         let train = p
             .file
             .images

@@ -1,5 +1,6 @@
 //! Models in the window, driven as a user would on a copy of the demo project (which ships a
-//! trained U-Flow, `uflow`): training from the panel with its live curve, the model run over the
+//! trained U-Flow, `uflow-l2`, the default settings' model): training from the panel with its live
+//! curve, the model run over the
 //! whole project into the cache, the evaluation panel against `contrario eval --json`, a click
 //! on the mIoU curve setting the NFA level, and demo mode.
 
@@ -121,7 +122,7 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     assert!(
         h.query_by_label("Not trained yet with these settings.")
             .is_some(),
-        "uflow-64 is a new model"
+        "uflow-l2-64 is a new model"
     );
     h.get_by_label("Start training").click();
     h.run_steps(2);
@@ -143,8 +144,8 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     settle(&mut h);
     assert!(seen_points >= 1, "the live curve got points while training");
     let model = tiny.model_name();
-    assert_eq!(model, "uflow-64");
-    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-64"));
+    assert_eq!(model, "uflow-l2-64");
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2-64"));
     let f = h
         .state_mut()
         .state
@@ -169,7 +170,7 @@ fn the_model_runs_over_the_project_and_the_evaluation_matches_the_cli() {
     let (dir, root) = demo_copy();
     let mut h = harness(root.clone(), &dir.path().join("prefs.ron"));
     h.state_mut()
-        .apply(AppCommand::SetDetector(Some("uflow".into())));
+        .apply(AppCommand::SetDetector(Some("uflow-l2".into())));
     settle(&mut h);
     // Every image, in the background, into the cache; the badges' facts fill in.
     key(&mut h, egui::Key::R, Modifiers::SHIFT);
@@ -184,7 +185,7 @@ fn the_model_runs_over_the_project_and_the_evaluation_matches_the_cli() {
     assert!(
         notices(&h)
             .iter()
-            .any(|n| n.starts_with("Ran U-Flow uflow on 54 image(s)")),
+            .any(|n| n.starts_with("Ran U-Flow uflow-l2 on 54 image(s)")),
         "{:?}",
         notices(&h)
     );
@@ -213,7 +214,7 @@ fn the_model_runs_over_the_project_and_the_evaluation_matches_the_cli() {
             .expect("the panel is open");
         assert_eq!(
             (ev.model.as_str(), ev.category.as_str()),
-            ("uflow", "leather")
+            ("uflow-l2", "leather")
         );
         ev.evaluation().expect("computed").summary.clone()
     };
@@ -222,7 +223,7 @@ fn the_model_runs_over_the_project_and_the_evaluation_matches_the_cli() {
             "eval",
             "--json",
             "--model",
-            "uflow",
+            "uflow-l2",
             "--category",
             "leather",
         ])
@@ -302,7 +303,7 @@ fn demo_mode_shows_the_shipped_model_and_advances_through_the_images() {
     let (dir, root) = demo_copy();
     let mut h = harness(root, &dir.path().join("prefs.ron"));
     key(&mut h, egui::Key::F11, Modifiers::NONE);
-    assert_eq!(h.state().state.detector.as_deref(), Some("uflow"));
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
     let first = h.state().demo_image().expect("demo mode is on");
     settle(&mut h);
     assert!(

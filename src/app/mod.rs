@@ -642,7 +642,7 @@ mod tests {
         let mut s = AppState::new(dir.path().join("nodemo"));
         s.apply(AppCommand::OpenProject(dir.path().into()));
         assert_eq!(s.training_settings(), TrainingSettings::default());
-        assert_eq!(s.training_settings().model_name(), "uflow");
+        assert_eq!(s.training_settings().model_name(), "uflow-l2");
 
         let chosen = TrainingSettings {
             epochs: 7,

@@ -54,13 +54,15 @@ impl ContrarioApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false));
             return;
         }
-        // The show is U-Flow's when the project has a model (the bundled demo ships one).
+        // The show is U-Flow's when the project has a model (the bundled demo ships one): the
+        // model of the project's training settings, else any.
+        let preferred = self.state.training_settings().model_name();
         if self.state.detector.is_none()
             && let Some(m) = self
                 .state
                 .models
                 .iter()
-                .find(|m| *m == "uflow")
+                .find(|m| **m == preferred)
                 .or(self.state.models.first())
                 .cloned()
         {

@@ -203,8 +203,18 @@ fn write_plots(
 ) -> Result<String, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut written: Vec<PathBuf> = Vec::new();
+    // The window may have shrunk since the plots were drawn: cut only what the screenshot has
+    // (`ColorImage::region` panics past its edges).
+    let whole = egui::Rect::from_min_size(
+        egui::Pos2::ZERO,
+        egui::vec2(img.size[0] as f32, img.size[1] as f32) / ppp.max(1e-3),
+    );
     for (name, r) in rects {
-        let part = img.region(r, Some(ppp));
+        let r = r.intersect(whole);
+        if !r.is_positive() {
+            return Err(format!("the {name} plot is off the window"));
+        }
+        let part = img.region(&r, Some(ppp));
         let [w, h] = part.size;
         let bytes: Vec<u8> = part.pixels.iter().flat_map(|c| c.to_array()).collect();
         let out = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
@@ -387,4 +397,65 @@ fn miou_plot(
         None
     };
     (r.response.rect, r.transform, clicked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plots_are_cut_out_of_the_screenshot_and_written_as_png() {
+        // A 200 x 100 point window at 2 pixels per point: red left half, blue right half.
+        let (w, h) = (400, 200);
+        let pixels = (0..w * h)
+            .map(|i| {
+                if i % w < w / 2 {
+                    egui::Color32::RED
+                } else {
+                    egui::Color32::BLUE
+                }
+            })
+            .collect();
+        let img = egui::ColorImage::new([w, h], pixels);
+        let dir = tempfile::tempdir().unwrap();
+        let rects = [
+            (
+                "roc".to_string(),
+                egui::Rect::from_min_size(egui::pos2(10.0, 10.0), egui::vec2(50.0, 40.0)),
+            ),
+            (
+                "miou".to_string(),
+                egui::Rect::from_min_size(egui::pos2(120.0, 20.0), egui::vec2(60.0, 30.0)),
+            ),
+        ];
+        let said = write_plots(&img, 2.0, dir.path(), "uflow-leather", &rects).unwrap();
+        assert!(said.contains("uflow-leather-roc.png"), "{said}");
+        let roc = image::open(dir.path().join("uflow-leather-roc.png"))
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(roc.dimensions(), (100, 80), "points times pixels per point");
+        assert_eq!(roc.get_pixel(5, 5).0, [255, 0, 0, 255]);
+        let miou = image::open(dir.path().join("uflow-leather-miou.png"))
+            .unwrap()
+            .to_rgba8();
+        assert_eq!(miou.dimensions(), (120, 60));
+        assert_eq!(miou.get_pixel(5, 5).0, [0, 0, 255, 255]);
+        // A plot partly off the window is cut to what is there; one wholly off it is a message.
+        let off = [(
+            "roc".to_string(),
+            egui::Rect::from_min_size(egui::pos2(180.0, 90.0), egui::vec2(50.0, 40.0)),
+        )];
+        write_plots(&img, 2.0, dir.path(), "edge", &off).unwrap();
+        let edge = image::open(dir.path().join("edge-roc.png")).unwrap();
+        assert_eq!((edge.width(), edge.height()), (40, 20));
+        let gone = [(
+            "roc".to_string(),
+            egui::Rect::from_min_size(egui::pos2(300.0, 300.0), egui::vec2(50.0, 40.0)),
+        )];
+        assert!(write_plots(&img, 2.0, dir.path(), "gone", &gone).is_err());
+        // A folder that cannot be made is a message, not a panic.
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(write_plots(&img, 2.0, &file.join("reports"), "x", &rects).is_err());
+    }
 }

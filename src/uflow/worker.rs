@@ -303,7 +303,11 @@ mod tests {
         }
         match w.recv().unwrap() {
             Message::BackboneReady { tensors, .. } => {
-                assert_eq!(tensors, backbone::EFFNET_LITE0_TENSORS)
+                assert_eq!(
+                    tensors,
+                    backbone::EFFNET_LITE12_TENSORS,
+                    "the default, Lite2"
+                )
             }
             m => panic!("unexpected {m:?}"),
         }
