@@ -26,11 +26,13 @@ fn paths(p: &Project, split: Split, category: &str, kind: Option<&str>) -> Vec<P
         .collect()
 }
 
-/// One epoch at 64 px: enough to exercise files, errors and caches, not quality.
+/// One epoch at 64 px on the smallest backbone, Lite0: enough to exercise files, errors and
+/// caches, not quality.
 fn quick_config() -> TrainConfig {
     TrainConfig {
         input_size: 64,
         epochs: 1,
+        builtin: "efficientnet-lite0".into(),
         ..TrainConfig::default()
     }
 }
@@ -58,6 +60,7 @@ fn trains_saves_loads_and_infers_deterministically() {
         input_size: 128,
         epochs: 6,
         batch_size: 4,
+        builtin: "efficientnet-lite0".into(),
         ..TrainConfig::default()
     };
     let cancel = AtomicBool::new(false);
