@@ -4,7 +4,6 @@
 //! mode; read-only layers refusing edits.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
 use contrario::app::annotation::{Compare, LabelCommand, Tool};
@@ -14,51 +13,11 @@ use egui::{Event, Modifiers, PointerButton, Pos2};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 
-type H = Harness<'static, ContrarioApp>;
+mod window;
+use window::{H, demo_copy, key, select, settle};
 
 fn harness(project: PathBuf) -> H {
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1200.0, 760.0))
-        .with_render_cursor(false)
-        .wgpu()
-        .build_eframe(move |cc| ContrarioApp::new(&cc.egui_ctx, Some(project)));
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut H) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if h.state().is_settled() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "app did not settle"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(3);
-}
-
-/// A copy of the demo project (the bundled one is never written).
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
-    let p = dir.path().join("p");
-    contrario::project::copy_folder(&demo, &p).unwrap();
-    (dir, p)
-}
-
-fn select(h: &mut H, id: &str) -> usize {
-    let i = {
-        let p = h.state().state.project.as_ref().unwrap();
-        p.file.images.iter().position(|e| e.id == id).unwrap()
-    };
-    h.state_mut().apply(AppCommand::Select(i));
-    settle(h);
-    i
+    window::harness(project, None, (1200.0, 760.0))
 }
 
 fn label(h: &mut H, cmd: LabelCommand) {
@@ -111,25 +70,6 @@ fn click(h: &mut H, x: f32, y: f32) {
     press(h, p, true);
     h.step();
     press(h, p, false);
-    h.run_steps(2);
-}
-
-fn key(h: &mut H, key: egui::Key, modifiers: Modifiers) {
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: true,
-        repeat: false,
-        modifiers,
-    });
-    h.step();
-    h.event(Event::Key {
-        key,
-        physical_key: None,
-        pressed: false,
-        repeat: false,
-        modifiers,
-    });
     h.run_steps(2);
 }
 

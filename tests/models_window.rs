@@ -8,49 +8,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
-use contrario::gui::ContrarioApp;
 use contrario::project::training::{TrainingSettings, best_epoch};
 use egui::{Event, Modifiers, PointerButton};
+use egui_kittest::SnapshotOptions;
 use egui_kittest::kittest::Queryable;
-use egui_kittest::{Harness, SnapshotOptions};
 
-type H = Harness<'static, ContrarioApp>;
+mod window;
+use window::{H, demo_copy, key, settle};
 
 fn harness(project: PathBuf, prefs: &Path) -> H {
-    let prefs = prefs.to_path_buf();
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1280.0, 860.0))
-        .with_render_cursor(false)
-        .wgpu()
-        .build_eframe(move |cc| {
-            ContrarioApp::with_preferences(&cc.egui_ctx, Some(project), Some(prefs))
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut H) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if h.state().is_settled() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(300),
-            "app did not settle"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(3);
-}
-
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
-    let p = dir.path().join("p");
-    contrario::project::copy_folder(&demo, &p).unwrap();
-    (dir, p)
+    window::harness(project, Some(prefs), (1280.0, 860.0))
 }
 
 /// Select the first image of `category`.
@@ -65,20 +32,6 @@ fn select_category(h: &mut H, category: &str) -> usize {
     h.state_mut().apply(AppCommand::Select(i));
     settle(h);
     i
-}
-
-fn key(h: &mut H, key: egui::Key, modifiers: Modifiers) {
-    for pressed in [true, false] {
-        h.event(Event::Key {
-            key,
-            physical_key: None,
-            pressed,
-            repeat: false,
-            modifiers,
-        });
-        h.step();
-    }
-    h.run_steps(2);
 }
 
 fn notices(h: &H) -> Vec<String> {

@@ -4,81 +4,20 @@
 //! the project is opened again.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
 use contrario::app::annotation::LabelCommand;
 use contrario::app::review::{ReviewCommand, SortKey};
-use contrario::gui::ContrarioApp;
 use contrario::project::Project;
 use contrario::project::review::{IssueKind, Verdict};
-use egui::{Event, Modifiers};
-use egui_kittest::Harness;
+use egui::Modifiers;
 use egui_kittest::kittest::Queryable;
 
-type H = Harness<'static, ContrarioApp>;
+mod window;
+use window::{H, demo_copy, index_of, key, select, settle};
 
 fn harness(project: PathBuf, prefs: &Path) -> H {
-    let prefs = prefs.to_path_buf();
-    let mut h = Harness::builder()
-        .with_size(egui::Vec2::new(1200.0, 760.0))
-        .with_render_cursor(false)
-        .wgpu()
-        .build_eframe(move |cc| {
-            ContrarioApp::with_preferences(&cc.egui_ctx, Some(project), Some(prefs))
-        });
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut H) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if h.state().is_settled() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "app did not settle"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(3);
-}
-
-fn demo_copy() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
-    let p = dir.path().join("p");
-    contrario::project::copy_folder(&demo, &p).unwrap();
-    (dir, p)
-}
-
-fn index_of(h: &H, id: &str) -> usize {
-    let p = h.state().state.project.as_ref().unwrap();
-    p.file.images.iter().position(|e| e.id == id).unwrap()
-}
-
-fn select(h: &mut H, id: &str) -> usize {
-    let i = index_of(h, id);
-    h.state_mut().apply(AppCommand::Select(i));
-    settle(h);
-    i
-}
-
-fn key(h: &mut H, key: egui::Key, modifiers: Modifiers) {
-    for pressed in [true, false] {
-        h.event(Event::Key {
-            key,
-            physical_key: None,
-            pressed,
-            repeat: false,
-            modifiers,
-        });
-        h.step();
-    }
-    h.run_steps(2);
+    window::harness(project, Some(prefs), (1200.0, 760.0))
 }
 
 /// The review journal's lines on disk.

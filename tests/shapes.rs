@@ -8,7 +8,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
 use contrario::gui::ContrarioApp;
@@ -37,6 +36,9 @@ const SHAPES: [(&str, u32, u32); 13] = [
 
 /// Smallest side the training-free detector analyses (its 17-pixel patch).
 const MIN_SIDE: u32 = 17;
+
+mod window;
+use window::settle;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/shapes")
@@ -227,22 +229,6 @@ fn harness(folder: &Path) -> Harness<'static, ContrarioApp> {
         .build_eframe(move |cc| ContrarioApp::new(&cc.egui_ctx, Some(folder)));
     settle(&mut h);
     h
-}
-
-fn settle(h: &mut Harness<'static, ContrarioApp>) {
-    let start = Instant::now();
-    loop {
-        h.step();
-        if h.state().is_settled() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "app did not settle"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.run_steps(2);
 }
 
 #[test]
