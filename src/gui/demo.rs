@@ -245,7 +245,9 @@ impl ContrarioApp {
             .heat
             .get(&index)
             .map(|t| t.get(crate::app::HeatmapKind::AnomalyScore).0.clone());
-        let demo = self.demo.as_mut().expect("the show is on");
+        let Some(demo) = self.demo.as_mut() else {
+            return;
+        };
         if demo.fitted_for != Some(index) {
             demo.views.iter_mut().for_each(|v| v.fit());
             demo.fitted_for = Some(index);
