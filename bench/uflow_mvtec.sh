@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # U-Flow quality on the shared MVTec AD subsets: import, train one model per category with the
 # built-in backbone on CPU, evaluate.
-# Usage: bench/uflow_mvtec.sh [EPOCHS] [PROJECT_DIR] [efficientnet-lite0|efficientnet-lite0-s8]
+# Usage: bench/uflow_mvtec.sh [EPOCHS] [PROJECT_DIR] [efficientnet-lite0|efficientnet-lite0-s8|efficientnet-lite2|...]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 EPOCHS=${1:-100}
