@@ -258,15 +258,16 @@ impl Background {
                     cached,
                     seconds,
                 } => {
-                    let index = match self.runner.inferred(state, tag, &id, cached) {
-                        // A run's result on an image the window shows: show it too.
-                        Some(i) if !state.detections.contains_key(&i) => Some(i),
-                        _ => None,
+                    let target = if tag & super::runner::RUN_TAG != 0 {
+                        // A run's result: counted by the runner, shown when on screen.
+                        self.runner
+                            .inferred(state, tag, &id, cached)
+                            .filter(|i| !state.detections.contains_key(i))
+                            .and_then(|i| Some((i, state.detector.clone()?)))
+                    } else {
+                        self.inferring.remove(&(tag, id))
                     };
-                    let Some((index, model)) = index
-                        .and_then(|i| Some((i, state.detector.clone()?)))
-                        .or_else(|| self.inferring.remove(&(tag, id)))
-                    else {
+                    let Some((index, model)) = target else {
                         continue;
                     };
                     let tag = tag & !super::runner::RUN_TAG;
@@ -289,8 +290,11 @@ impl Background {
                     state.review.stale_images.insert(index);
                 }
                 Message::Error { context, message } => {
-                    if context.starts_with("training") {
-                        state.training_job = None;
+                    if context.starts_with("training")
+                        && let Some(job) = state.training_job.take()
+                    {
+                        // A cancel leaves a checkpoint to resume from.
+                        state.forget_model_file(&job.model, &job.category);
                     }
                     // The worker runs commands in order: a run's chunk fails before the selected
                     // image's inference queued behind it.

@@ -160,6 +160,8 @@ pub struct AppState {
     pub evaluation: Option<models::EvaluationView>,
     /// Model files read so far: (model, category) -> settings, history, calibration.
     model_files: HashMap<(String, String), Option<ModelFile>>,
+    /// Checkpoints read so far: (model, category) -> the epochs a restart resumes after.
+    checkpoints: HashMap<(String, String), Option<usize>>,
     next_notice: u64,
     demo_dir: PathBuf,
 }
@@ -220,6 +222,7 @@ impl AppState {
             device_request: None,
             evaluation: None,
             model_files: HashMap::new(),
+            checkpoints: HashMap::new(),
             next_notice: 0,
             demo_dir,
         }
@@ -341,10 +344,25 @@ impl AppState {
         self.model_files.get(&key).and_then(|f| f.as_ref())
     }
 
-    /// A model was (re)trained: its file is read again when next asked for.
+    /// The epochs a training of `model` on `category` would resume after (a cancelled or crashed
+    /// one left a checkpoint), read once.
+    pub fn resumable_epochs(&mut self, model: &str, category: &str) -> Option<usize> {
+        let key = (model.to_string(), category.to_string());
+        if !self.checkpoints.contains_key(&key) {
+            let epochs = self.project.as_ref().and_then(|p| {
+                crate::uflow::model::checkpoint_epochs(&p.model_dir(model, category))
+            });
+            self.checkpoints.insert(key.clone(), epochs);
+        }
+        self.checkpoints.get(&key).copied().flatten()
+    }
+
+    /// A training of the model ended (trained, cancelled or failed): its file and checkpoint are
+    /// read again when next asked for.
     pub fn forget_model_file(&mut self, model: &str, category: &str) {
-        self.model_files
-            .remove(&(model.to_string(), category.to_string()));
+        let key = (model.to_string(), category.to_string());
+        self.model_files.remove(&key);
+        self.checkpoints.remove(&key);
     }
 
     /// The knobs of the next training from the window, kept in the project; refused with a
@@ -506,6 +524,7 @@ impl AppState {
         self.run = None;
         self.evaluation = None;
         self.model_files.clear();
+        self.checkpoints.clear();
         self.models = p.model_names();
         self.detector = None;
         self.review.reset(p.file.images.len());

@@ -154,42 +154,60 @@ impl EvaluationView {
         Some((decisions(&judged, level), true))
     }
 
+    /// The table's rows: the category ("all"), then each defect kind, with the summary each
+    /// reads its columns from ([`TABLE`]; a kind has no AUPRO, oracle or false alarms).
+    pub fn rows(&self) -> Vec<(String, &serde_json::Value)> {
+        let Some(e) = self.evaluation() else {
+            return Vec::new();
+        };
+        let s = &e.summary;
+        let mut rows = vec![("all".to_string(), s)];
+        if let Some(kinds) = s["per_kind"].as_object() {
+            rows.extend(kinds.iter().map(|(k, v)| (k.clone(), v)));
+        }
+        rows
+    }
+
     /// The summary table as CSV: one row for the category and one per defect kind.
     pub fn csv(&self) -> Option<String> {
-        let s = &self.evaluation()?.summary;
-        let f = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |x| format!("{x:.4}"));
-        let mut out = String::from(
-            "model,category,kind,images,pixel_auroc,aupro,image_auroc,miou_nfa,miou_oracle,\
-             false_alarms_per_normal_image\n",
-        );
-        out.push_str(&format!(
-            "{},{},all,{},{},{},{},{},{},{}\n",
-            self.model,
-            self.category,
-            s["images"],
-            f(&s["pixel_auroc"]),
-            f(&s["aupro"]),
-            f(&s["image_auroc"]),
-            f(&s["miou_nfa"]),
-            f(&s["miou_oracle"]),
-            f(&s["false_alarms_per_normal_image"])
-        ));
-        if let Some(kinds) = s["per_kind"].as_object() {
-            for (k, v) in kinds {
-                out.push_str(&format!(
-                    "{},{},{k},{},{},,{},{},,\n",
-                    self.model,
-                    self.category,
-                    v["images"],
-                    f(&v["pixel_auroc"]),
-                    f(&v["image_auroc"]),
-                    f(&v["miou_nfa"])
-                ));
+        self.evaluation()?;
+        let mut out = String::from("model,category,kind");
+        for (key, _, _) in TABLE {
+            out.push(',');
+            out.push_str(key);
+        }
+        out.push('\n');
+        for (kind, v) in self.rows() {
+            out.push_str(&format!("{},{},{kind}", self.model, self.category));
+            for (key, _, _) in TABLE {
+                let cell = match &v[key] {
+                    n if n.is_u64() => n.to_string(),
+                    n => n.as_f64().map_or(String::new(), |x| format!("{x:.4}")),
+                };
+                out.push(',');
+                out.push_str(&cell);
             }
+            out.push('\n');
         }
         Some(out)
     }
 }
+
+/// The evaluation table's columns: (key in `evaluate`'s summary, heading, decimals shown). The
+/// panel and the CSV both read them.
+pub const TABLE: [(&str, &str, usize); 7] = [
+    ("images", "images", 0),
+    ("pixel_auroc", "pixel AUROC", 1),
+    ("aupro", "AUPRO", 1),
+    ("image_auroc", "image AUROC", 1),
+    ("miou_nfa", "mIoU at level", 3),
+    ("miou_oracle", "mIoU oracle", 3),
+    (
+        "false_alarms_per_normal_image",
+        "false alarms / normal image",
+        2,
+    ),
+];
 
 #[cfg(test)]
 mod tests {

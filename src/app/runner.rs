@@ -58,44 +58,40 @@ impl AppState {
     }
 
     /// Open the evaluation panel on a model and category (None closes it). The category's test
-    /// images without a cached result are run first.
+    /// images are run first (those in the cache are only read back).
     pub(super) fn open_evaluation(&mut self, which: Option<(String, String)>) {
         let Some((model, category)) = which else {
             self.evaluation = None;
             return;
         };
-        let Some(p) = &self.project else { return };
-        if !p
-            .model_dir(&model, &category)
-            .join(MODEL_META_FILE)
-            .exists()
-        {
+        if self.model_file(&model, &category).is_none() {
             self.notify(
                 NoticeLevel::Warning,
                 format!("Model {model:?} has no version for category {category:?}: train it first"),
             );
             return;
         }
-        let missing: Vec<usize> = p
+        let Some(p) = &self.project else { return };
+        // The worker reads cached results back and computes the others: nothing is read here,
+        // on the UI thread.
+        let tests: Vec<usize> = p
             .file
             .images
             .iter()
             .enumerate()
             .filter(|(_, e)| e.category == category && e.split == Split::Test)
-            .filter(|(_, e)| p.cached_result(&model, e).is_none())
             .map(|(i, _)| i)
             .collect();
         self.evaluation = Some(EvaluationView::new(model.clone(), category.clone()));
-        if !missing.is_empty() {
-            if self.run.is_some() {
-                self.notify(
-                    NoticeLevel::Warning,
-                    "Wait for the run to end (or cancel it), then evaluate again",
-                );
-                return;
-            }
-            self.run = Some(Run::new(model, missing, Some(category)));
+        if self.run.is_some() {
+            self.notify(
+                NoticeLevel::Info,
+                "The evaluation waits for the run to end; test images it does not cover are \
+                 reported missing",
+            );
+            return;
         }
+        self.run = Some(Run::new(model, tests, Some(category)));
     }
 }
 
@@ -151,7 +147,8 @@ impl Runner {
                     format!("Run cancelled after {} of {} images", run.done, run.total),
                 );
             }
-            self.inflight.clear();
+            // The chunk on the worker stays known until it is back (its results are dropped),
+            // so that an error of it is not taken for the selected image's.
         }
         self.send_chunk(state, worker);
         self.evaluate(state, repaint);
@@ -223,9 +220,6 @@ impl Runner {
         id: &str,
         cached: bool,
     ) -> Option<usize> {
-        if tag & RUN_TAG == 0 {
-            return None;
-        }
         let index = self.inflight.remove(id)?;
         if tag & !RUN_TAG != state.generation {
             return None;
@@ -255,7 +249,10 @@ impl Runner {
 
     fn finish(&mut self, state: &mut AppState) {
         let Some(run) = state.run.take() else { return };
-        state.notify(NoticeLevel::Info, run.summary());
+        // A run for the evaluation panel says so only when something went wrong.
+        if run.then_evaluate.is_none() || run.failed > 0 {
+            state.notify(NoticeLevel::Info, run.summary());
+        }
         if run.failed > 0 && run.done == 0 {
             state.notify(
                 NoticeLevel::Warning,

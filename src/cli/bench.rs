@@ -196,22 +196,20 @@ pub fn project_scale(
     size: u32,
     keep: Option<&std::path::Path>,
 ) -> anyhow::Result<serde_json::Value> {
-    let tmp = tempfile_dir()?;
-    let dir = keep
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| tmp.clone());
+    let scratch = Scratch::new(keep)?;
+    let dir = &scratch.dir;
     let t0 = Instant::now();
-    generate_scale_project(&dir, n, size)?;
+    generate_scale_project(dir, n, size)?;
     let generate = t0.elapsed().as_secs_f64();
     let out = std::process::Command::new(std::env::current_exe()?)
         .args(["bench", "project-open", "--project"])
-        .arg(&dir)
+        .arg(dir)
         .output()?;
     if !out.status.success() {
         anyhow::bail!("{}", String::from_utf8_lossy(&out.stderr));
     }
     let open: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let p = crate::project::Project::open(&dir)?;
+    let p = crate::project::Project::open(dir)?;
     let cache = dir.join("cache/thumbs");
     let sample: Vec<_> = p
         .file
@@ -229,9 +227,6 @@ pub fn project_scale(
     };
     let cold = time_all()?;
     let warm = time_all()?;
-    if keep.is_none() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
     Ok(serde_json::json!({
         "images": n,
         "image_size": size,
@@ -243,13 +238,39 @@ pub fn project_scale(
     }))
 }
 
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let d = std::env::temp_dir().join(format!("contrario-scale-{}", std::process::id()));
-    if d.exists() {
-        std::fs::remove_dir_all(&d)?;
+/// Where a benchmark generates its project: `keep` when given (left there), else a fresh scratch
+/// folder, removed when this is dropped (also on an error).
+struct Scratch {
+    dir: std::path::PathBuf,
+    remove: bool,
+}
+
+impl Scratch {
+    fn new(keep: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        if let Some(k) = keep {
+            return Ok(Self {
+                dir: k.to_path_buf(),
+                remove: false,
+            });
+        }
+        let d = std::env::temp_dir().join(format!("contrario-scale-{}", std::process::id()));
+        if d.exists() {
+            std::fs::remove_dir_all(&d)?;
+        }
+        std::fs::create_dir_all(&d)?;
+        Ok(Self {
+            dir: d,
+            remove: true,
+        })
     }
-    std::fs::create_dir_all(&d)?;
-    Ok(d)
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// The window's frame times (see `gui::bench`) on a generated project's labelled image of
@@ -259,17 +280,11 @@ pub fn gui(
     size: u32,
     keep: Option<&std::path::Path>,
 ) -> anyhow::Result<serde_json::Value> {
-    let tmp = tempfile_dir()?;
-    let dir = keep
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| tmp.clone());
+    let scratch = Scratch::new(keep)?;
+    let dir = &scratch.dir;
     // Image 3 of a generated project carries labels by annotators a and b.
-    generate_scale_project(&dir, 4, size)?;
-    let out = crate::gui::bench::frames(&dir, "img00003", "a", frames, 512, 200);
-    if keep.is_none() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    out
+    generate_scale_project(dir, 4, size)?;
+    crate::gui::bench::frames(dir, "img00003", "a", frames, 512, 200)
 }
 
 /// The review side at scale: a generated project of `n` images (`size` px, a tenth of them
@@ -278,10 +293,11 @@ pub fn gui(
 pub fn review(n: usize, size: u32, repeat: usize) -> anyhow::Result<serde_json::Value> {
     use crate::app::review::{ListFilter, SortKey, list_rows};
     use crate::project::overview::{self, project_facts};
-    let dir = tempfile_dir()?;
-    generate_scale_project(&dir, n, size)?;
+    let scratch = Scratch::new(None)?;
+    let dir = &scratch.dir;
+    generate_scale_project(dir, n, size)?;
     let t0 = Instant::now();
-    let p = crate::project::Project::open(&dir)?;
+    let p = crate::project::Project::open(dir)?;
     let opened = t0.elapsed().as_secs_f64();
     let decisions = overview::issue_decisions(&p.root)?;
     let (facts, problems) = project_facts(&p, &|_, _| None, 0.0, Default::default(), &decisions);
@@ -327,7 +343,6 @@ pub fn review(n: usize, size: u32, repeat: usize) -> anyhow::Result<serde_json::
             serde_json::json!({"rows": rows, "milliseconds": s * 1e3}),
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(serde_json::json!({
         "images": n,
         "labelled_images": facts.iter().filter(|f| !f.annotators.is_empty()).count(),

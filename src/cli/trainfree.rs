@@ -75,15 +75,10 @@ fn samples(data: &Path, categories: &[String]) -> anyhow::Result<Vec<(String, Ve
     if data.join(crate::project::PROJECT_FILE).is_file() {
         let p = crate::project::Project::open(data)?;
         let gt = p
-            .file
-            .annotators
-            .iter()
-            .find(|a| a.read_only)
-            .map(|a| a.id.clone())
-            .unwrap_or_else(|| "gt".into());
-        let mut cats: Vec<String> = p.file.images.iter().map(|e| e.category.clone()).collect();
-        cats.sort();
-        cats.dedup();
+            .read_only_annotator()
+            .unwrap_or(crate::project::import::GT_ANNOTATOR)
+            .to_string();
+        let mut cats = p.categories();
         cats.retain(|c| categories.is_empty() || categories.contains(c));
         return Ok(cats
             .into_iter()

@@ -12,7 +12,7 @@ use super::ContrarioApp;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::app::detection::false_alarm_text;
-use crate::app::models::EvaluationView;
+use crate::app::models::{EvaluationView, TABLE};
 use crate::project::evaluation::Evaluation;
 
 const CURVE: Color32 = Color32::from_rgb(90, 160, 255);
@@ -72,22 +72,20 @@ impl ContrarioApp {
     ) -> Option<(egui::Rect, egui::Rect, bool)> {
         ui.horizontal(|ui| {
             ui.label(RichText::new(format!("U-Flow \"{}\"", view.model)).strong());
-            let categories: Vec<String> = self.state.project.as_ref().map_or(Vec::new(), |p| {
-                p.categories()
-                    .into_iter()
-                    .filter(|c| {
-                        p.model_dir(&view.model, c)
-                            .join(crate::project::MODEL_META_FILE)
-                            .exists()
-                    })
-                    .collect()
-            });
             let mut chosen = view.category.clone();
+            let state = &mut self.state;
             egui::ComboBox::from_id_salt("evaluation-category")
                 .selected_text(&chosen)
                 .show_ui(ui, |ui| {
-                    for c in &categories {
-                        ui.selectable_value(&mut chosen, c.clone(), c);
+                    // Listed only while open: the categories the model has a version for.
+                    let all = state
+                        .project
+                        .as_ref()
+                        .map_or(Vec::new(), |p| p.categories());
+                    for c in all {
+                        if state.model_file(&view.model, &c).is_some() {
+                            ui.selectable_value(&mut chosen, c.clone(), c);
+                        }
                     }
                 });
             if chosen != view.category {
@@ -138,7 +136,7 @@ impl ContrarioApp {
                 ui.spinner();
             }
         });
-        summary_table(ui, e);
+        summary_table(ui, view);
         ui.add_space(4.0);
         decision_table(ui, view, level, &self.state.review.verdicts);
         ui.add_space(4.0);
@@ -234,60 +232,38 @@ fn write_plots(
     ))
 }
 
-fn pct(v: &serde_json::Value) -> String {
-    v.as_f64().map_or("-".into(), |x| format!("{x:.1}"))
-}
-
 fn num(v: &serde_json::Value, decimals: usize) -> String {
     v.as_f64().map_or("-".into(), |x| format!("{x:.decimals$}"))
 }
 
 /// One row for the category, one per defect kind (the kind's defective images against all the
 /// normal ones).
-fn summary_table(ui: &mut egui::Ui, e: &Evaluation) {
-    let s = &e.summary;
+fn summary_table(ui: &mut egui::Ui, view: &EvaluationView) {
     egui::Grid::new("evaluation-table")
         .striped(true)
-        .num_columns(8)
+        .num_columns(TABLE.len() + 1)
         .show(ui, |ui| {
-            for h in [
-                "",
-                "images",
-                "pixel AUROC",
-                "AUPRO",
-                "image AUROC",
-                "mIoU at level",
-                "mIoU oracle",
-                "false alarms / normal image",
-            ] {
-                ui.label(RichText::new(h).strong());
+            ui.label("");
+            for (_, heading, _) in TABLE {
+                ui.label(RichText::new(heading).strong());
             }
             ui.end_row();
-            ui.label(RichText::new("all").strong());
-            ui.label(s["images"].to_string());
-            ui.label(pct(&s["pixel_auroc"]));
-            ui.label(pct(&s["aupro"]));
-            ui.label(pct(&s["image_auroc"]));
-            ui.label(num(&s["miou_nfa"], 3));
-            ui.label(format!(
-                "{} (level {})",
-                num(&s["miou_oracle"], 3),
-                num(&s["oracle_threshold"], 1)
-            ));
-            ui.label(num(&s["false_alarms_per_normal_image"], 2));
-            ui.end_row();
-            if let Some(kinds) = s["per_kind"].as_object() {
-                for (k, v) in kinds {
-                    ui.label(k);
-                    ui.label(v["images"].to_string());
-                    ui.label(pct(&v["pixel_auroc"]));
-                    ui.label("");
-                    ui.label(pct(&v["image_auroc"]));
-                    ui.label(num(&v["miou_nfa"], 3));
-                    ui.label("");
-                    ui.label("");
-                    ui.end_row();
+            for (i, (kind, v)) in view.rows().into_iter().enumerate() {
+                let name = RichText::new(kind);
+                ui.label(if i == 0 { name.strong() } else { name });
+                for (key, _, decimals) in TABLE {
+                    let cell = match v.get(key) {
+                        None => String::new(),
+                        Some(x) => num(x, decimals),
+                    };
+                    // The oracle's mIoU says at which level it is reached.
+                    if key == "miou_oracle" && v.get("oracle_threshold").is_some() {
+                        ui.label(format!("{cell} (level {})", num(&v["oracle_threshold"], 1)));
+                    } else {
+                        ui.label(cell);
+                    }
                 }
+                ui.end_row();
             }
         });
 }

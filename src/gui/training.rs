@@ -58,12 +58,7 @@ impl ContrarioApp {
             self.training_settings_ui(ui, &settings, cmds);
         });
         ui.separator();
-        let checkpoint = self.state.project.as_ref().and_then(|p| {
-            let dir = p.model_dir(&model, &category);
-            let text = std::fs::read_to_string(dir.join(".checkpoint.json")).ok()?;
-            let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-            v["epochs_done"].as_u64()
-        });
+        let checkpoint = self.state.resumable_epochs(&model, &category);
         ui.horizontal(|ui| match &running {
             Some(_) => {
                 if ui

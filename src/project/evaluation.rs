@@ -16,15 +16,9 @@ fn ground_truth(
     e: &ImageEntry,
     (h, w): (usize, usize),
 ) -> anyhow::Result<Vec<bool>> {
-    let who = project
-        .file
-        .annotators
-        .iter()
-        .find(|a| a.read_only)
-        .map(|a| a.id.clone())
-        .unwrap_or_else(|| GT_ANNOTATOR.to_string());
+    let who = project.read_only_annotator().unwrap_or(GT_ANNOTATOR);
     Ok(super::imaging::binary_mask_at(
-        project.label_path(e, &who).as_deref(),
+        project.label_path(e, who).as_deref(),
         (h, w),
     )?)
 }

@@ -92,12 +92,9 @@ pub fn default_layer(project: &Project) -> String {
         return review::CONSENSUS.into();
     }
     project
-        .file
-        .annotators
-        .iter()
-        .find(|a| a.read_only)
-        .map(|a| a.id.clone())
-        .unwrap_or_else(|| review::CONSENSUS.into())
+        .read_only_annotator()
+        .unwrap_or(review::CONSENSUS)
+        .to_string()
 }
 
 fn stem(p: &Path) -> String {

@@ -313,6 +313,15 @@ impl Project {
         self.file.images.iter().find(|e| e.id == id)
     }
 
+    /// The read-only annotator (a dataset's ground truth), if the project has one.
+    pub fn read_only_annotator(&self) -> Option<&str> {
+        self.file
+            .annotators
+            .iter()
+            .find(|a| a.read_only)
+            .map(|a| a.id.as_str())
+    }
+
     pub fn annotator(&self, id: &str) -> Option<&Annotator> {
         self.file.annotators.iter().find(|a| a.id == id)
     }

@@ -284,6 +284,14 @@ fn checkpoint_key(config: &TrainConfig, fingerprint: &str) -> String {
     h.hex()
 }
 
+/// How many epochs the checkpoint in `dir` holds: a training of the same images and settings
+/// started again resumes after them. None when there is none (or it cannot be read).
+pub fn checkpoint_epochs(dir: &Path) -> Option<usize> {
+    let (_, meta) = Checkpoint::paths(dir);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(meta).ok()?).ok()?;
+    v["epochs_done"].as_u64().map(|n| n as usize)
+}
+
 impl Checkpoint {
     fn paths(dir: &Path) -> (PathBuf, PathBuf) {
         (
