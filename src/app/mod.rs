@@ -228,6 +228,20 @@ impl AppState {
         }
     }
 
+    /// The U-Flow model the panels and demo mode work with: the detector when it is one, else the
+    /// model the training settings write if the project has it, else any of the project's.
+    pub fn preferred_model(&self) -> Option<String> {
+        if self.detector.is_some() {
+            return self.detector.clone();
+        }
+        let settings = self.training.model_name();
+        self.models
+            .iter()
+            .find(|m| **m == settings)
+            .or(self.models.first())
+            .cloned()
+    }
+
     /// The window's training knobs as they stand.
     pub fn training_settings(&self) -> TrainingSettings {
         self.training.clone()
@@ -540,6 +554,21 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_panels_work_with_the_detector_else_the_settings_model_else_any() {
+        let mut s = AppState::new(PathBuf::from("nodemo"));
+        assert_eq!(s.preferred_model(), None, "no model, nothing to run");
+        s.models = vec!["a".into(), TrainingSettings::default().model_name()];
+        assert_eq!(
+            s.preferred_model(),
+            Some(TrainingSettings::default().model_name())
+        );
+        s.models = vec!["a".into(), "b".into()];
+        assert_eq!(s.preferred_model().as_deref(), Some("a"));
+        s.detector = Some("b".into());
+        assert_eq!(s.preferred_model().as_deref(), Some("b"));
+    }
 
     #[test]
     fn the_nfa_level_is_kept_in_the_project_but_never_written_into_the_demo() {

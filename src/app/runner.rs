@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 
 use super::jobs::{Repaint, spawn_caught};
 use super::models::{EvaluationView, Run, curve_levels};
-use super::{AppState, NoticeLevel};
+use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::evaluation::{Evaluation, evaluate_with_curves};
 use crate::project::results::InferenceSummary;
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
@@ -34,11 +34,13 @@ type Evaluated = (
 impl AppState {
     /// Run the current U-Flow model over every image, or over the filtered list.
     pub(super) fn start_run(&mut self, filtered: bool) {
-        let Some(p) = &self.project else { return };
-        let Some(model) = self.detector.clone() else {
+        if self.project.is_none() {
+            return;
+        }
+        let Some(model) = self.preferred_model() else {
             self.notify(
                 NoticeLevel::Warning,
-                "Choose a U-Flow model as the detector to run it over the project",
+                "The project has no U-Flow model to run: train one first",
             );
             return;
         };
@@ -49,6 +51,9 @@ impl AppState {
             );
             return;
         }
+        // Its results are the detector's from now on (badges, queue and issues read them).
+        self.apply(AppCommand::SetDetector(Some(model.clone())));
+        let Some(p) = &self.project else { return };
         let images: Vec<usize> = if filtered {
             self.review.rows.clone()
         } else {

@@ -170,7 +170,7 @@ impl ContrarioApp {
                     None => {
                         self.state.notify(
                             crate::app::NoticeLevel::Warning,
-                            "Choose a U-Flow model as the detector and select an image of the category to evaluate",
+                            "Train a U-Flow model and select an image of the category to evaluate",
                         );
                         return;
                     }

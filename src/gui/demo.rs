@@ -54,17 +54,9 @@ impl ContrarioApp {
             ctx.send_viewport_cmd(egui::ViewportCommand::Fullscreen(false));
             return;
         }
-        // The show is U-Flow's when the project has a model (the bundled demo ships one): the
-        // model of the project's training settings, else any.
-        let preferred = self.state.training_settings().model_name();
+        // The show is U-Flow's when the project has a model (the bundled demo ships one).
         if self.state.detector.is_none()
-            && let Some(m) = self
-                .state
-                .models
-                .iter()
-                .find(|m| **m == preferred)
-                .or(self.state.models.first())
-                .cloned()
+            && let Some(m) = self.state.preferred_model()
         {
             self.apply(AppCommand::SetDetector(Some(m)));
         }
@@ -221,11 +213,7 @@ impl ContrarioApp {
                     .strong()
                     .color(Color32::WHITE),
             );
-            ui.label(
-                RichText::new(format!("{verdict}{score}"))
-                    .size(24.0)
-                    .color(Color32::LIGHT_GRAY),
-            );
+            ui.label(RichText::new(verdict).size(24.0).color(Color32::LIGHT_GRAY));
             ui.label(
                 RichText::new(format!("NFA level {level:.1}: {}", false_alarm_text(level)))
                     .size(20.0)

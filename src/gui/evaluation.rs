@@ -19,9 +19,10 @@ const CURVE: Color32 = Color32::from_rgb(90, 160, 255);
 const ORACLE: Color32 = Color32::from_rgb(255, 170, 60);
 
 impl ContrarioApp {
-    /// What the panel opens on: the U-Flow detector and the selected image's category.
+    /// What the panel opens on: the U-Flow model in use (or the project's, with the
+    /// training-free detector) and the selected image's category.
     pub(super) fn evaluation_target(&self) -> Option<(String, String)> {
-        let model = self.state.detector.clone()?;
+        let model = self.state.preferred_model()?;
         let p = self.state.project.as_ref()?;
         let category = p.file.images.get(self.state.selected?)?.category.clone();
         Some((model, category))
@@ -180,13 +181,15 @@ impl ContrarioApp {
             _ => std::env::temp_dir().join("contrario-reports"),
         };
         let stem = format!("{}-{}", view.model, view.category);
-        let tx = self.saved_tx.clone();
+        let (tx, wake) = (self.saved_tx.clone(), ctx.clone());
         let ppp = ctx.pixels_per_point();
         let rects: Vec<(String, egui::Rect)> =
             rects.iter().map(|(n, r)| (n.to_string(), *r)).collect();
         ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(
             egui::ScreenshotCallback::new(move |img| {
                 let _ = tx.send(write_plots(&img, ppp, &dir, &stem, &rects));
+                // The notice saying where they went needs a frame.
+                wake.request_repaint();
             }),
         ));
     }
@@ -309,28 +312,32 @@ fn decision_table(
         });
 }
 
+/// The ROC plot; returns its rectangle with the axes (what a saved PNG shows).
 fn roc_plot(ui: &mut egui::Ui, e: &Evaluation) -> egui::Rect {
     let pts: Vec<[f64; 2]> = e.roc.iter().map(|&(x, y)| [x, y]).collect();
-    Plot::new("roc-plot")
-        .height(220.0)
-        .x_axis_label("false-positive rate (pixels)")
-        .y_axis_label("true-positive rate")
-        .include_x(0.0)
-        .include_x(1.0)
-        .include_y(0.0)
-        .include_y(1.0)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
-        .show(ui, |p| {
-            p.line(Line::new("chance", vec![[0.0, 0.0], [1.0, 1.0]]).color(Color32::DARK_GRAY));
-            p.line(Line::new("pixel ROC", pts).color(CURVE).width(2.0));
-        })
-        .response
-        .rect
+    ui.scope(|ui| {
+        Plot::new("roc-plot")
+            .height(220.0)
+            .x_axis_label("false-positive rate (pixels)")
+            .y_axis_label("true-positive rate")
+            .include_x(0.0)
+            .include_x(1.0)
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                p.line(Line::new("chance", vec![[0.0, 0.0], [1.0, 1.0]]).color(Color32::DARK_GRAY));
+                p.line(Line::new("pixel ROC", pts).color(CURVE).width(2.0));
+            })
+    })
+    .response
+    .rect
 }
 
-/// mIoU against the level; returns the plot's rectangle, its transform and the level clicked.
+/// mIoU against the level; returns the plot's rectangle with the axes, its transform and the
+/// level clicked.
 fn miou_plot(
     ui: &mut egui::Ui,
     e: &Evaluation,
@@ -341,38 +348,41 @@ fn miou_plot(
         e.summary["oracle_threshold"].as_f64(),
         e.summary["miou_oracle"].as_f64(),
     );
-    let r = Plot::new("miou-plot")
-        .height(220.0)
-        .legend(Legend::default())
-        .x_axis_label("log10 NFA level (click to set it)")
-        .y_axis_label("mIoU")
-        .include_y(0.0)
-        .include_y(1.0)
-        .allow_drag(false)
-        .allow_zoom(false)
-        .allow_scroll(false)
-        .allow_boxed_zoom(false)
-        .allow_double_click_reset(false)
-        .show(ui, |p| {
-            p.line(Line::new("mIoU", pts).color(CURVE).width(2.0));
-            p.vline(VLine::new("current level", level as f64).color(Color32::LIGHT_GRAY));
-            if let (Some(t), Some(m)) = oracle
-                && (-20.0..=2.0).contains(&t)
-            {
-                p.points(
-                    Points::new("oracle", vec![[t, m]])
-                        .color(ORACLE)
-                        .radius(5.0),
-                );
-            }
-            p.pointer_coordinate()
-        });
+    let scope = ui.scope(|ui| {
+        Plot::new("miou-plot")
+            .height(220.0)
+            .legend(Legend::default())
+            .x_axis_label("log10 NFA level (click to set it)")
+            .y_axis_label("mIoU")
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .allow_boxed_zoom(false)
+            .allow_double_click_reset(false)
+            .show(ui, |p| {
+                p.line(Line::new("mIoU", pts).color(CURVE).width(2.0));
+                p.vline(VLine::new("current level", level as f64).color(Color32::LIGHT_GRAY));
+                if let (Some(t), Some(m)) = oracle
+                    && (-20.0..=2.0).contains(&t)
+                {
+                    p.points(
+                        Points::new("oracle", vec![[t, m]])
+                            .color(ORACLE)
+                            .radius(5.0),
+                    );
+                }
+                p.pointer_coordinate()
+            })
+    });
+    let r = scope.inner;
     let clicked = if r.response.clicked() {
         r.inner.map(|c| c.x.clamp(-20.0, 2.0) as f32)
     } else {
         None
     };
-    (r.response.rect, r.transform, clicked)
+    (scope.response.rect, r.transform, clicked)
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ impl ContrarioApp {
             ui.menu_button("Models", |ui| {
                 item(ui, Action::ShowTraining, &mut acts);
                 ui.separator();
-                let uflow = self.state.detector.is_some();
+                let uflow = self.state.preferred_model().is_some();
                 let running = self.state.run.is_some();
                 for (a, on) in [
                     (Action::RunOnAll, uflow && !running),

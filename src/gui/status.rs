@@ -10,43 +10,9 @@ impl ContrarioApp {
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
         let mut cancel_run = false;
         let mut device = None;
+        // The right side (device, who edits, jobs) first; the left side gets the room left and
+        // is cut there, so a long readout never runs under it.
         ui.horizontal(|ui| {
-            match &self.state.project {
-                Some(p) => {
-                    ui.label(format!("{} · {} images", p.file.name, p.file.images.len()));
-                }
-                None => {
-                    ui.label("No project");
-                }
-            }
-            if let (Some(cur), Some(p)) = (&self.current, &self.state.project) {
-                ui.separator();
-                let e = &p.file.images[cur.index];
-                ui.label(format!("{} · {}×{}", e.id, cur.size.0, cur.size.1));
-                if let Some(d) = self.state.detections.get(&cur.index) {
-                    ui.separator();
-                    ui.label(d.summary());
-                }
-                ui.separator();
-                ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
-                let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);
-                if let Some((_, x, y)) = hovered
-                    && let Some(px) = cur.rgba.get_pixel_checked(x, y)
-                {
-                    let px = px.0;
-                    ui.separator();
-                    ui.label(format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2]));
-                    if let Some(d) = self.state.detections.get(&cur.index) {
-                        let score = d.score.as_ref();
-                        ui.separator();
-                        ui.label(readout(&d.log_nfa, score, (x, y), cur.size));
-                    }
-                    if let Some(info) = &self.hover_info {
-                        ui.separator();
-                        ui.label(info);
-                    }
-                }
-            }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 let mut use_cpu = None;
                 match &self.state.torch {
@@ -99,6 +65,45 @@ impl ContrarioApp {
                             .desired_width(260.0),
                     );
                 }
+                ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                    ui.set_clip_rect(ui.max_rect().intersect(ui.clip_rect()));
+                    match &self.state.project {
+                        Some(p) => {
+                            ui.label(format!("{} · {} images", p.file.name, p.file.images.len()));
+                        }
+                        None => {
+                            ui.label("No project");
+                        }
+                    }
+                    if let (Some(cur), Some(p)) = (&self.current, &self.state.project) {
+                        ui.separator();
+                        let e = &p.file.images[cur.index];
+                        ui.label(format!("{} · {}×{}", e.id, cur.size.0, cur.size.1));
+                        if let Some(d) = self.state.detections.get(&cur.index) {
+                            ui.separator();
+                            ui.label(d.summary());
+                        }
+                        ui.separator();
+                        ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
+                        let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);
+                        if let Some((_, x, y)) = hovered
+                            && let Some(px) = cur.rgba.get_pixel_checked(x, y)
+                        {
+                            let px = px.0;
+                            ui.separator();
+                            ui.label(format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2]));
+                            if let Some(d) = self.state.detections.get(&cur.index) {
+                                let score = d.score.as_ref();
+                                ui.separator();
+                                ui.label(readout(&d.log_nfa, score, (x, y), cur.size));
+                            }
+                            if let Some(info) = &self.hover_info {
+                                ui.separator();
+                                ui.label(info);
+                            }
+                        }
+                    }
+                });
             });
         });
         if cancel_run {
