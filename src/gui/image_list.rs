@@ -126,9 +126,10 @@ fn image_row(
             let side = ROW_HEIGHT - 4.0;
             match thumb {
                 Some(t) => {
+                    // A square slot whatever the aspect, so that every row's text starts alike.
                     let s = t.size_vec2();
                     let scale = side / s.x.max(s.y);
-                    ui.add(egui::Image::new((t.id(), s * scale)));
+                    ui.add_sized([side, side], egui::Image::new((t.id(), s * scale)));
                 }
                 None => {
                     ui.add_sized([side, side], egui::Spinner::new());

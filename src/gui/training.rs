@@ -49,9 +49,14 @@ impl ContrarioApp {
         let settings = self.state.training_settings();
         let model = settings.model_name();
         ui.label(
-            RichText::new(format!("U-Flow \"{model}\" on {category}"))
-                .strong()
-                .size(15.0),
+            RichText::new(if category.is_empty() {
+                // A folder of images opened directly has no categories.
+                format!("U-Flow \"{model}\" on the images without a category")
+            } else {
+                format!("U-Flow \"{model}\" on {category}")
+            })
+            .strong()
+            .size(15.0),
         );
         let running = self.state.training_job.clone();
         ui.add_enabled_ui(running.is_none(), |ui| {
