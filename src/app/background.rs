@@ -150,6 +150,7 @@ impl Background {
                     images: vec![(id, path)],
                     cache: Some(cache),
                     count: None,
+                    outline: None,
                 });
             } else {
                 let (tx, repaint, generation) = (

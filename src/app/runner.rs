@@ -212,6 +212,7 @@ impl Runner {
             images,
             cache: Some(p.cache_dir(&run.model, &category)),
             count: None,
+            outline: None,
         });
     }
 

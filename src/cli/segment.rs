@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::stats::acontrario::{self, SegmentOptions, TestCount};
+use crate::stats::acontrario::{self, Outline, SegmentOptions, TestCount};
 use crate::stats::npy;
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +23,10 @@ pub struct Args {
     /// How regions' tests are counted: per-area (the default) or thesis.
     #[arg(long, value_parser = parse_count)]
     pub test_count: Option<TestCount>,
+    /// How regions are outlined: evidence (the default: where the finest features carry the
+    /// region's evidence) or tested (the regions as tested, on their scales' grids).
+    #[arg(long, value_parser = parse_outline, conflicts_with = "parity")]
+    pub outline: Option<Outline>,
     /// Detection threshold on log10 NFA.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f32,
@@ -39,6 +43,10 @@ pub struct Args {
 
 pub fn parse_count(s: &str) -> Result<TestCount, String> {
     TestCount::parse(s).ok_or_else(|| format!("{s:?}: use per-area or thesis"))
+}
+
+pub fn parse_outline(s: &str) -> Result<Outline, String> {
+    Outline::parse(s).ok_or_else(|| format!("{s:?}: use evidence or tested"))
 }
 
 /// `HxW` -> (H, W).
@@ -66,7 +74,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let opts = if args.parity {
         SegmentOptions::reference()
     } else {
-        SegmentOptions::with_count(args.test_count.unwrap_or(TestCount::PerArea))
+        SegmentOptions {
+            outline: args.outline.unwrap_or(Outline::Evidence),
+            ..SegmentOptions::with_count(args.test_count.unwrap_or(TestCount::PerArea))
+        }
     };
     let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
     let repeat = args.repeat.max(1);
@@ -101,6 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         })).collect::<Vec<_>>(),
         "log10_nt": seg.log10_nt,
         "test_count": opts.count.name(),
+        "outline": opts.outline.name(),
         "threshold": args.threshold,
         "parity": args.parity,
         "size": [h, w],

@@ -10,7 +10,7 @@ use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
-use crate::stats::acontrario::TestCount;
+use crate::stats::acontrario::{Outline, TestCount};
 use crate::uflow::worker::{Command, Message, Worker};
 
 #[derive(clap::Args, Debug)]
@@ -29,6 +29,10 @@ pub struct ModelArgs {
     /// the model's count; for infer and eval, overrides it to compare the two on one model.
     #[arg(long, value_parser = super::segment::parse_count)]
     pub test_count: Option<TestCount>,
+    /// How regions are outlined: evidence (the default: where the finest features carry the
+    /// region's evidence) or tested (as tested, on the scales' grids). For infer and eval.
+    #[arg(long, value_parser = super::segment::parse_outline)]
+    pub outline: Option<Outline>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -209,10 +213,10 @@ fn register_model(
 fn infer_category(
     worker: &Worker,
     project: &Project,
-    name: &str,
+    args: &ModelArgs,
     category: &str,
-    count: Option<TestCount>,
 ) -> anyhow::Result<Vec<(ImageEntry, InferenceSummary, bool)>> {
+    let name = args.model.as_str();
     let dir = project.model_dir(name, category);
     if !dir.join(MODEL_META_FILE).exists() {
         bail!(
@@ -231,7 +235,8 @@ fn infer_category(
             .map(|e| (e.id.clone(), project.image_path(e)))
             .collect(),
         cache: Some(cache),
-        count,
+        count: args.test_count,
+        outline: args.outline,
     });
     let mut out = Vec::new();
     loop {
@@ -252,8 +257,7 @@ pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
     let project = Project::open(&args.project)?;
     let worker = Worker::spawn(Box::new(|| {}));
     for cat in categories(&project, &args.category)? {
-        for (e, r, cached) in infer_category(&worker, &project, &args.model, &cat, args.test_count)?
-        {
+        for (e, r, cached) in infer_category(&worker, &project, &args, &cat)? {
             let regions = crate::stats::acontrario::regions_at(
                 &r.log_nfa,
                 None,
@@ -280,7 +284,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
     let mut per = serde_json::Map::new();
     for cat in categories(&project, &args.category)? {
         let results: Vec<(ImageEntry, InferenceSummary)> =
-            infer_category(&worker, &project, &args.model, &cat, args.test_count)?
+            infer_category(&worker, &project, &args, &cat)?
                 .into_iter()
                 .map(|(e, r, _)| (e, r))
                 .collect();
@@ -294,6 +298,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             .or(file.as_ref().map(|f| f.train.test_count))
             .unwrap_or(TestCount::PerArea);
         v["test_count"] = count.name().into();
+        v["outline"] = args.outline.unwrap_or(Outline::Evidence).name().into();
         v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);
     }

@@ -10,7 +10,7 @@ use crate::project::guard::catch;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::Progress;
-use crate::stats::acontrario::{SegmentOptions, TestCount};
+use crate::stats::acontrario::{Outline, SegmentOptions, TestCount};
 use crate::uflow::backbone;
 use crate::uflow::model::Model;
 use crate::uflow::runtime::{self, TorchInfo};
@@ -34,8 +34,8 @@ pub enum Command {
         out: PathBuf,
     },
     /// Run a saved model on images (id, path); results are cached in `cache` when given. `tag`
-    /// comes back with each result (the window's project generation). `count` overrides the
-    /// model's count of tests (to compare counts on one model).
+    /// comes back with each result (the window's project generation). `count` and `outline`
+    /// override the model's segmentation (to compare them on one model).
     /// A command that panics, for the test that the worker survives one.
     #[cfg(test)]
     Panic,
@@ -45,6 +45,7 @@ pub enum Command {
         images: Vec<(String, PathBuf)>,
         cache: Option<PathBuf>,
         count: Option<TestCount>,
+        outline: Option<Outline>,
     },
 }
 
@@ -247,6 +248,7 @@ fn run(
             images,
             cache,
             count,
+            outline,
         } => {
             if !models.contains_key(model) {
                 match Model::load(model, runtime::probe_with(*cpu_only).tch_device()) {
@@ -265,7 +267,10 @@ fn run(
                     });
                 }
                 let start = std::time::Instant::now();
-                let opts = count.map(SegmentOptions::with_count);
+                let opts = (count.is_some() || outline.is_some()).then(|| SegmentOptions {
+                    outline: outline.unwrap_or(Outline::Evidence),
+                    ..SegmentOptions::with_count(count.unwrap_or(m.file.train.test_count))
+                });
                 let msg = match m.infer_cached(model, id, path, cache.as_deref(), opts) {
                     Ok((result, cached)) => Message::Inferred {
                         tag: *tag,
