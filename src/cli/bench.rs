@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
 
-use crate::stats::acontrario::{self, SegmentOptions};
+use crate::stats::acontrario::{self, Outline, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
 
 fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize) -> Array3<f32> {
@@ -53,6 +53,31 @@ pub fn nfa(repeat: usize) -> serde_json::Value {
             }),
         );
     }
+    // What drawing outlines by evidence costs, side by side with regions as tested: the default
+    // U-Flow's latents (EfficientNet-Lite2 at 256 px) combined at 256 x 256.
+    let z: Vec<Array3<f32>> = [(24, 64), (48, 32), (120, 16)]
+        .iter()
+        .map(|&(c, s)| normal(&mut rng, c, s, s))
+        .collect();
+    let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+    let at = |outline| {
+        let opts = SegmentOptions {
+            outline,
+            ..SegmentOptions::default()
+        };
+        time(repeat, || {
+            acontrario::segment(&views, Some((256, 256)), opts)
+        })
+    };
+    let (tested, evidence) = (at(Outline::Tested), at(Outline::Evidence));
+    out.insert(
+        "lite2_24x64x64_48x32x32_120x16x16_at_256".into(),
+        serde_json::json!({
+            "tested_seconds": tested,
+            "evidence_seconds": evidence,
+            "evidence_over_tested": evidence / tested,
+        }),
+    );
     // A 1024 x 1024 map with a few dozen blobs, as the viewer would get after upsampling.
     let mut map = Array2::<f32>::from_elem((1024, 1024), 50.0);
     for k in 0..40usize {
