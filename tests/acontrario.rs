@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use contrario::stats::acontrario::nfa::segment_scale;
 use contrario::stats::acontrario::null::log10_pfa;
-use contrario::stats::acontrario::{Outline, SegmentOptions, TestCount, regions_at, segment};
+use contrario::stats::acontrario::{OutlineRule, SegmentOptions, TestCount, regions_at, segment};
 use contrario::stats::npy;
 use contrario::stats::npy::read_latents;
 
@@ -17,7 +17,7 @@ use contrario::stats::npy::read_latents;
 /// are about (the outline is tested on its own).
 fn tested(count: TestCount) -> SegmentOptions {
     SegmentOptions {
-        outline: Outline::Tested,
+        outline: OutlineRule::Tested,
         ..SegmentOptions::with_count(count)
     }
 }
@@ -568,7 +568,7 @@ fn evidence_outlines_keep_defects_and_drop_their_speckled_halo() {
                 && (blob_cols.start * 4..blob_cols.end * 4).contains(&x)
         };
         let planted = |r: &contrario::stats::acontrario::Region| {
-            let [x0, y0, x1, y1] = r.bbox.map(|v| v as usize);
+            let [x0, y0, x1, y1] = r.bbox;
             let blob = y0 + 4 >= 160 && y1 <= 184 + 4 && x0 + 4 >= 40 && x1 <= 64 + 4;
             let line = y0 + 4 >= 48 && y1 <= 60 + 4 && x0 + 4 >= 80 && x1 <= 176 + 4;
             (blob, line)

@@ -105,6 +105,49 @@ fn segment_writes_maps_and_regions_and_reports_timing() {
     let r = &regions["regions"][0];
     assert!(r["outlines"][0].as_array().unwrap().len() >= 4);
     assert!(r["log10_nfa"].as_f64().unwrap() < -400.0);
+    assert_eq!(v["outline"], "tested");
+    // By default the blob is outlined by its evidence, a little smaller than as tested.
+    let area = |extra: &[&str]| {
+        let run = contrario()
+            .args(["segment", "--latents"])
+            .arg(&latents)
+            .arg("--out")
+            .arg(out.path())
+            .args(["--size", "56x56", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_ok(&run);
+        let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+        let regions: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.path().join("regions.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v["regions"], 1, "{extra:?}");
+        (
+            v["outline"].as_str().unwrap().to_string(),
+            regions["regions"][0]["area"].as_u64().unwrap(),
+        )
+    };
+    let (tested, evidence) = (area(&["--outline", "tested"]), area(&[]));
+    assert_eq!(
+        (tested.0.as_str(), evidence.0.as_str()),
+        ("tested", "evidence")
+    );
+    assert!(
+        evidence.1 < tested.1 && evidence.1 * 2 > tested.1,
+        "{tested:?} {evidence:?}"
+    );
+    let bad = contrario()
+        .args(["segment", "--latents"])
+        .arg(&latents)
+        .arg("--out")
+        .arg(out.path())
+        .args(["--outline", "wide"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("evidence or tested"));
 }
 
 #[test]

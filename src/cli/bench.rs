@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
 
-use crate::stats::acontrario::{self, Outline, SegmentOptions};
+use crate::stats::acontrario::{self, OutlineRule, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
 
 fn normal(rng: &mut StdRng, c: usize, h: usize, w: usize) -> Array3<f32> {
@@ -69,7 +69,7 @@ pub fn nfa(repeat: usize) -> serde_json::Value {
             acontrario::segment(&views, Some((256, 256)), opts)
         })
     };
-    let (tested, evidence) = (at(Outline::Tested), at(Outline::Evidence));
+    let (tested, evidence) = (at(OutlineRule::Tested), at(OutlineRule::Evidence));
     out.insert(
         "lite2_24x64x64_48x32x32_120x16x16_at_256".into(),
         serde_json::json!({

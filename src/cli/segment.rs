@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::stats::acontrario::{self, Outline, SegmentOptions, TestCount};
+use crate::stats::acontrario::{self, OutlineRule, SegmentOptions, TestCount};
 use crate::stats::npy;
 
 #[derive(clap::Args, Debug)]
@@ -26,7 +26,7 @@ pub struct Args {
     /// How regions are outlined: evidence (the default: where the finest features carry the
     /// region's evidence) or tested (the regions as tested, on their scales' grids).
     #[arg(long, value_parser = parse_outline, conflicts_with = "parity")]
-    pub outline: Option<Outline>,
+    pub outline: Option<OutlineRule>,
     /// Detection threshold on log10 NFA.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub threshold: f32,
@@ -45,8 +45,8 @@ pub fn parse_count(s: &str) -> Result<TestCount, String> {
     TestCount::parse(s).ok_or_else(|| format!("{s:?}: use per-area or thesis"))
 }
 
-pub fn parse_outline(s: &str) -> Result<Outline, String> {
-    Outline::parse(s).ok_or_else(|| format!("{s:?}: use evidence or tested"))
+pub fn parse_outline(s: &str) -> Result<OutlineRule, String> {
+    OutlineRule::parse(s).ok_or_else(|| format!("{s:?}: use evidence or tested"))
 }
 
 /// `HxW` -> (H, W).
@@ -75,7 +75,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         SegmentOptions::reference()
     } else {
         SegmentOptions {
-            outline: args.outline.unwrap_or(Outline::Evidence),
+            outline: args.outline.unwrap_or(OutlineRule::Evidence),
             ..SegmentOptions::with_count(args.test_count.unwrap_or(TestCount::PerArea))
         }
     };

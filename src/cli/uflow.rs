@@ -10,7 +10,7 @@ use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
-use crate::stats::acontrario::{Outline, TestCount};
+use crate::stats::acontrario::{OutlineRule, TestCount};
 use crate::uflow::worker::{Command, Message, Worker};
 
 #[derive(clap::Args, Debug)]
@@ -32,7 +32,7 @@ pub struct ModelArgs {
     /// How regions are outlined: evidence (the default: where the finest features carry the
     /// region's evidence) or tested (as tested, on the scales' grids). For infer and eval.
     #[arg(long, value_parser = super::segment::parse_outline)]
-    pub outline: Option<Outline>,
+    pub outline: Option<OutlineRule>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -257,7 +257,7 @@ pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
     let project = Project::open(&args.project)?;
     let worker = Worker::spawn(Box::new(|| {}));
     for cat in categories(&project, &args.category)? {
-        for (e, r, cached) in infer_category(&worker, &project, &args, &cat)? {
+        for (e, r, cached) in infer_category(&worker, &project, args, &cat)? {
             let regions = crate::stats::acontrario::regions_at(
                 &r.log_nfa,
                 None,
@@ -284,7 +284,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
     let mut per = serde_json::Map::new();
     for cat in categories(&project, &args.category)? {
         let results: Vec<(ImageEntry, InferenceSummary)> =
-            infer_category(&worker, &project, &args, &cat)?
+            infer_category(&worker, &project, args, &cat)?
                 .into_iter()
                 .map(|(e, r, _)| (e, r))
                 .collect();
@@ -298,7 +298,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             .or(file.as_ref().map(|f| f.train.test_count))
             .unwrap_or(TestCount::PerArea);
         v["test_count"] = count.name().into();
-        v["outline"] = args.outline.unwrap_or(Outline::Evidence).name().into();
+        v["outline"] = args.outline.unwrap_or(OutlineRule::Evidence).name().into();
         v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);
     }

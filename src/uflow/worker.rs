@@ -10,7 +10,7 @@ use crate::project::guard::catch;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::Progress;
-use crate::stats::acontrario::{Outline, SegmentOptions, TestCount};
+use crate::stats::acontrario::{OutlineRule, SegmentOptions, TestCount};
 use crate::uflow::backbone;
 use crate::uflow::model::Model;
 use crate::uflow::runtime::{self, TorchInfo};
@@ -45,7 +45,7 @@ pub enum Command {
         images: Vec<(String, PathBuf)>,
         cache: Option<PathBuf>,
         count: Option<TestCount>,
-        outline: Option<Outline>,
+        outline: Option<OutlineRule>,
     },
 }
 
@@ -268,7 +268,7 @@ fn run(
                 }
                 let start = std::time::Instant::now();
                 let opts = (count.is_some() || outline.is_some()).then(|| SegmentOptions {
-                    outline: outline.unwrap_or(Outline::Evidence),
+                    outline: outline.unwrap_or(OutlineRule::Evidence),
                     ..SegmentOptions::with_count(count.unwrap_or(m.file.train.test_count))
                 });
                 let msg = match m.infer_cached(model, id, path, cache.as_deref(), opts) {

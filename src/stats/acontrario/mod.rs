@@ -10,7 +10,7 @@ pub mod trainfree;
 pub mod tree;
 
 pub use nfa::{
-    DEFAULT_TEST_SIDE, Outline, SegmentOptions, Segmentation, TestCount, Upsampling,
+    DEFAULT_TEST_SIDE, OutlineRule, SegmentOptions, Segmentation, TestCount, Upsampling,
     log10_number_of_tests, segment,
 };
 pub use regions::{Region, regions_at};

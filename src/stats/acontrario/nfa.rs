@@ -81,30 +81,30 @@ pub struct SegmentOptions {
     /// How the tests are counted.
     pub count: TestCount,
     /// How a region's pixels are drawn.
-    pub outline: Outline,
+    pub outline: OutlineRule,
 }
 
 /// How a detected region is outlined at the output size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outline {
+pub enum OutlineRule {
     /// The region as tested, on its scale's grid, upsampled (the reference).
     Tested,
     /// The region where the finest features carry its evidence (see [`EVIDENCE_LEVEL`]).
     Evidence,
 }
 
-impl Outline {
+impl OutlineRule {
     pub fn name(self) -> &'static str {
         match self {
-            Outline::Tested => "tested",
-            Outline::Evidence => "evidence",
+            OutlineRule::Tested => "tested",
+            OutlineRule::Evidence => "evidence",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
-            "tested" => Some(Outline::Tested),
-            "evidence" => Some(Outline::Evidence),
+            "tested" => Some(OutlineRule::Tested),
+            "evidence" => Some(OutlineRule::Evidence),
             _ => None,
         }
     }
@@ -133,7 +133,7 @@ impl Default for SegmentOptions {
             upsampling: Upsampling::Median,
             test_side: Some(DEFAULT_TEST_SIDE),
             count: TestCount::PerArea,
-            outline: Outline::Evidence,
+            outline: OutlineRule::Evidence,
         }
     }
 }
@@ -147,7 +147,7 @@ impl SegmentOptions {
             upsampling: Upsampling::Bilinear,
             test_side: None,
             count: TestCount::Thesis,
-            outline: Outline::Tested,
+            outline: OutlineRule::Tested,
         }
     }
 
@@ -512,8 +512,8 @@ pub fn segment_calibrated(
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
     let mut best_scale = Array2::<u8>::zeros((oh, ow));
     let evidence = match opts.outline {
-        Outline::Evidence => Some(evidence_map(latents[0], oh, ow)),
-        Outline::Tested => None,
+        OutlineRule::Evidence => Some(evidence_map(latents[0], oh, ow)),
+        OutlineRule::Tested => None,
     };
     for (s, r) in scales.iter().enumerate() {
         let sources = (r.log_pfa.dim() != (oh, ow)).then(|| median_sources(&r.log_pfa, oh, ow));
