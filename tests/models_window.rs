@@ -121,6 +121,47 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
             .next()
             .is_some()
     );
+
+    // Cancelled by the user after an epoch or more: news (where to resume), not a warning.
+    let long = TrainingSettings {
+        epochs: 500,
+        ..tiny
+    };
+    h.state_mut().apply(AppCommand::SetTraining(long));
+    h.run_steps(2);
+    h.get_by_label("Start training").click();
+    let start = Instant::now();
+    while h
+        .state()
+        .state
+        .training_job
+        .as_ref()
+        .is_none_or(|j| j.history.is_empty())
+    {
+        h.step();
+        assert!(start.elapsed() < Duration::from_secs(300), "training hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let before = h.state().state.notices.len();
+    h.state_mut().apply(AppCommand::CancelTraining);
+    while h.state().state.training_job.is_some() {
+        h.step();
+        assert!(start.elapsed() < Duration::from_secs(300), "cancel hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let news: Vec<_> = h.state().state.notices[before..].to_vec();
+    assert!(
+        news.iter()
+            .any(|n| n.level == contrario::app::NoticeLevel::Info
+                && n.text.contains("cancelled after epoch")
+                && n.text.contains("Resume training")),
+        "{news:?}"
+    );
+    assert!(
+        news.iter()
+            .all(|n| n.level == contrario::app::NoticeLevel::Info),
+        "{news:?}"
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@ use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
+use crate::uflow::model::CANCELLED;
 use crate::uflow::worker::{Command, Message, Worker};
 
 /// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
@@ -296,6 +297,23 @@ impl Background {
                     {
                         // A cancel leaves a checkpoint to resume from.
                         state.forget_model_file(&job.model, &job.category);
+                        if message == CANCELLED {
+                            // The user asked for it: news, not a warning.
+                            let done = job.history.len();
+                            let then = if done == 0 {
+                                "before its first epoch".to_string()
+                            } else {
+                                format!("after epoch {done}: Resume training continues from there")
+                            };
+                            state.notify(
+                                NoticeLevel::Info,
+                                format!(
+                                    "Training of {} on {} cancelled {then}",
+                                    job.model, job.category
+                                ),
+                            );
+                            continue;
+                        }
                     }
                     // The worker runs commands in order: a run's chunk fails before the selected
                     // image's inference queued behind it.

@@ -25,6 +25,9 @@ use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
 
+/// The message of work stopped at the user's request (the window tells it from a failure).
+pub const CANCELLED: &str = "cancelled";
+
 /// Image file -> normalised 3 x S x S tensor.
 pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
     let img = imaging::load_dynamic(path)?.to_rgb8();
@@ -56,7 +59,7 @@ pub fn extract_features(
     let mut out = Vec::with_capacity(paths.len());
     for chunk in paths.chunks(8) {
         if cancel.load(Ordering::Relaxed) {
-            bail!("cancelled");
+            bail!(CANCELLED);
         }
         let batch: Vec<Tensor> = chunk
             .iter()
@@ -525,7 +528,7 @@ impl Model {
             let mut total = 0.0;
             for (step, chunk) in train_idx.chunks(config.batch_size.max(1)).enumerate() {
                 if cancel.load(Ordering::Relaxed) {
-                    bail!("cancelled");
+                    bail!(CANCELLED);
                 }
                 let x = batch_of(&feats, chunk, device);
                 let (z, logdet) = flow.forward(&x);

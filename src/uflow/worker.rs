@@ -263,7 +263,7 @@ fn run(
                 if cancel.load(Ordering::Relaxed) {
                     return Some(Message::Error {
                         context: cmd.context(),
-                        message: "cancelled".into(),
+                        message: crate::uflow::model::CANCELLED.into(),
                     });
                 }
                 let start = std::time::Instant::now();
