@@ -6,9 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::project::ImageEntry;
-use crate::project::evaluation::{Evaluation, ImageOutcome, decisions};
-use crate::project::results::InferenceSummary;
+use crate::project::evaluation::{Evaluation, ImageOutcome, Prepared, decisions};
 use crate::project::review::Verdict;
 
 /// A U-Flow model run over many images, a few at a time on the worker so that the selected
@@ -92,8 +90,9 @@ pub fn curve_levels() -> Vec<f32> {
 pub struct EvaluationView {
     pub model: String,
     pub category: String,
-    /// The cached results of the category's test images, once read.
-    pub results: Option<Arc<Vec<(ImageEntry, InferenceSummary)>>>,
+    /// The level-independent part of the evaluation, once computed: a new level redoes only
+    /// the rest.
+    pub prepared: Option<Arc<Prepared>>,
     /// The evaluation at `level`, or why there is none.
     pub outcome: Option<Result<Evaluation, String>>,
     /// The NFA level the outcome was computed at.
@@ -106,7 +105,7 @@ impl EvaluationView {
         Self {
             model,
             category,
-            results: None,
+            prepared: None,
             outcome: None,
             level: f32::NAN,
             computing: false,

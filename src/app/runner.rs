@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use super::jobs::{Repaint, spawn_caught};
 use super::models::{EvaluationView, Run, curve_levels};
 use super::{AppCommand, AppState, NoticeLevel};
-use crate::project::evaluation::{Evaluation, evaluate_with_curves};
+use crate::project::evaluation::{Evaluation, Prepared};
 use crate::project::results::InferenceSummary;
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
 use crate::uflow::worker::{Command, Worker};
@@ -21,14 +21,13 @@ pub const RUN_TAG: u64 = 1 << 62;
 /// Images per inference command of a run: small, so that other requests wait seconds at most.
 const CHUNK: usize = 4;
 
-type Results = Arc<Vec<(ImageEntry, InferenceSummary)>>;
-/// (generation, model, category, level, results read, evaluation).
+/// (generation, model, category, level, (its level-independent part, evaluation)).
 type Evaluated = (
     u64,
     String,
     String,
     f32,
-    Result<(Results, Evaluation), String>,
+    Result<(Arc<Prepared>, Evaluation), String>,
 );
 
 impl AppState {
@@ -137,8 +136,8 @@ impl Runner {
             ev.computing = false;
             ev.level = level;
             match outcome {
-                Ok((results, e)) => {
-                    ev.results = Some(results);
+                Ok((prepared, e)) => {
+                    ev.prepared = Some(prepared);
                     ev.outcome = Some(Ok(e));
                 }
                 Err(e) => ev.outcome = Some(Err(e)),
@@ -285,21 +284,26 @@ impl Runner {
         ev.computing = true;
         let project: Project = p.clone();
         let (model, category) = (ev.model.clone(), ev.category.clone());
-        let known = ev.results.clone();
+        let known = ev.prepared.clone();
         let (tx, wake, generation) = (self.tx.clone(), repaint.clone(), state.generation);
         let which = (model.clone(), category.clone());
         spawn_caught(
-            move || -> Result<(Results, Evaluation), String> {
-                let results = match known {
-                    Some(r) => r,
-                    None => Arc::new(read_results(&project, &model, &category)?),
+            move || -> Result<(Arc<Prepared>, Evaluation), String> {
+                let prepared = match known {
+                    Some(p) => p,
+                    None => {
+                        let results = read_results(&project, &model, &category)?;
+                        if results.is_empty() {
+                            return Err(format!("category {category:?} has no test images"));
+                        }
+                        Arc::new(
+                            Prepared::new(&project, &results, &curve_levels())
+                                .map_err(|e| e.to_string())?,
+                        )
+                    }
                 };
-                if results.is_empty() {
-                    return Err(format!("category {category:?} has no test images"));
-                }
-                let e = evaluate_with_curves(&project, &results, level, &curve_levels())
-                    .map_err(|e| e.to_string())?;
-                Ok((results, e))
+                let e = prepared.at(level);
+                Ok((prepared, e))
             },
             move |r| {
                 let r = r

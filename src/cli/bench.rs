@@ -5,6 +5,7 @@ use ndarray::{Array2, Array3};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
+use std::path::Path;
 use std::time::Instant;
 
 use crate::stats::acontrario::{self, OutlineRule, SegmentOptions};
@@ -98,6 +99,57 @@ pub fn nfa(repeat: usize) -> serde_json::Value {
         serde_json::json!({"seconds": th, "regions": regions, "target_seconds": 0.005}),
     );
     serde_json::Value::Object(out)
+}
+
+/// The evaluation panel's work at a new NFA level against a whole evaluation, side by side on a
+/// model's cached results for one category.
+pub fn evaluation(
+    project: &Path,
+    model: &str,
+    category: &str,
+    repeat: usize,
+) -> anyhow::Result<serde_json::Value> {
+    use crate::project::evaluation::{Prepared, evaluate_with_curves};
+    use crate::project::results::cached_summary;
+    let p = crate::project::Project::open(project)?;
+    let dir = p.model_dir(model, category);
+    let cache = p.cache_dir(model, category);
+    let tests: Vec<_> = p
+        .file
+        .images
+        .iter()
+        .filter(|e| e.category == category && e.split == crate::project::Split::Test)
+        .collect();
+    let results: Vec<_> = tests
+        .iter()
+        .filter_map(|e| {
+            cached_summary(&dir, &e.id, &p.image_path(e), &cache).map(|r| ((*e).clone(), r))
+        })
+        .collect();
+    if results.is_empty() || results.len() < tests.len() {
+        anyhow::bail!(
+            "{} of {} test images of {category:?} have cached results: run `contrario infer` first",
+            results.len(),
+            tests.len()
+        );
+    }
+    let levels = crate::app::models::curve_levels();
+    let mut k = 0.0;
+    let mut next_level = || {
+        k += 1.0;
+        -k
+    };
+    let whole = time(repeat, || {
+        evaluate_with_curves(&p, &results, next_level(), &levels)
+    });
+    let prepared = Prepared::new(&p, &results, &levels)?;
+    let at_level = time(repeat, || prepared.at(next_level()));
+    Ok(serde_json::json!({
+        "images": results.len(),
+        "whole_seconds": whole,
+        "at_another_level_seconds": at_level,
+        "ratio": at_level / whole,
+    }))
 }
 
 /// Peak and current resident memory of this process in MiB (Linux; None elsewhere).

@@ -173,7 +173,9 @@ pub enum Cmd {
         /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
         /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
         /// --repeat frames each) or `review` (a project of --images images opened and analysed
-        /// for the review queue; the image list filtered and sorted).
+        /// for the review queue; the image list filtered and sorted) or `evaluation` (the
+        /// evaluation of --model on --category of --project from its cached results: from
+        /// scratch against at another NFA level, as the evaluation panel redoes it).
         #[arg(default_value = "nfa")]
         what: String,
         #[arg(long, default_value_t = 50)]
@@ -184,9 +186,14 @@ pub enum Cmd {
         #[arg(long, default_value_t = 256)]
         size: u32,
         /// Project folder: kept for `project` (default: a temporary folder), read by
-        /// `project-open`.
+        /// `project-open` and `evaluation`.
         #[arg(long)]
         project: Option<PathBuf>,
+        /// Model and category for `evaluation`.
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
     },
     /// Show the libtorch version, the compute device and the built-in backbone weights.
     Info {
@@ -327,6 +334,8 @@ pub fn main_with(cli: Cli) -> i32 {
             images,
             size,
             project,
+            model,
+            category,
         }) => match what.as_str() {
             "project" => self::bench::project_scale(images, size, project.as_deref()).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -352,8 +361,17 @@ pub fn main_with(cli: Cli) -> i32 {
             "review" => self::bench::review(images, size, repeat.max(5)).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
+            "evaluation" => match (project, model, category) {
+                (Some(p), Some(m), Some(c)) => self::bench::evaluation(&p, &m, &c, repeat.max(3))
+                    .map(|v| {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    }),
+                _ => Err(anyhow::anyhow!(
+                    "evaluation needs --project, --model and --category"
+                )),
+            },
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review)"
+                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review, evaluation)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

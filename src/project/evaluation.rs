@@ -77,122 +77,205 @@ pub fn evaluate_with_curves(
     threshold: f32,
     levels: &[f32],
 ) -> anyhow::Result<Evaluation> {
-    let mut scores = Vec::new();
-    let mut labels = Vec::new();
-    let mut masks = Vec::new();
-    let mut image_scores = Vec::new();
-    let mut image_labels = Vec::new();
-    let (mut alarms, mut normals) = (0usize, 0usize);
-    let mut z2: Vec<f64> = Vec::new();
-    // Where each image's pixels lie in `scores` and `labels`.
-    let mut spans = Vec::new();
-    for (e, r) in results {
-        let dim = r.anomaly_map.dim();
-        let gt = ground_truth(project, e, dim)?;
-        let start = scores.len();
-        scores.extend(r.anomaly_map.iter().copied());
-        labels.extend(gt.iter().copied());
-        spans.push(start..scores.len());
-        image_scores.push(r.image_score);
-        let defective = e.kind != "good" && gt.iter().any(|&g| g);
-        image_labels.push(defective);
-        if !defective {
-            normals += 1;
-            alarms += crate::stats::acontrario::regions_at(&r.log_nfa, None, threshold, 0.0).len();
-            if z2.is_empty() {
-                z2 = vec![0.0; r.mean_z2_per_scale.len()];
+    Ok(Prepared::new(project, results, levels)?.at(threshold))
+}
+
+/// An evaluation's part that does not depend on the NFA level, computed once: at another level
+/// [`Prepared::at`] redoes only the mIoU at the level, the false alarms and whether the level
+/// beats the oracle's other thresholds (a binary search per image, a component count per
+/// normal image).
+pub struct Prepared {
+    /// The summary's level-independent figures.
+    summary: serde_json::Map<String, serde_json::Value>,
+    /// Per defect kind: its level-independent figures and its images.
+    kinds: Vec<(
+        String,
+        serde_json::Map<String, serde_json::Value>,
+        Vec<usize>,
+    )>,
+    index: metrics::IouIndex,
+    /// The oracle over the thresholds that change a prediction (the level is tried last).
+    oracle: (f32, f64),
+    /// The log10 NFA maps of the normal images, for the false alarms.
+    normal_maps: Vec<ndarray::Array2<f32>>,
+    roc: Vec<(f64, f64)>,
+    miou_curve: Vec<(f32, f64)>,
+    images: Vec<ImageOutcome>,
+}
+
+impl Prepared {
+    pub fn new(
+        project: &Project,
+        results: &[(ImageEntry, InferenceSummary)],
+        levels: &[f32],
+    ) -> anyhow::Result<Self> {
+        let mut scores = Vec::new();
+        let mut labels = Vec::new();
+        let mut masks = Vec::new();
+        let mut image_scores = Vec::new();
+        let mut image_labels = Vec::new();
+        let mut normal_maps = Vec::new();
+        let mut z2: Vec<f64> = Vec::new();
+        // Where each image's pixels lie in `scores` and `labels`.
+        let mut spans = Vec::new();
+        for (e, r) in results {
+            let dim = r.anomaly_map.dim();
+            let gt = ground_truth(project, e, dim)?;
+            let start = scores.len();
+            scores.extend(r.anomaly_map.iter().copied());
+            labels.extend(gt.iter().copied());
+            spans.push(start..scores.len());
+            image_scores.push(r.image_score);
+            let defective = e.kind != "good" && gt.iter().any(|&g| g);
+            image_labels.push(defective);
+            if !defective {
+                normal_maps.push(r.log_nfa.clone());
+                if z2.is_empty() {
+                    z2 = vec![0.0; r.mean_z2_per_scale.len()];
+                }
+                z2.iter_mut()
+                    .zip(&r.mean_z2_per_scale)
+                    .for_each(|(a, b)| *a += b);
             }
-            z2.iter_mut()
-                .zip(&r.mean_z2_per_scale)
-                .for_each(|(a, b)| *a += b);
+            masks.push(gt);
         }
-        masks.push(gt);
-    }
-    let pct = |v: Option<f64>| v.map(|x| x * 100.0);
-    let scored: Vec<metrics::ScoredImage> = results
-        .iter()
-        .zip(&masks)
-        .map(|((_, r), m)| metrics::ScoredImage {
-            scores: r.anomaly_map.as_slice().unwrap(),
-            mask: m,
-            width: r.anomaly_map.dim().1,
-        })
-        .collect();
-    let nfa_maps: Vec<&[f32]> = results
-        .iter()
-        .map(|(_, r)| r.log_nfa.as_slice().unwrap())
-        .collect();
-    let mask_refs: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
-    let (best_t, best) = metrics::miou_oracle(&nfa_maps, &mask_refs, &[threshold]);
-    // Per defect kind, against the same normal images: which kinds the model finds, and how
-    // much of the category's defect area each kind is (it weighs that much in pixel AUROC).
-    let normal_idx: Vec<usize> = (0..results.len()).filter(|&i| !image_labels[i]).collect();
-    let total_defect: usize = labels.iter().filter(|&&l| l).count();
-    let mut kinds: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, (e, _)) in results.iter().enumerate() {
-        if image_labels[i] {
-            kinds.entry(e.kind.as_str()).or_default().push(i);
-        }
-    }
-    let per_kind: serde_json::Map<String, serde_json::Value> = kinds
-        .iter()
-        .map(|(kind, idx)| {
-            let (mut s, mut l) = (Vec::new(), Vec::new());
-            let (mut is, mut il) = (Vec::new(), Vec::new());
-            for &i in idx.iter().chain(&normal_idx) {
-                s.extend_from_slice(&scores[spans[i].clone()]);
-                l.extend_from_slice(&labels[spans[i].clone()]);
-                is.push(image_scores[i]);
-                il.push(image_labels[i]);
+        let normals = normal_maps.len();
+        let pct = |v: Option<f64>| v.map(|x| x * 100.0);
+        let scored: Vec<metrics::ScoredImage> = results
+            .iter()
+            .zip(&masks)
+            .map(|((_, r), m)| metrics::ScoredImage {
+                scores: r.anomaly_map.as_slice().unwrap(),
+                mask: m,
+                width: r.anomaly_map.dim().1,
+            })
+            .collect();
+        let nfa_maps: Vec<&[f32]> = results
+            .iter()
+            .map(|(_, r)| r.log_nfa.as_slice().unwrap())
+            .collect();
+        let mask_refs: Vec<&[bool]> = masks.iter().map(|m| m.as_slice()).collect();
+        let index = metrics::IouIndex::new(&nfa_maps, &mask_refs);
+        // Per defect kind, against the same normal images: which kinds the model finds, and
+        // how much of the category's defect area each kind is (it weighs that much in pixel
+        // AUROC).
+        let normal_idx: Vec<usize> = (0..results.len()).filter(|&i| !image_labels[i]).collect();
+        let total_defect: usize = labels.iter().filter(|&&l| l).count();
+        let mut by_kind: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, (e, _)) in results.iter().enumerate() {
+            if image_labels[i] {
+                by_kind.entry(e.kind.as_str()).or_default().push(i);
             }
-            let defect = idx
-                .iter()
-                .map(|&i| labels[spans[i].clone()].iter().filter(|&&g| g).count())
-                .sum::<usize>();
-            let maps: Vec<&[f32]> = idx.iter().map(|&i| nfa_maps[i]).collect();
-            let gts: Vec<&[bool]> = idx.iter().map(|&i| mask_refs[i]).collect();
-            let v = serde_json::json!({
-                "images": idx.len(),
-                "share_of_defect_pixels": defect as f64 / total_defect.max(1) as f64,
-                "pixel_auroc": pct(metrics::auroc(&s, &l)),
-                "image_auroc": pct(metrics::auroc(&is, &il)),
-                "miou_nfa": metrics::miou_below(&maps, &gts, threshold),
-            });
-            (kind.to_string(), v)
+        }
+        let kinds = by_kind
+            .into_iter()
+            .map(|(kind, idx)| {
+                let (mut s, mut l) = (Vec::new(), Vec::new());
+                let (mut is, mut il) = (Vec::new(), Vec::new());
+                for &i in idx.iter().chain(&normal_idx) {
+                    s.extend_from_slice(&scores[spans[i].clone()]);
+                    l.extend_from_slice(&labels[spans[i].clone()]);
+                    is.push(image_scores[i]);
+                    il.push(image_labels[i]);
+                }
+                let defect = idx
+                    .iter()
+                    .map(|&i| labels[spans[i].clone()].iter().filter(|&&g| g).count())
+                    .sum::<usize>();
+                let v = serde_json::json!({
+                    "images": idx.len(),
+                    "share_of_defect_pixels": defect as f64 / total_defect.max(1) as f64,
+                    "pixel_auroc": pct(metrics::auroc(&s, &l)),
+                    "image_auroc": pct(metrics::auroc(&is, &il)),
+                });
+                (kind.to_string(), object(v), idx)
+            })
+            .collect();
+        let images = results
+            .iter()
+            .zip(&image_labels)
+            .map(|((e, r), &defective)| ImageOutcome {
+                id: e.id.clone(),
+                min_log10_nfa: r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min),
+                defective,
+            })
+            .collect();
+        // Over the same images as "miou_nfa", so that the curve passes through the table's
+        // value.
+        let miou_curve = if levels.is_empty() {
+            Vec::new()
+        } else {
+            index.curve(levels).0
+        };
+        let summary = serde_json::json!({
+            "images": results.len(),
+            "pixel_auroc": pct(metrics::auroc(&scores, &labels)),
+            "aupro": pct(metrics::aupro(&scored, 0.3)),
+            "image_auroc": pct(metrics::auroc(&image_scores, &image_labels)),
+            "mean_z2_per_scale": z2.iter().map(|v| v / normals.max(1) as f64).collect::<Vec<_>>(),
+        });
+        Ok(Self {
+            summary: object(summary),
+            kinds,
+            oracle: index.oracle(),
+            index,
+            normal_maps,
+            roc: metrics::roc_curve(&scores, &labels, 400),
+            miou_curve,
+            images,
         })
-        .collect();
-    let images = results
-        .iter()
-        .zip(&image_labels)
-        .map(|((e, r), &defective)| ImageOutcome {
-            id: e.id.clone(),
-            min_log10_nfa: r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min),
-            defective,
-        })
-        .collect();
-    // Over the same images as "miou_nfa", so that the curve passes through the table's value.
-    let miou_curve = if levels.is_empty() {
-        Vec::new()
-    } else {
-        metrics::miou_curve(&nfa_maps, &mask_refs, levels).0
-    };
-    let roc = metrics::roc_curve(&scores, &labels, 400);
-    let summary = serde_json::json!({
-        "images": results.len(),
-        "pixel_auroc": pct(metrics::auroc(&scores, &labels)),
-        "aupro": pct(metrics::aupro(&scored, 0.3)),
-        "image_auroc": pct(metrics::auroc(&image_scores, &image_labels)),
-        "miou_nfa": metrics::miou_below(&nfa_maps, &mask_refs, threshold),
-        "miou_oracle": best,
-        "oracle_threshold": best_t,
-        "false_alarms_per_normal_image": if normals > 0 { Some(alarms as f64 / normals as f64) } else { None },
-        "mean_z2_per_scale": z2.iter().map(|v| v / normals.max(1) as f64).collect::<Vec<_>>(),
-        "per_kind": per_kind,
-    });
-    Ok(Evaluation {
-        summary,
-        roc,
-        miou_curve,
-        images,
-    })
+    }
+
+    /// The evaluation at the NFA level `threshold`.
+    pub fn at(&self, threshold: f32) -> Evaluation {
+        let miou = self.index.miou(threshold);
+        let (best_t, best) = metrics::better(self.oracle, (threshold, miou));
+        let alarms: usize = self
+            .normal_maps
+            .iter()
+            .map(|m| crate::stats::acontrario::regions_at(m, None, threshold, 0.0).len())
+            .sum();
+        let normals = self.normal_maps.len();
+        let per_kind: serde_json::Map<String, serde_json::Value> = self
+            .kinds
+            .iter()
+            .map(|(kind, fixed, idx)| {
+                let mut v = fixed.clone();
+                v.insert("miou_nfa".into(), self.index.miou_of(idx, threshold).into());
+                (kind.clone(), v.into())
+            })
+            .collect();
+        let mut summary = self.summary.clone();
+        summary.insert("miou_nfa".into(), miou.into());
+        summary.insert("miou_oracle".into(), best.into());
+        summary.insert("oracle_threshold".into(), best_t.into());
+        summary.insert(
+            "false_alarms_per_normal_image".into(),
+            (normals > 0).then(|| alarms as f64 / normals as f64).into(),
+        );
+        summary.insert("per_kind".into(), per_kind.into());
+        Evaluation {
+            summary: summary.into(),
+            roc: self.roc.clone(),
+            miou_curve: self.miou_curve.clone(),
+            images: self.images.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("images", &self.images.len())
+            .field("normals", &self.normal_maps.len())
+            .field("oracle", &self.oracle)
+            .finish_non_exhaustive()
+    }
+}
+
+fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
 }

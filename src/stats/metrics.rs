@@ -242,42 +242,86 @@ impl SortedMap {
     }
 }
 
+/// Images' maps indexed for the IoU of `map < t` at any t: one binary search per image.
+pub struct IouIndex {
+    maps: Vec<SortedMap>,
+}
+
+impl IouIndex {
+    pub fn new(maps: &[&[f32]], masks: &[&[bool]]) -> Self {
+        assert_eq!(maps.len(), masks.len());
+        Self {
+            maps: maps
+                .iter()
+                .zip(masks)
+                .map(|(m, g)| SortedMap::new(m, g))
+                .collect(),
+        }
+    }
+
+    /// Mean IoU at `t` over all images (the same value as [`miou_below`]).
+    pub fn miou(&self, t: f32) -> f64 {
+        self.maps.iter().map(|s| s.iou_below(t)).sum::<f64>() / self.maps.len().max(1) as f64
+    }
+
+    /// Mean IoU at `t` over the images `of`.
+    pub fn miou_of(&self, of: &[usize], t: f32) -> f64 {
+        if of.is_empty() {
+            return 0.0;
+        }
+        of.iter().map(|&i| self.maps[i].iou_below(t)).sum::<f64>() / of.len() as f64
+    }
+
+    /// The mIoU-versus-threshold curve over `thresholds`, and its best point (the first of
+    /// equals; (NaN, -inf) when there is none).
+    pub fn curve(&self, thresholds: &[f32]) -> (Vec<(f32, f64)>, (f32, f64)) {
+        let curve: Vec<(f32, f64)> = thresholds.iter().map(|&t| (t, self.miou(t))).collect();
+        let best = curve
+            .iter()
+            .copied()
+            .fold((f32::NAN, f64::NEG_INFINITY), better);
+        (curve, best)
+    }
+
+    /// The oracle's thresholds: just above each distinct value of the maps, evenly thinned to
+    /// 20,000 when there are more; and its best point over them.
+    pub fn oracle(&self) -> (f32, f64) {
+        const MOST: usize = 20_000;
+        let mut values: Vec<f32> = self
+            .maps
+            .iter()
+            .flat_map(|m| m.values.iter().copied())
+            .collect();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        let step = values.len().div_ceil(MOST).max(1);
+        let thresholds: Vec<f32> = values.iter().step_by(step).map(|v| v.next_up()).collect();
+        self.curve(&thresholds).1
+    }
+}
+
+/// The later of two curve points when it is strictly better (so the first of equals wins).
+pub fn better(best: (f32, f64), p: (f32, f64)) -> (f32, f64) {
+    if p.1 > best.1 { p } else { best }
+}
+
 /// The mIoU-versus-threshold curve over `thresholds`, and the best (oracle) point.
 pub fn miou_curve(
     maps: &[&[f32]],
     masks: &[&[bool]],
     thresholds: &[f32],
 ) -> (Vec<(f32, f64)>, (f32, f64)) {
-    assert_eq!(maps.len(), masks.len());
-    let sorted: Vec<SortedMap> = maps
-        .iter()
-        .zip(masks)
-        .map(|(m, g)| SortedMap::new(m, g))
-        .collect();
-    let n = sorted.len().max(1) as f64;
-    let curve: Vec<(f32, f64)> = thresholds
-        .iter()
-        .map(|&t| (t, sorted.iter().map(|s| s.iou_below(t)).sum::<f64>() / n))
-        .collect();
-    let best =
-        curve.iter().copied().fold(
-            (f32::NAN, f64::NEG_INFINITY),
-            |b, p| if p.1 > b.1 { p } else { b },
-        );
-    (curve, best)
+    IouIndex::new(maps, masks).curve(thresholds)
 }
 
 /// The oracle: the best mIoU of `map < t` over every threshold that changes a prediction (just
-/// above each distinct value; evenly thinned to 20,000 of them when there are more) and `extra`.
+/// above each distinct value; evenly thinned to 20,000 of them when there are more) and `extra`
+/// (tried last: an extra threshold wins only when strictly better).
 pub fn miou_oracle(maps: &[&[f32]], masks: &[&[bool]], extra: &[f32]) -> (f32, f64) {
-    const MOST: usize = 20_000;
-    let mut values: Vec<f32> = maps.iter().flat_map(|m| m.iter().copied()).collect();
-    values.sort_by(f32::total_cmp);
-    values.dedup();
-    let step = values.len().div_ceil(MOST).max(1);
-    let mut thresholds: Vec<f32> = values.iter().step_by(step).map(|v| v.next_up()).collect();
-    thresholds.extend_from_slice(extra);
-    miou_curve(maps, masks, &thresholds).1
+    let index = IouIndex::new(maps, masks);
+    extra
+        .iter()
+        .fold(index.oracle(), |b, &t| better(b, (t, index.miou(t))))
 }
 
 #[cfg(test)]
@@ -302,6 +346,50 @@ mod tests {
         assert!(c.windows(2).all(|w| w[1].0 >= w[0].0 && w[1].1 >= w[0].1));
         assert!(roc_curve(&s, &l, 3).len() <= 4);
         assert!(roc_curve(&[1.0], &[true], 10).is_empty());
+    }
+
+    #[test]
+    fn the_index_gives_the_direct_miou_and_the_oracle_tries_the_extra_threshold_last() {
+        let mut seed = 3u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let maps: Vec<Vec<f32>> = (0..4)
+            .map(|_| (0..300).map(|_| (next() * 8.0).round() - 4.0).collect())
+            .collect();
+        let masks: Vec<Vec<bool>> = (0..4)
+            .map(|_| (0..300).map(|_| next() < 0.2).collect())
+            .collect();
+        let m: Vec<&[f32]> = maps.iter().map(|v| v.as_slice()).collect();
+        let g: Vec<&[bool]> = masks.iter().map(|v| v.as_slice()).collect();
+        let index = IouIndex::new(&m, &g);
+        for t in [-5.0, -2.5, -1.0, 0.0, 0.5, 3.0, 9.0] {
+            assert_eq!(index.miou(t), miou_below(&m, &g, t), "{t}");
+            assert_eq!(
+                index.miou_of(&[1, 3], t),
+                miou_below(&[m[1], m[3]], &[g[1], g[3]], t)
+            );
+        }
+        // The oracle with an extra threshold is the best of one curve over the distinct values'
+        // thresholds followed by the extra one (the first of equals).
+        let mut values: Vec<f32> = maps.iter().flatten().copied().collect();
+        values.sort_by(f32::total_cmp);
+        values.dedup();
+        let mut thresholds: Vec<f32> = values.iter().map(|v| v.next_up()).collect();
+        for extra in [-1.5f32, 0.25, 10.0] {
+            thresholds.push(extra);
+            let want = index.curve(&thresholds).1;
+            thresholds.pop();
+            let got = miou_oracle(&m, &g, &[extra]);
+            assert_eq!(
+                (got.0.to_bits(), got.1),
+                (want.0.to_bits(), want.1),
+                "{extra}"
+            );
+        }
     }
 
     #[test]
