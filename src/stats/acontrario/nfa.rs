@@ -1,7 +1,8 @@
 //! NFA segmentation of U-Flow latents (thesis 5.3.4, reference section 5): per scale, the tree of
 //! upper level sets of u = mean_c z^2, a Chernoff-bound log10 PFA per node, the number of tests,
 //! prune/merge on the resulting NFA, the per-scale map of each final region's NFA; then all
-//! scales upsampled and combined by a pixelwise minimum.
+//! scales upsampled, each region kept where the finest features carry its evidence
+//! ([`OutlineRule`]), and combined by a pixelwise minimum.
 //!
 //! # Counting the tests
 //! A region R (a connected set of grid cells, a polyomino) is tested with the statistic
@@ -409,6 +410,7 @@ fn median_sources(src: &Array2<f32>, out_h: usize, out_w: usize) -> Vec<u32> {
     }
     out
 }
+
 /// `src` at the output size through [`median_sources`] (None: the same size).
 fn picked(src: &Array2<f32>, sources: Option<&[u32]>, oh: usize, ow: usize) -> Array2<f32> {
     let Some(sources) = sources else {
