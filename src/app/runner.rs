@@ -11,8 +11,7 @@ use super::jobs::{Repaint, spawn_caught};
 use super::models::{EvaluationView, Run, curve_levels};
 use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::evaluation::{Evaluation, Prepared};
-use crate::project::results::InferenceSummary;
-use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
+use crate::project::{MODEL_META_FILE, Project, Split};
 use crate::uflow::worker::{Command, Worker};
 
 /// Set in the tag of a run's inferences, to tell them from the selected image's.
@@ -282,25 +281,16 @@ impl Runner {
             return;
         }
         ev.computing = true;
-        let project: Project = p.clone();
+        // The project only travels when the level-independent part is still to be made.
+        let known = ev.prepared.clone().ok_or_else(|| p.clone());
         let (model, category) = (ev.model.clone(), ev.category.clone());
-        let known = ev.prepared.clone();
         let (tx, wake, generation) = (self.tx.clone(), repaint.clone(), state.generation);
         let which = (model.clone(), category.clone());
         spawn_caught(
             move || -> Result<(Arc<Prepared>, Evaluation), String> {
                 let prepared = match known {
-                    Some(p) => p,
-                    None => {
-                        let results = read_results(&project, &model, &category)?;
-                        if results.is_empty() {
-                            return Err(format!("category {category:?} has no test images"));
-                        }
-                        Arc::new(
-                            Prepared::new(&project, &results, &curve_levels())
-                                .map_err(|e| e.to_string())?,
-                        )
-                    }
+                    Ok(p) => p,
+                    Err(project) => Arc::new(prepare(&project, &model, &category)?),
                 };
                 let e = prepared.at(level);
                 Ok((prepared, e))
@@ -316,30 +306,18 @@ impl Runner {
     }
 }
 
-/// The cached results of a category's test images, in the project's order.
-fn read_results(
-    project: &Project,
-    model: &str,
-    category: &str,
-) -> Result<Vec<(ImageEntry, InferenceSummary)>, String> {
-    let tests: Vec<&ImageEntry> = project
-        .file
-        .images
-        .iter()
-        .filter(|e| e.category == category && e.split == Split::Test)
-        .collect();
-    let mut out = Vec::with_capacity(tests.len());
-    let mut missing = 0;
-    for e in tests {
-        match project.cached_result(model, e) {
-            Some(r) => out.push((e.clone(), r)),
-            None => missing += 1,
-        }
+/// The level-independent part of the evaluation of `model` on `category`'s cached results.
+fn prepare(project: &Project, model: &str, category: &str) -> Result<Prepared, String> {
+    let results = project
+        .cached_test_results(model, category)
+        .map_err(|missing| {
+            format!(
+                "{missing} test image(s) of {category:?} have no result of {model:?}: evaluate \
+                 again to run them"
+            )
+        })?;
+    if results.is_empty() {
+        return Err(format!("category {category:?} has no test images"));
     }
-    if missing > 0 {
-        return Err(format!(
-            "{missing} test image(s) of {category:?} have no result of {model:?}: evaluate again to run them"
-        ));
-    }
-    Ok(out)
+    Prepared::new(project, &results, &curve_levels()).map_err(|e| e.to_string())
 }

@@ -110,28 +110,16 @@ pub fn evaluation(
     repeat: usize,
 ) -> anyhow::Result<serde_json::Value> {
     use crate::project::evaluation::{Prepared, evaluate_with_curves};
-    use crate::project::results::cached_summary;
     let p = crate::project::Project::open(project)?;
-    let dir = p.model_dir(model, category);
-    let cache = p.cache_dir(model, category);
-    let tests: Vec<_> = p
-        .file
-        .images
-        .iter()
-        .filter(|e| e.category == category && e.split == crate::project::Split::Test)
-        .collect();
-    let results: Vec<_> = tests
-        .iter()
-        .filter_map(|e| {
-            cached_summary(&dir, &e.id, &p.image_path(e), &cache).map(|r| ((*e).clone(), r))
-        })
-        .collect();
-    if results.is_empty() || results.len() < tests.len() {
-        anyhow::bail!(
-            "{} of {} test images of {category:?} have cached results: run `contrario infer` first",
-            results.len(),
-            tests.len()
-        );
+    let results = p
+        .cached_test_results(model, category)
+        .map_err(|missing| {
+            anyhow::anyhow!(
+                "{missing} test image(s) of {category:?} have no result of {model:?}: run `contrario infer` first"
+            )
+        })?;
+    if results.is_empty() {
+        anyhow::bail!("category {category:?} has no test images");
     }
     let levels = crate::app::models::curve_levels();
     let mut k = 0.0;

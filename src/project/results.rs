@@ -134,4 +134,30 @@ impl Project {
             &self.cache_dir(name, &entry.category),
         )
     }
+
+    /// The cached results of model `name` on every test image of `category`, in the project's
+    /// order; or how many have none.
+    pub fn cached_test_results(
+        &self,
+        name: &str,
+        category: &str,
+    ) -> Result<Vec<(ImageEntry, InferenceSummary)>, usize> {
+        let mut out = Vec::new();
+        let mut missing = 0;
+        for e in self
+            .file
+            .images
+            .iter()
+            .filter(|e| e.category == category && e.split == super::Split::Test)
+        {
+            match self.cached_result(name, e) {
+                Some(r) => out.push((e.clone(), r)),
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            return Err(missing);
+        }
+        Ok(out)
+    }
 }
