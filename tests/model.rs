@@ -332,7 +332,14 @@ fn damaged_or_foreign_model_files_are_refused_clearly() {
     }
 
     let cancel = AtomicBool::new(true);
-    assert!(Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {}).is_err());
+    let stopped = Model::train(&train, &cfg, tch::Device::Cpu, &cancel, |_| {});
+    assert!(stopped.is_err());
+    // A cancel, which the worker reports as such rather than as a failure.
+    assert!(
+        stopped
+            .err()
+            .is_some_and(|e| e.is::<contrario::uflow::model::Cancelled>())
+    );
 }
 
 #[test]

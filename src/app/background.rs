@@ -16,7 +16,6 @@ use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
-use crate::uflow::model::CANCELLED;
 use crate::uflow::worker::{Command, Message, Worker};
 
 /// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
@@ -291,40 +290,47 @@ impl Background {
                     state.detections.insert(index, d);
                     state.review.stale_images.insert(index);
                 }
-                Message::Error { context, message } => {
-                    if context.starts_with("training")
-                        && let Some(job) = state.training_job.take()
-                    {
-                        // A cancel leaves a checkpoint to resume from.
-                        state.forget_model_file(&job.model, &job.category);
-                        if message == CANCELLED {
-                            // The user asked for it: news, not a warning.
-                            let done = job.history.len();
-                            let then = if done == 0 {
-                                "before its first epoch".to_string()
-                            } else {
-                                format!("after epoch {done}: Resume training continues from there")
-                            };
-                            state.notify(
-                                NoticeLevel::Info,
-                                format!(
-                                    "Training of {} on {} cancelled {then}",
-                                    job.model, job.category
-                                ),
-                            );
-                            continue;
-                        }
-                    }
-                    // The worker runs commands in order: a run's chunk fails before the selected
-                    // image's inference queued behind it.
-                    if context.starts_with("inference") && !self.runner.chunk_failed(state) {
-                        for ((_, _), (i, _)) in self.inferring.drain() {
-                            state.detecting.remove(&i);
-                        }
-                    }
-                    state.notify(NoticeLevel::Warning, format!("{context}: {message}"))
-                }
+                Message::Error { context, message } => self.stopped(state, &context, Some(message)),
+                Message::Cancelled { context } => self.stopped(state, &context, None),
             }
+        }
+    }
+
+    /// A worker command that failed (`failure`) or was cancelled at the user's request.
+    fn stopped(&mut self, state: &mut AppState, context: &str, failure: Option<String>) {
+        if context.starts_with("training")
+            && let Some(job) = state.training_job.take()
+        {
+            // A cancel leaves a checkpoint to resume from.
+            state.forget_model_file(&job.model, &job.category);
+            if failure.is_none() {
+                let done = job.history.len();
+                let then = if done == 0 {
+                    "before its first epoch".to_string()
+                } else {
+                    format!("after epoch {done}: Resume training continues from there")
+                };
+                state.notify(
+                    NoticeLevel::Info,
+                    format!(
+                        "Training of {} on {} cancelled {then}",
+                        job.model, job.category
+                    ),
+                );
+                return;
+            }
+        }
+        // The worker runs commands in order: a run's chunk fails before the selected image's
+        // inference queued behind it.
+        if context.starts_with("inference") && !self.runner.chunk_failed(state) {
+            for ((_, _), (i, _)) in self.inferring.drain() {
+                state.detecting.remove(&i);
+            }
+        }
+        match failure {
+            Some(message) => state.notify(NoticeLevel::Warning, format!("{context}: {message}")),
+            // The user asked for it: news, not a warning.
+            None => state.notify(NoticeLevel::Info, format!("{context}: cancelled")),
         }
     }
 }

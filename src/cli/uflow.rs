@@ -178,6 +178,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                     break;
                 }
                 Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+                Some(Message::Cancelled { context }) => bail!("{context}: cancelled"),
                 Some(_) => {}
                 None => bail!("the worker stopped"),
             }
@@ -246,6 +247,7 @@ fn infer_category(
             }) => out.push((by_id[&id].clone(), *result, cached)),
             Some(Message::Finished) => break,
             Some(Message::Error { context, message }) => bail!("{context}: {message}"),
+            Some(Message::Cancelled { context }) => bail!("{context}: cancelled"),
             Some(_) => {}
             None => bail!("the worker stopped"),
         }

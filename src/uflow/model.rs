@@ -25,8 +25,20 @@ use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
 
-/// The message of work stopped at the user's request (the window tells it from a failure).
-pub const CANCELLED: &str = "cancelled";
+/// Work stopped at the user's request: the worker reports it as [`Message::Cancelled`], not as
+/// a failure.
+///
+/// [`Message::Cancelled`]: crate::uflow::worker::Message::Cancelled
+#[derive(Debug)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 /// Image file -> normalised 3 x S x S tensor.
 pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
@@ -59,7 +71,7 @@ pub fn extract_features(
     let mut out = Vec::with_capacity(paths.len());
     for chunk in paths.chunks(8) {
         if cancel.load(Ordering::Relaxed) {
-            bail!(CANCELLED);
+            return Err(Cancelled.into());
         }
         let batch: Vec<Tensor> = chunk
             .iter()
@@ -528,7 +540,7 @@ impl Model {
             let mut total = 0.0;
             for (step, chunk) in train_idx.chunks(config.batch_size.max(1)).enumerate() {
                 if cancel.load(Ordering::Relaxed) {
-                    bail!(CANCELLED);
+                    return Err(Cancelled.into());
                 }
                 let x = batch_of(&feats, chunk, device);
                 let (z, logdet) = flow.forward(&x);

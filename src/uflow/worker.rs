@@ -77,6 +77,10 @@ pub enum Message {
         context: String,
         message: String,
     },
+    /// A command stopped by [`Worker::cancel`] (a training leaves its checkpoint behind).
+    Cancelled {
+        context: String,
+    },
 }
 
 /// Wakes the receiver (the GUI's `request_repaint`) after each message.
@@ -183,9 +187,17 @@ fn run(
     cancel: &AtomicBool,
     emit: &dyn Fn(Message) -> bool,
 ) -> Option<Message> {
-    let error = |e: anyhow::Error| Message::Error {
-        context: cmd.context(),
-        message: format!("{e:#}"),
+    let error = |e: anyhow::Error| {
+        if e.is::<crate::uflow::model::Cancelled>() {
+            Message::Cancelled {
+                context: cmd.context(),
+            }
+        } else {
+            Message::Error {
+                context: cmd.context(),
+                message: format!("{e:#}"),
+            }
+        }
     };
     Some(match cmd {
         #[cfg(test)]
@@ -261,9 +273,8 @@ fn run(
             let m = &models[model];
             for (id, path) in images {
                 if cancel.load(Ordering::Relaxed) {
-                    return Some(Message::Error {
+                    return Some(Message::Cancelled {
                         context: cmd.context(),
-                        message: crate::uflow::model::CANCELLED.into(),
                     });
                 }
                 let start = std::time::Instant::now();
