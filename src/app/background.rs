@@ -308,7 +308,11 @@ impl Background {
                 let then = if done == 0 {
                     "before its first epoch".to_string()
                 } else {
-                    format!("after epoch {done}: Resume training continues from there")
+                    // The checkpoint may be an epoch or two older than the last epoch seen
+                    // (it is written every half minute): the panel's button says which.
+                    format!(
+                        "after epoch {done}; Resume training continues from its last checkpoint"
+                    )
                 };
                 state.notify(
                     NoticeLevel::Info,
