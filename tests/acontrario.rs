@@ -608,3 +608,99 @@ fn evidence_outlines_keep_defects_and_drop_their_speckled_halo() {
         "as tested, {halo_regions} halo regions in 10 draws"
     );
 }
+
+#[test]
+fn a_strong_defect_is_outlined_without_the_halo_it_leaves() {
+    // A 4 x 4 latent core at 100x the normal mean square, its halo falling by 2.5x per latent
+    // pixel (the decay measured around real defects): 40, 16, 6.4, 2.6, 1.0. A fixed level of
+    // twice normal would outline core and four rings (12 latent pixels a side); half the peak's
+    // evidence in log (10x) is crossed between the second and third ring. The coarser scales see
+    // the same defect with the same halo on their grids. The regions as tested spread over the
+    // halo; outlined, they keep the core and at most two rings and a half.
+    // Chebyshev distance (in pixels of a grid `f` times coarser than the finest) to the core.
+    let ring_at = |f: usize, y: usize, x: usize| {
+        let d = |v: usize| {
+            let (a, b) = (32 / f - 2 / f.min(2), 32 / f + 2 / f.min(2) - 1);
+            if v < a { a - v } else { v.saturating_sub(b) }
+        };
+        d(y).max(d(x))
+    };
+    let ring = |y: usize, x: usize| ring_at(1, y, x);
+    let plant = |z: &mut Array3<f32>, f: usize| {
+        for ((_, y, x), v) in z.indexed_iter_mut() {
+            *v *= (100.0f32 / 2.5f32.powi(ring_at(f, y, x) as i32))
+                .max(1.0)
+                .sqrt();
+        }
+    };
+    for seed in 0..5 {
+        let mut rng = StdRng::seed_from_u64(700 + seed);
+        let mut z1 = normal(&mut rng, 24, 64, 64, 1.0);
+        let mut z2 = normal(&mut rng, 40, 32, 32, 1.0);
+        let mut z3 = normal(&mut rng, 112, 16, 16, 1.0);
+        plant(&mut z1, 1);
+        plant(&mut z2, 2);
+        plant(&mut z3, 4);
+        let views = [z1.view(), z2.view(), z3.view()];
+        let out = Some((256, 256));
+        let widest = |opts: SegmentOptions| {
+            let seg = segment(&views, out, opts);
+            let regions = regions_at(&seg.log_nfa, None, 0.0, 0.0);
+            let mut core_pixels = 0;
+            let mut reach = 0;
+            for r in &regions {
+                for &p in &r.pixels {
+                    let (y, x) = (p as usize / 256 / 4, p as usize % 256 / 4);
+                    reach = reach.max(ring(y, x));
+                    core_pixels += usize::from(ring(y, x) == 0);
+                }
+            }
+            (core_pixels, reach, regions.len())
+        };
+        let (tested_core, tested_reach, _) = widest(tested(TestCount::PerArea));
+        let (core_pixels, reach, n) = widest(SegmentOptions::default());
+        eprintln!(
+            "seed {seed}: as tested reach {tested_reach} core {tested_core}, outlined reach {reach} core {core_pixels} in {n}"
+        );
+        assert_eq!(tested_core, 256, "seed {seed}: the core as tested");
+        assert_eq!(core_pixels, 256, "seed {seed}: the core outlined");
+        assert!(
+            tested_reach >= 4,
+            "seed {seed}: as tested reaches {tested_reach}"
+        );
+        assert!(reach <= 3, "seed {seed}: outlined reaches ring {reach}");
+        assert_eq!(n, 1, "seed {seed}: one region");
+    }
+}
+
+#[test]
+fn a_line_of_uneven_strength_keeps_one_outline() {
+    // A line three latent pixels wide at 6x normal, with bright spots (100x) every 9 pixels, that
+    // a coarser scale sees whole: the halo floor (10x near a spot) cuts the line between spots;
+    // what lies between the pieces and passes the fixed level is given back, so the line stays
+    // one region from its first spot to its last.
+    for seed in 0..5 {
+        let mut rng = StdRng::seed_from_u64(900 + seed);
+        let mut z1 = normal(&mut rng, 24, 64, 64, 1.0);
+        for x in 10..50usize {
+            let t: f32 = if (x - 10) % 9 < 4 { 100.0 } else { 6.0 };
+            z1.slice_mut(s![.., 30..33, x])
+                .mapv_inplace(|v| v * t.sqrt());
+        }
+        // The coarser scale sees the line as one, as its larger receptive fields do.
+        let mut z2 = normal(&mut rng, 40, 32, 32, 1.0);
+        z2.slice_mut(s![.., 15..17, 5..27])
+            .mapv_inplace(|v| v * 2.0);
+        let z3 = normal(&mut rng, 112, 16, 16, 1.0);
+        let views = [z1.view(), z2.view(), z3.view()];
+        let seg = segment(&views, Some((256, 256)), SegmentOptions::default());
+        let regions = regions_at(&seg.log_nfa, None, 0.0, 0.0);
+        let spans: Vec<[usize; 4]> = regions.iter().map(|r| r.bbox).collect();
+        assert_eq!(regions.len(), 1, "seed {seed}: {spans:?}");
+        let [x0, _, x1, _] = regions[0].bbox;
+        assert!(
+            x0 <= 44 && x1 >= 196,
+            "seed {seed}: the whole line {spans:?}"
+        );
+    }
+}
