@@ -55,30 +55,48 @@ pub fn nfa(repeat: usize) -> serde_json::Value {
         );
     }
     // What drawing outlines by evidence costs, side by side with regions as tested: the default
-    // U-Flow's latents (EfficientNet-Lite2 at 256 px) combined at 256 x 256.
-    let z: Vec<Array3<f32>> = [(24, 64), (48, 32), (120, 16)]
-        .iter()
-        .map(|&(c, s)| normal(&mut rng, c, s, s))
-        .collect();
-    let views: Vec<_> = z.iter().map(|a| a.view()).collect();
-    let at = |outline| {
-        let opts = SegmentOptions {
-            outline,
-            ..SegmentOptions::default()
+    // U-Flow's latents (EfficientNet-Lite2 at 256 px) combined at 256 x 256, normal, and with a
+    // strong defect (a core at 100x normal, its halo falling 2.5x per latent pixel), where the
+    // halo floor and the rejoining of pieces do their work.
+    for (key, defect) in [
+        ("lite2_24x64x64_48x32x32_120x16x16_at_256", false),
+        ("lite2_with_a_strong_defect_at_256", true),
+    ] {
+        let mut z: Vec<Array3<f32>> = [(24, 64), (48, 32), (120, 16)]
+            .iter()
+            .map(|&(c, s)| normal(&mut rng, c, s, s))
+            .collect();
+        if defect {
+            for a in &mut z {
+                let f = 64 / a.dim().1;
+                for ((_, y, x), v) in a.indexed_iter_mut() {
+                    let d = |p: usize| (p * f).abs_diff(31).saturating_sub(2) / f;
+                    *v *= (100.0f32 / 2.5f32.powi(d(y).max(d(x)) as i32))
+                        .max(1.0)
+                        .sqrt();
+                }
+            }
+        }
+        let views: Vec<_> = z.iter().map(|a| a.view()).collect();
+        let at = |outline| {
+            let opts = SegmentOptions {
+                outline,
+                ..SegmentOptions::default()
+            };
+            time(repeat, || {
+                acontrario::segment(&views, Some((256, 256)), opts)
+            })
         };
-        time(repeat, || {
-            acontrario::segment(&views, Some((256, 256)), opts)
-        })
-    };
-    let (tested, evidence) = (at(OutlineRule::Tested), at(OutlineRule::Evidence));
-    out.insert(
-        "lite2_24x64x64_48x32x32_120x16x16_at_256".into(),
-        serde_json::json!({
-            "tested_seconds": tested,
-            "evidence_seconds": evidence,
-            "evidence_over_tested": evidence / tested,
-        }),
-    );
+        let (tested, evidence) = (at(OutlineRule::Tested), at(OutlineRule::Evidence));
+        out.insert(
+            key.into(),
+            serde_json::json!({
+                "tested_seconds": tested,
+                "evidence_seconds": evidence,
+                "evidence_over_tested": evidence / tested,
+            }),
+        );
+    }
     // A 1024 x 1024 map with a few dozen blobs, as the viewer would get after upsampling.
     let mut map = Array2::<f32>::from_elem((1024, 1024), 50.0);
     for k in 0..40usize {

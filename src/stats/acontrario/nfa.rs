@@ -477,21 +477,20 @@ pub fn evidence_map(z: ArrayView3<'_, f32>, oh: usize, ow: usize) -> Array2<f32>
 pub fn halo_floor(evidence: &Array2<f32>) -> Array2<f32> {
     let (h, w) = evidence.dim();
     let r = HALO_REACH;
-    let mut rows = Array2::<f32>::zeros((h, w));
+    let e = evidence.as_standard_layout();
+    let e = e.as_slice().expect("standard layout");
+    let mut rows = vec![0f32; h * w];
     for y in 0..h {
         for x in 0..w {
-            let band = evidence.slice(ndarray::s![y, x.saturating_sub(r)..(x + r + 1).min(w)]);
-            rows[(y, x)] = band.fold(0.0f32, |m, &v| m.max(v));
+            let line = &e[y * w + x.saturating_sub(r)..y * w + (x + r + 1).min(w)];
+            rows[y * w + x] = line.iter().fold(0f32, |m, &v| m.max(v));
         }
     }
-    let mut floor = Array2::<f32>::zeros((h, w));
-    for y in 0..h {
-        for x in 0..w {
-            let band = rows.slice(ndarray::s![y.saturating_sub(r)..(y + r + 1).min(h), x]);
-            floor[(y, x)] = band.fold(0.0f32, |m, &v| m.max(v)).sqrt();
-        }
-    }
-    floor
+    Array2::from_shape_fn((h, w), |(y, x)| {
+        (y.saturating_sub(r)..(y + r + 1).min(h))
+            .fold(0f32, |m, yy| m.max(rows[yy * w + x]))
+            .sqrt()
+    })
 }
 
 /// The level below which a pixel leaves a region of level `level` (0 outside any region): the
@@ -522,26 +521,27 @@ pub fn close_mask(mask: &Array2<bool>, r: usize) -> Array2<bool> {
 
 /// Binary dilation with a (2r+1)-pixel square (rows, then columns), nothing beyond the edges.
 fn dilate(mask: &Array2<bool>, r: usize) -> Array2<bool> {
-    fn pass(line: ndarray::ArrayViewMut1<'_, bool>, r: usize, buf: &mut Vec<u32>) {
-        let n = line.len();
-        buf.clear();
-        buf.push(0);
-        for &v in line.iter() {
-            buf.push(buf[buf.len() - 1] + u32::from(v));
+    let (h, w) = mask.dim();
+    let mut v: Vec<bool> = mask.iter().copied().collect();
+    let mut count = Vec::with_capacity(h.max(w) + 1);
+    // One line (n values `stride` apart from `start`): a pixel is set when its window holds one.
+    let mut pass = |v: &mut [bool], start: usize, stride: usize, n: usize| {
+        count.clear();
+        count.push(0u32);
+        for i in 0..n {
+            count.push(count[i] + u32::from(v[start + i * stride]));
         }
-        for (i, v) in line.into_iter().enumerate() {
-            *v = buf[(i + r + 1).min(n)] > buf[i.saturating_sub(r)];
+        for i in 0..n {
+            v[start + i * stride] = count[(i + r + 1).min(n)] > count[i.saturating_sub(r)];
         }
+    };
+    for y in 0..h {
+        pass(&mut v, y * w, 1, w);
     }
-    let mut out = mask.clone();
-    let mut buf = Vec::new();
-    for row in out.rows_mut() {
-        pass(row, r, &mut buf);
+    for x in 0..w {
+        pass(&mut v, x, w, h);
     }
-    for col in out.columns_mut() {
-        pass(col, r, &mut buf);
-    }
-    out
+    Array2::from_shape_vec((h, w), v).expect("shape")
 }
 
 /// Keeps, per pixel, the lowest value seen and the scale that gave it.
@@ -626,67 +626,95 @@ pub fn segment_calibrated(
     let sizes: Vec<usize> = scales.iter().map(|r| r.log_pfa.len()).collect();
     let log10_nt = log10_common_tests(&sizes, opts.count);
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
+    // The finest features' evidence at the output and, where some peak is strong enough for it
+    // to matter, the halo floor (normal images mostly have none and skip its work).
     let evidence = match opts.outline {
         OutlineRule::Evidence => {
             let e = latent_evidence(latents[0]);
-            let floor = resize_bilinear(&halo_floor(&e), oh, ow);
+            let floor = halo_floor(&e);
+            let floor = floor
+                .iter()
+                .any(|&f| f > EVIDENCE_LEVEL)
+                .then(|| resize_bilinear(&floor, oh, ow));
             Some((resize_bilinear(&e, oh, ow), floor))
         }
         OutlineRule::Tested => None,
     };
     // The minimum over scales, with regions as tested or cut at their evidence; and, where the
-    // evidence rule applies, the same with only the fixed level (the halo floor's gaps refill
-    // from it, see below).
+    // halo floor applies, the same cut at the fixed level only (gaps refill from it, see below).
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
     let mut best_scale = Array2::<u8>::zeros((oh, ow));
-    let mut min_fixed = evidence.as_ref().map(|_| {
-        (
-            Array2::<f32>::from_elem((oh, ow), f32::INFINITY),
-            Array2::<u8>::zeros((oh, ow)),
-        )
-    });
+    let mut min_fixed = evidence
+        .as_ref()
+        .and_then(|(_, floor)| floor.as_ref())
+        .map(|_| {
+            (
+                Array2::<f32>::from_elem((oh, ow), f32::INFINITY),
+                Array2::<u8>::zeros((oh, ow)),
+            )
+        });
     for (s, r) in scales.iter().enumerate() {
         let sources = (r.log_pfa.dim() != (oh, ow)).then(|| median_sources(&r.log_pfa, oh, ow));
         let mut up = match opts.upsampling {
             Upsampling::Bilinear => resize_bilinear(&r.log_pfa, oh, ow),
             Upsampling::Median => picked(&r.log_pfa, sources.as_deref(), oh, ow),
         };
-        if let (Some((e, floor)), Some((fixed_map, fixed_scale))) = (&evidence, &mut min_fixed) {
+        if let Some((e, floor)) = &evidence {
             // A pixel leaves its region where the finest features fall short of its evidence.
             let level = picked(&r.level, sources.as_deref(), oh, ow);
-            let mut fixed = up.clone();
             ndarray::Zip::from(&mut up)
-                .and(&mut fixed)
                 .and(&level)
                 .and(e)
-                .and(floor)
-                .for_each(|u, v, &l, &e, &f| {
+                .for_each(|u, &l, &e| {
                     if l > 0.0 && e < l.min(EVIDENCE_LEVEL) {
-                        *v = 0.0;
-                    }
-                    if l > 0.0 && e < outline_level(l, f) {
                         *u = 0.0;
                     }
                 });
-            keep_min(fixed_map, fixed_scale, &fixed, s);
+            if let (Some(floor), Some((fixed_map, fixed_scale))) = (floor, &mut min_fixed) {
+                keep_min(fixed_map, fixed_scale, &up, s);
+                ndarray::Zip::from(&mut up)
+                    .and(&level)
+                    .and(e)
+                    .and(floor)
+                    .for_each(|u, &l, &e, &f| {
+                        if l > 0.0 && e < outline_level(l, f) {
+                            *u = 0.0;
+                        }
+                    });
+            }
         }
         keep_min(&mut min_map, &mut best_scale, &up, s);
     }
     if let Some((fixed_map, fixed_scale)) = &min_fixed {
-        // Pieces of one defect that the halo floor cut apart join again (see [`REJOIN_REACH`]).
-        let r = REJOIN_REACH * oh / latents[0].dim().1.max(1);
-        let between = close_mask(&min_map.mapv(|v| v < 0.0), r);
-        ndarray::Zip::from(&mut min_map)
-            .and(&mut best_scale)
-            .and(&between)
+        // Pieces of one defect that the halo floor cut apart join again (see [`REJOIN_REACH`]):
+        // the closing, on the window of the pixels that could come back and what is within
+        // twice its reach of them (all it depends on there).
+        let (mut y0, mut x0, mut y1, mut x1) = (oh, ow, 0, 0);
+        ndarray::Zip::indexed(&min_map)
             .and(fixed_map)
-            .and(fixed_scale)
-            .for_each(|m, b, &between, &f, &fs| {
-                if between && *m >= 0.0 && f < 0.0 {
-                    *m = f;
-                    *b = fs;
+            .for_each(|(y, x), &m, &f| {
+                if m >= 0.0 && f < 0.0 {
+                    (y0, x0, y1, x1) = (y0.min(y), x0.min(x), y1.max(y + 1), x1.max(x + 1));
                 }
             });
+        if y0 < y1 {
+            let r = REJOIN_REACH * oh / latents[0].dim().1.max(1);
+            let (y0, x0) = (y0.saturating_sub(2 * r), x0.saturating_sub(2 * r));
+            let (y1, x1) = ((y1 + 2 * r).min(oh), (x1 + 2 * r).min(ow));
+            let window = ndarray::s![y0..y1, x0..x1];
+            let between = close_mask(&min_map.slice(window).mapv(|v| v < 0.0), r);
+            ndarray::Zip::from(min_map.slice_mut(window))
+                .and(best_scale.slice_mut(window))
+                .and(&between)
+                .and(fixed_map.slice(window))
+                .and(fixed_scale.slice(window))
+                .for_each(|m, b, &between, &f, &fs| {
+                    if between && *m >= 0.0 && f < 0.0 {
+                        *m = f;
+                        *b = fs;
+                    }
+                });
+        }
     }
     let nt = log10_nt as f32;
     let log_nfa = min_map.mapv(|v| v + nt);
