@@ -60,6 +60,8 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     assert!(h.query_by_label("Start training").is_some());
     h.get_by_label("mean z² per scale");
     h.get_by_label("best epoch");
+    h.get_by_label("false alarms / normal image");
+    h.get_by_label("0.00 on 2 held-out images");
     h.snapshot("training_panel");
 
     // A tiny training from the panel: the curve gets a point per epoch while it runs (20 short

@@ -111,6 +111,10 @@ impl ContrarioApp {
                         f.calibration.mean_z2_per_scale.clone(),
                         f.train_seconds,
                         f.training_images,
+                        (
+                            f.calibration.false_alarms_per_normal_image,
+                            f.calibration.validation_images,
+                        ),
                     )),
                 ),
                 None => {
@@ -120,7 +124,7 @@ impl ContrarioApp {
             },
         };
         loss_plot(ui, &history, best);
-        if let Some((z2, seconds, images)) = done {
+        if let Some((z2, seconds, images, (false_alarms, held_out))) = done {
             let z2: Vec<String> = z2.iter().map(|v| format!("{v:.2}")).collect();
             let time = if seconds > 0.0 {
                 format!("{seconds:.0} s")
@@ -136,6 +140,24 @@ impl ContrarioApp {
                 );
                 ui.label(z2.join(" · "));
                 ui.end_row();
+                if held_out > 0 {
+                    ui.label("false alarms / normal image").on_hover_text(
+                        "Regions at NFA < 1 (the default level) on the held-out normal images; \
+                         the level promises at most 1 per image",
+                    );
+                    let text = format!("{false_alarms:.2} on {held_out} held-out images");
+                    if false_alarms > 1.0 {
+                        // More than the level promises: this model does not know its normals well.
+                        ui.colored_label(ui.visuals().warn_fg_color, text)
+                            .on_hover_text(
+                                "More than the level promises: normal images unlike the training \
+                             ones are flagged. More normal training images usually help.",
+                            );
+                    } else {
+                        ui.label(text);
+                    }
+                    ui.end_row();
+                }
                 ui.label("training time");
                 ui.label(format!("{time} on {images} normal images"));
                 ui.end_row();
