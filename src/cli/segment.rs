@@ -75,7 +75,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         SegmentOptions::reference()
     } else {
         SegmentOptions {
-            outline: args.outline.unwrap_or(OutlineRule::Evidence),
+            outline: args.outline.unwrap_or_default(),
             ..SegmentOptions::with_count(args.test_count.unwrap_or(TestCount::PerArea))
         }
     };

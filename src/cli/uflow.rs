@@ -300,7 +300,7 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             .or(file.as_ref().map(|f| f.train.test_count))
             .unwrap_or(TestCount::PerArea);
         v["test_count"] = count.name().into();
-        v["outline"] = args.outline.unwrap_or(OutlineRule::Evidence).name().into();
+        v["outline"] = args.outline.unwrap_or_default().name().into();
         v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);
     }

@@ -107,15 +107,7 @@ impl ContrarioApp {
                 Some(f) => (
                     f.history.clone(),
                     Some(f.best_epoch),
-                    Some((
-                        f.calibration.mean_z2_per_scale.clone(),
-                        f.train_seconds,
-                        f.training_images,
-                        (
-                            f.calibration.false_alarms_per_normal_image,
-                            f.calibration.validation_images,
-                        ),
-                    )),
+                    Some((f.calibration.clone(), f.train_seconds, f.training_images)),
                 ),
                 None => {
                     ui.label("Not trained yet with these settings.");
@@ -124,8 +116,16 @@ impl ContrarioApp {
             },
         };
         loss_plot(ui, &history, best);
-        if let Some((z2, seconds, images, (false_alarms, held_out))) = done {
-            let z2: Vec<String> = z2.iter().map(|v| format!("{v:.2}")).collect();
+        if let Some((calibration, seconds, images)) = done {
+            let z2: Vec<String> = calibration
+                .mean_z2_per_scale
+                .iter()
+                .map(|v| format!("{v:.2}"))
+                .collect();
+            let (false_alarms, held_out) = (
+                calibration.false_alarms_per_normal_image,
+                calibration.validation_images,
+            );
             let time = if seconds > 0.0 {
                 format!("{seconds:.0} s")
             } else {

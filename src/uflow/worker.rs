@@ -271,6 +271,10 @@ fn run(
                 }
             }
             let m = &models[model];
+            let opts = (count.is_some() || outline.is_some()).then(|| SegmentOptions {
+                outline: outline.unwrap_or_default(),
+                ..SegmentOptions::with_count(count.unwrap_or(m.file.train.test_count))
+            });
             for (id, path) in images {
                 if cancel.load(Ordering::Relaxed) {
                     return Some(Message::Cancelled {
@@ -278,10 +282,6 @@ fn run(
                     });
                 }
                 let start = std::time::Instant::now();
-                let opts = (count.is_some() || outline.is_some()).then(|| SegmentOptions {
-                    outline: outline.unwrap_or(OutlineRule::Evidence),
-                    ..SegmentOptions::with_count(count.unwrap_or(m.file.train.test_count))
-                });
                 let msg = match m.infer_cached(model, id, path, cache.as_deref(), opts) {
                     Ok((result, cached)) => Message::Inferred {
                         tag: *tag,

@@ -87,11 +87,13 @@ pub struct SegmentOptions {
 }
 
 /// How a detected region is outlined at the output size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OutlineRule {
     /// The region as tested, on its scale's grid, upsampled (the reference).
     Tested,
-    /// The region where the finest features carry its evidence (see [`EVIDENCE_LEVEL`]).
+    /// The region where the finest features carry its evidence (see [`EVIDENCE_LEVEL`]); the
+    /// default.
+    #[default]
     Evidence,
 }
 
@@ -159,7 +161,7 @@ impl Default for SegmentOptions {
             upsampling: Upsampling::Median,
             test_side: Some(DEFAULT_TEST_SIDE),
             count: TestCount::PerArea,
-            outline: OutlineRule::Evidence,
+            outline: OutlineRule::default(),
         }
     }
 }
