@@ -163,6 +163,7 @@ fn polygon_fill_accept_and_copy() {
         m.iter().filter(|&&v| v == 2).count()
     );
     // Accept a detected region: the training-free detector finds the planted hole.
+    h.state_mut().apply(AppCommand::SetDetector(None));
     h.state_mut().apply(AppCommand::DetectSelected);
     settle(&mut h);
     let (peak, region_cells) = {

@@ -46,6 +46,37 @@ fn info_reports_libtorch_and_the_builtin_backbone() {
     );
     // The default backbone, EfficientNet-Lite2.
     assert_eq!(v["builtin_backbone"]["tensors"], 386);
+    assert_eq!(v["builtin_backbone"]["name"], "efficientnet-lite2");
+    // Every built-in backbone by its name, with its file.
+    let all = v["builtin_backbones"].as_array().unwrap();
+    let names: Vec<&str> = all.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "efficientnet-lite2",
+            "efficientnet-lite0",
+            "efficientnet-lite1"
+        ]
+    );
+    for b in all {
+        let file = b["path"].as_str().unwrap();
+        let family = b["name"].as_str().unwrap().replace('-', "_");
+        assert!(file.contains(&family), "{file} for {}", b["name"]);
+    }
+    // In words: each named beside its own file, none called Lite0 beside Lite2's weights.
+    let out = contrario().arg("info").output().unwrap();
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("built-in backbone"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("built-in backbone efficientnet-lite2 (default): 386 tensors"));
+    for l in lines {
+        let name = l.split_whitespace().nth(2).unwrap().trim_end_matches(':');
+        assert!(l.contains(&name.replace('-', "_")), "{l}");
+    }
 }
 
 #[test]

@@ -136,6 +136,9 @@ fn corrupt_image_gives_a_notice_not_a_crash() {
 #[test]
 fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     let mut h = harness(None);
+    // The demo opens on its U-Flow; this is the training-free detector's test.
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
+    h.state_mut().apply(AppCommand::SetDetector(None));
     let idx = find(&h, |e| e.id == "wood/test/hole/002");
     h.state_mut().apply(AppCommand::Select(idx));
     h.state_mut().apply(AppCommand::ShowLabels(None));

@@ -82,58 +82,117 @@ fn the_list_filters_sorts_and_keys_step_inside_it() {
 }
 
 #[test]
-fn a_verdict_by_key_is_signed_in_the_journal_and_next_unreviewed_moves_on() {
+fn a_verdict_by_key_asks_for_the_name_where_it_is_is_signed_and_moves_down_the_queue() {
     let (dir, root) = demo_copy();
     let prefs = dir.path().join("config/preferences.ron");
     let mut h = harness(root.clone(), &prefs);
     h.get_by_label("Queue").click();
     h.run_steps(2);
-    // No name yet: a verdict asks for it and records nothing.
-    key(&mut h, egui::Key::N, Modifiers::NONE);
-    h.get_by_label_contains("Who is reviewing?");
-    assert!(journal(&root).is_empty());
-    let field = h.get_by_role(egui::accesskit::Role::TextInput);
-    field.focus();
-    field.type_text("Tess");
-    h.run_steps(2);
-    h.get_by_label("Save").click();
-    h.run_steps(2);
-    assert!(std::fs::read_to_string(&prefs).unwrap().contains("Tess"));
     // The first of the queue: the most disputed image.
     let queue = h.state().state.review.queue.clone();
     assert!(queue.len() > 10);
     h.state_mut().apply(AppCommand::Select(queue[0]));
     settle(&mut h);
+    // No name yet: the verdict asks for it in the panel, the field ready for the keys, and waits.
     key(&mut h, egui::Key::D, Modifiers::NONE);
+    h.get_by_label_contains("Your name, to sign the verdict defective");
+    assert!(journal(&root).is_empty());
+    assert_eq!(h.state().state.selected, Some(queue[0]));
+    h.get_by_role(egui::accesskit::Role::TextInput)
+        .type_text("Tess");
+    h.run_steps(2);
+    key(&mut h, egui::Key::Enter, Modifiers::NONE);
+    settle(&mut h);
+    assert!(std::fs::read_to_string(&prefs).unwrap().contains("Tess"));
+    // Signed and recorded on the image it was given for, then on to the queue's next.
     assert!(h.state().state.labels.flush().is_empty());
     let j = journal(&root);
     assert_eq!(j.len(), 1, "{j:?}");
-    let id = h.state().state.selected_id().unwrap();
-    assert_eq!(j[0]["image"], id.as_str());
+    let first = &h.state().state.project.as_ref().unwrap().file.images[queue[0]];
+    assert_eq!(j[0]["image"], first.id.as_str());
     assert_eq!(j[0]["verdict"], "defective");
     assert_eq!(j[0]["reviewer"], "Tess");
-    h.get_by_label(&format!("1 of {} reviewed", queue.len()));
-    // Next unreviewed: the queue's next image, then a normal verdict on it.
-    key(&mut h, egui::Key::J, Modifiers::SHIFT);
     assert_eq!(h.state().state.selected, Some(queue[1]));
-    settle(&mut h);
+    h.get_by_label(&format!("1 of {} reviewed", queue.len()));
+    // One key an image from now on.
     key(&mut h, egui::Key::N, Modifiers::NONE);
     assert!(h.state().state.labels.flush().is_empty());
     assert_eq!(journal(&root).len(), 2);
+    let second = h.state().state.project.as_ref().unwrap().file.images[queue[1]]
+        .id
+        .clone();
     assert_eq!(
-        h.state()
-            .state
-            .review
-            .verdicts
-            .get(&h.state().state.selected_id().unwrap()),
+        h.state().state.review.verdicts.get(&second),
         Some(&Verdict::Normal)
     );
+    assert_eq!(h.state().state.selected, Some(queue[2]));
+    // Next unreviewed from elsewhere: back to the queue's first without a verdict.
+    h.state_mut().apply(AppCommand::Select(queue[0]));
+    key(&mut h, egui::Key::J, Modifiers::SHIFT);
+    assert_eq!(h.state().state.selected, Some(queue[2]));
+    settle(&mut h);
+    // The queue names each image by its place in the project, with its thumbnail.
+    let p = h.state().state.project.as_ref().unwrap();
+    let name = p.file.images[queue[3]].display_name();
+    assert!(name.contains("/test/"), "{name}");
+    h.get_by_label(&name);
     h.snapshot("review_panel");
     // The name is asked once: a new window knows it.
     let h2 = harness(root, &prefs);
     assert_eq!(h2.state().state.review.reviewer.as_deref(), Some("Tess"));
     // And the verdicts are read back from the journal.
     assert_eq!(h2.state().state.review.verdicts.len(), 2);
+}
+
+#[test]
+fn a_project_opens_on_its_model_and_shows_cached_results_as_soon_as_an_image_is_selected() {
+    let (dir, root) = demo_copy();
+    let prefs = dir.path().join("prefs.ron");
+    let mut h = harness(root.clone(), &prefs);
+    // The demo ships a U-Flow: the detector starts on it, not on the training-free one.
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
+    h.state_mut()
+        .apply(AppCommand::RunDetector { filtered: false });
+    settle(&mut h);
+    assert!(h.state().state.run.is_none());
+    // Any image selected after the run shows its result at once, with no key pressed.
+    for id in [
+        "wood/test/hole/002",
+        "fabric/test/stain/001",
+        "leather/train/good/003",
+    ] {
+        let i = select(&mut h, id);
+        let d = &h.state().state.detections[&i];
+        assert!(d.summary().ends_with("from the cache"), "{}", d.summary());
+        assert_eq!(
+            h.state().result_drawn(),
+            Some(i),
+            "{id} drawn with its result"
+        );
+        h.get_by_label_contains("region(s)");
+    }
+    // Memory stays flat over a long review: only the newest results stay in memory.
+    let all: Vec<usize> = (0..h.state().state.image_count()).collect();
+    for &i in &all {
+        h.state_mut().apply(AppCommand::Select(i));
+        h.run_steps(1);
+    }
+    settle(&mut h);
+    assert!(h.state().state.detections.len() <= 17);
+    // The detector chosen is kept in the project: reopened, the window starts on it.
+    h.state_mut().apply(AppCommand::SetDetector(None));
+    assert!(h.state().state.labels.flush().is_empty());
+    drop(h);
+    let h = harness(root.clone(), &prefs);
+    assert_eq!(h.state().state.detector, None);
+    drop(h);
+    let mut p = Project::open(&root).unwrap();
+    p.file.settings.detector = Some(contrario::project::DetectorChoice::Model("gone".into()));
+    p.save().unwrap();
+    drop(p);
+    // A model that is no more: the most recently trained one instead.
+    let h = harness(root, &prefs);
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
 }
 
 #[test]
@@ -153,10 +212,8 @@ fn label_issues_open_accept_and_dismiss_and_a_dismissal_survives_reopening() {
     p.save().unwrap();
     drop(p);
     let mut h = harness(root.clone(), &prefs);
-    h.state_mut()
-        .apply(AppCommand::Review(ReviewCommand::SetReviewer(
-            "Tess".into(),
-        )));
+    // The demo opens on its U-Flow: the issues are that model's.
+    assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
     // Ana marks a normal structure of this image as a stain: a mark without evidence.
     let good = "leather/test/good/001";
     for id in [hole, good] {
@@ -183,32 +240,52 @@ fn label_issues_open_accept_and_dismiss_and_a_dismissal_survives_reopening() {
                     }
         })
         .expect("Ana's stain has no evidence");
-    // Open the hole's issue: its image, zoomed on the region.
+    // Open the hole's issue, named by its place in the project: its image, framed with room
+    // around the region, the detection drawn over it.
     select(&mut h, "leather/test/good/000");
-    let titles = h.query_all_by_label_contains("leather 004.png").count();
+    h.state_mut().apply(AppCommand::ShowHeatmap(false));
+    let titles = h
+        .query_all_by_label_contains("leather/test/hole/004.png")
+        .count();
     assert!(titles >= 1);
-    h.state_mut()
-        .apply(AppCommand::Review(ReviewCommand::OpenIssue(unlabelled)));
-    settle(&mut h);
-    assert_eq!(h.state().state.selected, Some(hole_i));
-    let zoom_before = h.state().view_state().0;
-    h.run_steps(2);
-    let zoom = h.state().view_state().0;
-    assert!(zoom >= zoom_before);
-    let region = issues[unlabelled].1.clone();
-    let centre = h.state().view_state().1;
-    let [x0, y0, x1, y1] = region.bbox;
-    assert!(
-        (x0 as f32..=x1 as f32).contains(&centre.x) && (y0 as f32..=y1 as f32).contains(&centre.y),
-        "the view is centred on the region {:?}: {centre:?}",
-        region.bbox
-    );
-    h.snapshot("label_issues");
-    // Accept it into Ana's layer.
     h.state_mut()
         .apply(AppCommand::Label(LabelCommand::SetAnnotator(Some(
             "ana".into(),
         ))));
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::OpenIssue(unlabelled)));
+    settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(hole_i));
+    let (zoom, _) = h.state().view_state();
+    assert!(
+        zoom <= contrario::app::review::ISSUE_MAX_ZOOM,
+        "zoomed to {:.0} %",
+        zoom * 100.0
+    );
+    let region = issues[unlabelled].1.clone();
+    let [x0, y0, x1, y1] = region.bbox;
+    let (a, b) = (
+        h.state().screen_of(x0 as f32, y0 as f32).unwrap(),
+        h.state().screen_of(x1 as f32, y1 as f32).unwrap(),
+    );
+    let viewer = h.get_by_label("Image viewer").rect();
+    assert!(
+        viewer.contains(a) && viewer.contains(b),
+        "the region {:?} is on screen",
+        region.bbox
+    );
+    // A quarter of the image at least is shown around it (256 px: 64 px or more).
+    assert!(viewer.width() / zoom >= 64.0 && viewer.height() / zoom >= 64.0);
+    assert!(h.state().state.show_heatmap, "the detection is shown");
+    assert_eq!(h.state().result_drawn(), Some(hole_i));
+    assert_eq!(
+        h.state().state.label_layer.as_deref(),
+        Some("ana"),
+        "the layer an acceptance writes"
+    );
+    h.snapshot("label_issues");
+    // Accept it into Ana's layer, from the panel: nobody said who reviews, so the panel asks
+    // right there, and the acceptance goes ahead once the name is given.
     let k = h
         .state()
         .state
@@ -217,9 +294,23 @@ fn label_issues_open_accept_and_dismiss_and_a_dismissal_survives_reopening() {
         .iter()
         .position(|x| x.1 == region)
         .unwrap();
-    h.state_mut()
-        .apply(AppCommand::Review(ReviewCommand::AcceptIssue(k)));
+    let button = h.state().state.review.issues[..k]
+        .iter()
+        .filter(|x| x.1.kind == IssueKind::UnlabelledDetection)
+        .count();
+    h.get_all_by_label("Accept as defect")
+        .nth(button)
+        .unwrap()
+        .click();
+    h.run_steps(2);
+    h.get_by_label_contains("Your name, to sign the acceptance of this issue");
+    assert!(h.state().state.review.issues.iter().any(|x| x.1 == region));
+    h.get_by_role(egui::accesskit::Role::TextInput)
+        .type_text("Tess");
+    h.run_steps(2);
+    h.get_by_label("Sign").click();
     settle(&mut h);
+    assert_eq!(h.state().state.review.reviewer.as_deref(), Some("Tess"));
     let ana = h.state().state.labels.loaded(hole, "ana").unwrap().clone();
     let (w, _) = (ana.width, ana.height);
     let cx = ((x0 + x1) / 2) as usize;

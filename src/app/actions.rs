@@ -354,9 +354,15 @@ impl Action {
             ToggleCompare => {
                 "The annotators of this image (or the views of its group) side by side, zoom and pan together"
             }
-            VerdictNormal => "Verdict on this image: normal (in the review journal, signed)",
-            VerdictDefective => "Verdict on this image: defective (in the review journal, signed)",
-            VerdictUnsure => "Verdict on this image: unsure, for someone else to look at",
+            VerdictNormal => {
+                "Verdict on this image: normal (in the review journal, signed); from the queue, on to its next unreviewed image"
+            }
+            VerdictDefective => {
+                "Verdict on this image: defective (in the review journal, signed); from the queue, on to its next unreviewed image"
+            }
+            VerdictUnsure => {
+                "Verdict on this image: unsure, for someone else to look at; from the queue, on to its next unreviewed image"
+            }
             NextUnreviewed => "The first image of the review queue without a verdict",
             ShowTraining => {
                 "Train a U-Flow on this category: settings, progress, the loss curve, calibration"

@@ -14,12 +14,20 @@ use super::jobs::{Repaint, spawn_caught};
 use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
+use crate::project::results::InferenceSummary;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
 use crate::uflow::worker::{Command, Message, Worker};
 
 /// A finished training-free detection: (generation, image index, log10 NFA map and seconds).
 type Detected = (u64, usize, Result<(Array2<f32>, f64), String>);
+
+/// A cached result read back: (generation, image index, model, result and seconds if cached).
+type Looked = (u64, usize, String, Option<(InferenceSummary, f64)>);
+
+/// U-Flow results kept in memory besides the selected image's: the rest are read back from the
+/// cache when selected again (a few milliseconds), so memory stays flat over a long review.
+const KEPT_RESULTS: usize = 16;
 
 /// The training-free detector on an image file (thesis chapter 3, default parameters).
 pub fn detect_trainfree(path: &std::path::Path) -> Result<Array2<f32>, String> {
@@ -37,6 +45,10 @@ pub struct Background {
     repaint: Repaint,
     detect_tx: Sender<Detected>,
     detect_rx: Receiver<Detected>,
+    look_tx: Sender<Looked>,
+    look_rx: Receiver<Looked>,
+    /// Cache reads in flight: (generation, image index).
+    looking: std::collections::HashSet<(u64, usize)>,
     /// U-Flow inference in flight: (generation, image id) -> (image index, model).
     inferring: HashMap<(u64, String), (usize, String)>,
     serial: u64,
@@ -53,14 +65,18 @@ impl Background {
         let wake = repaint.clone();
         let worker = Worker::spawn(Box::new(move || wake()));
         worker.send(Command::Probe);
-        worker.send(Command::CheckBackbone);
+        worker.send(Command::CheckBackbone { all: false });
         let (detect_tx, detect_rx) = mpsc::channel();
+        let (look_tx, look_rx) = mpsc::channel();
         Self {
             worker,
             trainfree: detect_trainfree,
             repaint,
             detect_tx,
             detect_rx,
+            look_tx,
+            look_rx,
+            looking: Default::default(),
             inferring: HashMap::new(),
             serial: 0,
             analyses: Default::default(),
@@ -75,6 +91,8 @@ impl Background {
             && state.training_job.is_none()
             && state.train_requests.is_empty()
             && state.detect_requests.is_empty()
+            && state.cache_requests.is_empty()
+            && self.looking.is_empty()
             && state.review.is_idle()
             && state.task.is_none()
             && state.task_requests.is_empty()
@@ -89,6 +107,7 @@ impl Background {
         if let Some(cpu_only) = state.device_request.take() {
             self.worker.send(Command::UseDevice { cpu_only });
         }
+        self.start_lookups(state);
         self.start_detections(state);
         self.start_trainings(state);
         self.drain_worker(state);
@@ -107,6 +126,7 @@ impl Background {
                 Err(e) => state.notify(NoticeLevel::Error, format!("Detection failed: {e}")),
             }
         }
+        self.land_lookups(state);
         let level = state.nfa_threshold;
         if let Some(d) = state.selected.and_then(|s| state.detections.get_mut(&s)) {
             d.trace_at(level);
@@ -114,6 +134,65 @@ impl Background {
         self.tasks.poll(state, &self.repaint);
         self.runner.poll(state, &self.worker, &self.repaint);
         self.analyses.poll(state, &self.repaint);
+    }
+
+    /// Read back the detector's cached results of the images asked for, on rayon's pool: a
+    /// selected image shows what a run or an earlier session computed, with no key pressed.
+    fn start_lookups(&mut self, state: &mut AppState) {
+        let requests = std::mem::take(&mut state.cache_requests);
+        let (Some(project), Some(model)) = (&state.project, &state.detector) else {
+            return;
+        };
+        for index in requests {
+            let Some(e) = project.file.images.get(index) else {
+                continue;
+            };
+            let key = (state.generation, index);
+            if state.detections.contains_key(&index)
+                || state.detecting.contains(&index)
+                || !self.looking.insert(key)
+            {
+                continue;
+            }
+            let (model_dir, cache) = (
+                project.model_dir(model, &e.category),
+                project.cache_dir(model, &e.category),
+            );
+            let (id, path, name) = (e.id.clone(), project.image_path(e), model.clone());
+            let (tx, repaint) = (self.look_tx.clone(), self.repaint.clone());
+            spawn_caught(
+                move || {
+                    let start = std::time::Instant::now();
+                    crate::project::results::cached_summary(&model_dir, &id, &path, &cache)
+                        .map(|r| (r, start.elapsed().as_secs_f64()))
+                },
+                move |found| {
+                    // A cache that cannot be read is no result: the detector can still run.
+                    let _ = tx.send((key.0, key.1, name, found.ok().flatten()));
+                    repaint();
+                },
+            );
+        }
+    }
+
+    /// Cached results that came back, shown when still the detector's on this project.
+    fn land_lookups(&mut self, state: &mut AppState) {
+        while let Ok((generation, index, model, found)) = self.look_rx.try_recv() {
+            self.looking.remove(&(generation, index));
+            let Some((r, seconds)) = found else { continue };
+            if generation != state.generation
+                || state.detector.as_ref() != Some(&model)
+                || state.detections.contains_key(&index)
+            {
+                continue;
+            }
+            self.serial += 1;
+            let d = Detection::of_model(r, seconds, true, self.serial);
+            state.detections.insert(index, d);
+            state.detecting.remove(&index);
+            state.review.stale_images.insert(index);
+            forget_old_results(state);
+        }
     }
 
     fn start_detections(&mut self, state: &mut AppState) {
@@ -215,7 +294,13 @@ impl Background {
             match msg {
                 Message::Torch(info) => state.torch = Some(info),
                 // Nothing to show: trainings and inferences report through their own messages.
-                Message::BackboneReady { .. } | Message::Finished => {}
+                Message::Backbones(found) => {
+                    // Only the default is checked here: trainings and inference need it.
+                    if let Some(Err(e)) = found.first().map(|b| &b.found) {
+                        state.notify(NoticeLevel::Warning, format!("built-in backbone: {e}"));
+                    }
+                }
+                Message::Finished => {}
                 Message::Progress(p) => {
                     if let Some(job) = &mut state.training_job {
                         job.update(&p);
@@ -277,18 +362,10 @@ impl Background {
                     }
                     state.detecting.remove(&index);
                     self.serial += 1;
-                    let r = *result;
-                    let mut d = Detection::new(
-                        r.log_nfa,
-                        Some(r.anomaly_map),
-                        seconds,
-                        cached,
-                        self.serial,
-                    );
-                    d.scales = Some(r.best_scale);
-                    d.image_score = Some(r.image_score);
+                    let d = Detection::of_model(*result, seconds, cached, self.serial);
                     state.detections.insert(index, d);
                     state.review.stale_images.insert(index);
+                    forget_old_results(state);
                 }
                 Message::Error { context, message } => self.stopped(state, &context, Some(message)),
                 Message::Cancelled { context } => self.stopped(state, &context, None),
@@ -336,6 +413,26 @@ impl Background {
             // The user asked for it: news, not a warning.
             None => state.notify(NoticeLevel::Info, format!("{context}: cancelled")),
         }
+    }
+}
+
+/// Keep the selected image's U-Flow result and the [`KEPT_RESULTS`] newest others: every U-Flow
+/// result is in the cache, so one let go is read back when needed. (The training-free detector's
+/// results are kept: they exist only in memory.)
+fn forget_old_results(state: &mut AppState) {
+    if state.detector.is_none() || state.detections.len() <= KEPT_RESULTS + 1 {
+        return;
+    }
+    let mut old: Vec<(u64, usize)> = state
+        .detections
+        .iter()
+        .filter(|(i, _)| Some(**i) != state.selected)
+        .map(|(&i, d)| (d.serial, i))
+        .collect();
+    old.sort_unstable();
+    let extra = state.detections.len() - (KEPT_RESULTS + 1);
+    for (_, i) in old.into_iter().take(extra) {
+        state.detections.remove(&i);
     }
 }
 

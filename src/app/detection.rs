@@ -3,6 +3,7 @@
 
 use ndarray::Array2;
 
+use crate::project::results::InferenceSummary;
 use crate::project::training::{EpochRecord, Progress};
 use crate::stats::acontrario::{Region, regions_at};
 
@@ -51,6 +52,14 @@ impl Detection {
             scales: None,
             image_score: None,
         }
+    }
+
+    /// A U-Flow result (computed, or read back from the cache).
+    pub fn of_model(r: InferenceSummary, seconds: f64, cached: bool, serial: u64) -> Self {
+        let mut d = Self::new(r.log_nfa, Some(r.anomaly_map), seconds, cached, serial);
+        d.scales = Some(r.best_scale);
+        d.image_score = Some(r.image_score);
+        d
     }
 
     /// The result in a line: regions at the level, the most significant value, and how it

@@ -27,7 +27,7 @@ use crate::project::labels::LabelStore;
 use crate::project::model_file::ModelFile;
 use crate::project::storage::ProjectLock;
 use crate::project::training::TrainingSettings;
-use crate::project::{FORMAT_VERSION, PROJECT_FILE, Project};
+use crate::project::{DetectorChoice, FORMAT_VERSION, PROJECT_FILE, Project};
 use crate::uflow::runtime::TorchInfo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +121,9 @@ pub struct AppState {
     pub auto_detect: bool,
     /// Detection requests the background has not picked up yet (image indices).
     pub detect_requests: Vec<usize>,
+    /// Images whose cached result of the detector is to be shown if there is one (selected,
+    /// or about to be): read in the background, never inferred.
+    pub cache_requests: Vec<usize>,
     /// Results of the current detector per image index, and the images it is working on.
     pub detections: HashMap<usize, Detection>,
     pub detecting: HashSet<usize>,
@@ -200,6 +203,7 @@ impl AppState {
             heatmap_opacity: 0.6,
             auto_detect: false,
             detect_requests: Vec::new(),
+            cache_requests: Vec::new(),
             detections: HashMap::new(),
             detecting: HashSet::new(),
             training_job: None,
@@ -399,7 +403,8 @@ impl AppState {
         }
     }
 
-    /// Another detector: the results shown so far were another detector's.
+    /// Another detector: the results shown so far were another detector's. The choice is kept
+    /// in the project, which opens on it next time.
     fn set_detector(&mut self, d: Option<String>) {
         if d != self.detector {
             // Results of another detector must not be shown as this one's.
@@ -410,6 +415,28 @@ impl AppState {
             if self.auto_detect {
                 self.apply(AppCommand::DetectSelected);
             }
+            self.cache_requests.extend(self.selected);
+        }
+        let choice = Some(match &self.detector {
+            Some(m) => DetectorChoice::Model(m.clone()),
+            None => DetectorChoice::TrainingFree,
+        });
+        if let Some(p) = &mut self.project
+            && self.writable
+            && p.file.settings.detector != choice
+        {
+            p.file.settings.detector = choice;
+            self.labels.saver().save_project(p);
+        }
+    }
+
+    /// The detector a project opens on: the one chosen there last, else its most recently
+    /// trained model, else the training-free detector.
+    fn opening_detector(p: &Project, models: &[String]) -> Option<String> {
+        match &p.file.settings.detector {
+            Some(DetectorChoice::TrainingFree) => None,
+            Some(DetectorChoice::Model(m)) if models.contains(m) => Some(m.clone()),
+            _ => p.latest_model(),
         }
     }
 
@@ -433,6 +460,7 @@ impl AppState {
         if self.auto_detect {
             self.detect_requests.push(i);
         }
+        self.cache_requests.push(i);
     }
 
     /// A project from disk: take its lock (another Contrario on it means read-only here, said
@@ -533,6 +561,7 @@ impl AppState {
             ),
         }
         self.detect_requests.clear();
+        self.cache_requests.clear();
         self.detections.clear();
         self.detecting.clear();
         self.run = None;
@@ -540,8 +569,9 @@ impl AppState {
         self.model_files.clear();
         self.checkpoints.clear();
         self.models = p.model_names();
-        self.detector = None;
+        self.detector = Self::opening_detector(&p, &self.models);
         self.review.reset(p.file.images.len());
+        self.cache_requests.extend(self.selected);
         self.project = Some(p);
         if self.auto_detect
             && let Some(i) = self.selected
@@ -568,6 +598,101 @@ mod tests {
         assert_eq!(s.preferred_model().as_deref(), Some("a"));
         s.detector = Some("b".into());
         assert_eq!(s.preferred_model().as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_project_opens_on_the_detector_chosen_last_else_its_newest_model() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(PROJECT_FILE),
+            crate::project::to_ron(&crate::project::ProjectFile::new("p")),
+        )
+        .unwrap();
+        let open = || {
+            let mut s = AppState::new(dir.path().join("nodemo"));
+            s.apply(AppCommand::OpenProject(dir.path().into()));
+            s
+        };
+        assert_eq!(
+            open().detector,
+            None,
+            "no model: the training-free detector"
+        );
+        // Two models, "b" trained after "a" although "a" sorts first.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for (name, time) in [("a", std::time::SystemTime::now()), ("b", old)] {
+            let d = dir.path().join("models").join(name).join("cat");
+            std::fs::create_dir_all(&d).unwrap();
+            let f = std::fs::File::create(d.join(crate::project::MODEL_META_FILE)).unwrap();
+            f.set_modified(time).unwrap();
+        }
+        assert_eq!(open().detector.as_deref(), Some("a"), "the newest model");
+        // Chosen in the window: kept in the project, the next opening starts on it.
+        let mut s = open();
+        s.apply(AppCommand::SetDetector(Some("b".into())));
+        assert!(s.labels.flush().is_empty());
+        drop(s);
+        assert_eq!(open().detector.as_deref(), Some("b"));
+        let mut s = open();
+        s.apply(AppCommand::SetDetector(None));
+        assert!(s.labels.flush().is_empty());
+        drop(s);
+        assert_eq!(open().detector, None, "the training-free detector, chosen");
+    }
+
+    #[test]
+    fn a_signed_action_waits_for_the_reviewers_name_then_goes_ahead() {
+        use crate::project::review::{IssueKind, LabelIssue};
+        use review::ReviewCommand;
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = crate::project::ProjectFile::new("p");
+        f.images.push(crate::project::ImageEntry {
+            id: "a".into(),
+            path: "a.png".into(),
+            ..Default::default()
+        });
+        std::fs::write(dir.path().join(PROJECT_FILE), crate::project::to_ron(&f)).unwrap();
+        let mut s = AppState::new(dir.path().join("nodemo"));
+        s.apply(AppCommand::OpenProject(dir.path().into()));
+        let issue = |x0| LabelIssue {
+            image: "a".into(),
+            kind: IssueKind::LabelWithoutEvidence {
+                annotator: "ana".into(),
+            },
+            bbox: [x0, 0, x0 + 4, 4],
+            area: 16,
+            log10_nfa: 1.0,
+            strength: 1.0,
+        };
+        s.review.issues = vec![(0, issue(0)), (0, issue(10))];
+        // Dismissed before anyone said who reviews: it waits, nothing is recorded or refused.
+        s.apply(AppCommand::Review(ReviewCommand::DismissIssue(1)));
+        assert!(s.review.awaiting_name.is_some());
+        assert_eq!(s.review.issues.len(), 2);
+        assert!(s.notices.is_empty(), "{:?}", s.notices);
+        // Meanwhile the list changed: the issue it was given for is still the one dismissed.
+        s.review.issues.remove(0);
+        s.apply(AppCommand::Review(ReviewCommand::SetReviewer(
+            "Tess".into(),
+        )));
+        assert!(s.review.awaiting_name.is_none());
+        assert!(s.review.issues.is_empty());
+        assert!(s.labels.flush().is_empty());
+        let lines = std::fs::read_to_string(dir.path().join("journal/issues.jsonl")).unwrap();
+        assert_eq!(lines.lines().count(), 1);
+        assert!(
+            lines.contains("Tess") && lines.contains("dismissed"),
+            "{lines}"
+        );
+        // Let go of: nothing happens when a name comes later.
+        s.review.reviewer = None;
+        s.review.issues = vec![(0, issue(20))];
+        s.apply(AppCommand::Review(ReviewCommand::DismissIssue(0)));
+        s.apply(AppCommand::Review(ReviewCommand::CancelAwaiting));
+        s.apply(AppCommand::Review(ReviewCommand::SetReviewer(
+            "Tess".into(),
+        )));
+        assert_eq!(s.review.issues.len(), 1);
     }
 
     #[test]

@@ -91,6 +91,30 @@ pub enum ReviewCommand {
     AcceptIssue(usize),
     /// Not a label error: recorded, and not shown again.
     DismissIssue(usize),
+    /// Let go of the action that waits for the reviewer's name.
+    CancelAwaiting,
+}
+
+impl ReviewCommand {
+    /// Whether the command is signed with the reviewer's name (in a journal).
+    pub fn is_signed(&self) -> bool {
+        matches!(
+            self,
+            ReviewCommand::Verdict(_)
+                | ReviewCommand::Note(_)
+                | ReviewCommand::AcceptIssue(_)
+                | ReviewCommand::DismissIssue(_)
+        )
+    }
+}
+
+/// A signed action given before anyone said who reviews: it waits for the name, on the image
+/// and the issue it was given for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Awaiting {
+    pub cmd: ReviewCommand,
+    pub image: Option<usize>,
+    pub issue: Option<LabelIssue>,
 }
 
 /// What the background found over the whole project.
@@ -126,6 +150,8 @@ pub struct Review {
     pub stale_images: BTreeSet<usize>,
     /// The label issue the viewer should zoom on: (image index, box); the window takes it.
     pub focus: Option<(usize, [u32; 4])>,
+    /// The signed action that waits for the reviewer's name, if any.
+    pub awaiting_name: Option<Awaiting>,
 }
 
 impl Review {
@@ -147,6 +173,7 @@ impl Review {
             analysing: false,
             stale_images: BTreeSet::new(),
             focus: None,
+            awaiting_name: None,
         }
     }
 
@@ -193,6 +220,29 @@ impl Review {
         self.issues
             .sort_by(|a, b| b.1.strength.total_cmp(&a.1.strength));
     }
+}
+
+/// The most a label issue is magnified when opened (4 screen points per image pixel): closer, a
+/// small region is a blur of pixels with nothing around it to judge it by.
+pub const ISSUE_MAX_ZOOM: f32 = 4.0;
+
+/// The part of an image of `size` (width, height) to show for a label issue's box
+/// [x0, y0, x1, y1): the box grown about its centre to at least a quarter of the image's longer
+/// side each way (and by half again, for context), moved inside the image where it would cross
+/// an edge.
+pub fn issue_frame(bbox: [u32; 4], size: [u32; 2]) -> [f32; 4] {
+    let [x0, y0, x1, y1] = bbox.map(|v| v as f32);
+    let [w, h] = size.map(|v| v as f32);
+    let least = w.max(h) / 4.0;
+    let side = |lo: f32, hi: f32, limit: f32| {
+        let len = ((hi - lo) * 1.5).max(least).min(limit);
+        let mid = (lo + hi) / 2.0;
+        let start = (mid - len / 2.0).clamp(0.0, (limit - len).max(0.0));
+        (start, start + len)
+    };
+    let (fx0, fx1) = side(x0, x1, w);
+    let (fy0, fy1) = side(y0, y1, h);
+    [fx0, fy0, fx1, fy1]
 }
 
 /// The reviewer's name from the preferences file, if one was kept.
@@ -267,4 +317,25 @@ pub fn list_rows(
         }
     }
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_issue_is_framed_with_its_surroundings_inside_the_image() {
+        // A 56-pixel region in a 1024 image: at least 256 px shown around it.
+        let f = issue_frame([500, 500, 508, 507], [1024, 1024]);
+        assert_eq!(f[2] - f[0], 256.0);
+        assert_eq!(f[3] - f[1], 256.0);
+        assert!(f[0] < 500.0 && f[2] > 508.0 && f[1] < 500.0 && f[3] > 507.0);
+        // At a corner the frame moves inside the image instead of past its edge.
+        let f = issue_frame([0, 1000, 10, 1024], [1024, 1024]);
+        assert_eq!(f, [0.0, 768.0, 256.0, 1024.0]);
+        // A large region gets room around it, never more than the image.
+        let f = issue_frame([100, 0, 900, 300], [1024, 512]);
+        assert_eq!((f[0], f[2]), (0.0, 1024.0));
+        assert_eq!(f[3] - f[1], 450.0);
+    }
 }

@@ -19,17 +19,37 @@ use crate::project::review::{CONSENSUS, IssueKind, IssueOptions, Verdict, record
 use crate::project::storage::write_atomic;
 use crate::project::{ImageEntry, Project};
 
-/// What a verdict without a reviewer asks (the notice goes once a name is given).
-const ASK_REVIEWER: &str = "Who is reviewing? Enter your name in the Queue tab first";
-
 impl AppState {
     pub(super) fn apply_review(&mut self, cmd: ReviewCommand) {
+        if cmd.is_signed() && self.review.reviewer.is_none() {
+            // Asked where the person is (the panel shows a name field), then carried out.
+            let issue = match &cmd {
+                ReviewCommand::AcceptIssue(k) | ReviewCommand::DismissIssue(k) => {
+                    self.review.issues.get(*k).map(|(_, x)| x.clone())
+                }
+                _ => None,
+            };
+            self.review.awaiting_name = Some(Awaiting {
+                cmd,
+                image: self.selected,
+                issue,
+            });
+            return;
+        }
         match cmd {
             ReviewCommand::SetReviewer(name) => self.set_reviewer(name),
-            ReviewCommand::Verdict(v) => self.record(Some(v), String::new()),
+            ReviewCommand::CancelAwaiting => self.review.awaiting_name = None,
+            ReviewCommand::Verdict(v) => {
+                if let Some(i) = self.selected {
+                    self.record(i, Some(v), String::new());
+                    self.next_after_verdict(i);
+                }
+            }
             ReviewCommand::Note(text) => {
-                if !text.trim().is_empty() {
-                    self.record(None, text.trim().to_string());
+                if let Some(i) = self.selected
+                    && !text.trim().is_empty()
+                {
+                    self.record(i, None, text.trim().to_string());
                 }
             }
             ReviewCommand::NextUnreviewed => {
@@ -61,6 +81,21 @@ impl AppState {
                 if let Some((i, issue)) = self.review.issues.get(k).cloned() {
                     self.select(i);
                     self.review.focus = Some((i, issue.bbox));
+                    // Judged with what it is about: the detection, and the layer it concerns
+                    // (the one that marked it, or, for a detection nobody marked, the layer an
+                    // acceptance would write).
+                    self.show_heatmap = true;
+                    let layer = match &issue.kind {
+                        IssueKind::LabelWithoutEvidence { annotator } => Some(annotator.clone()),
+                        IssueKind::UnlabelledDetection => self
+                            .annotation
+                            .annotator
+                            .clone()
+                            .or_else(|| self.label_layer.clone()),
+                    };
+                    if layer.is_some() {
+                        self.label_layer = layer;
+                    }
                 }
             }
             ReviewCommand::AcceptIssue(k) => self.accept_issue(k),
@@ -83,6 +118,24 @@ impl AppState {
             r.sort,
             self.nfa_threshold,
         );
+    }
+
+    /// After a verdict on a queue image, the next image of the queue without one (after it,
+    /// then from the start): reviewing the queue is one key per image.
+    fn next_after_verdict(&mut self, i: usize) {
+        let Some(p) = &self.project else { return };
+        let q = &self.review.queue;
+        let Some(at) = q.iter().position(|&x| x == i) else {
+            return;
+        };
+        let next = q[at + 1..]
+            .iter()
+            .chain(&q[..at])
+            .copied()
+            .find(|&x| !self.review.verdicts.contains_key(&p.file.images[x].id));
+        if let Some(n) = next {
+            self.select(n);
+        }
     }
 
     fn set_reviewer(&mut self, name: String) {
@@ -108,26 +161,53 @@ impl AppState {
             }
         }
         self.review.reviewer = Some(name);
-        self.notices.retain(|n| n.text != ASK_REVIEWER);
-    }
-
-    /// The reviewer's name, or a notice asking for it.
-    fn reviewer_or_ask(&mut self) -> Option<String> {
-        if let Some(r) = &self.review.reviewer {
-            return Some(r.clone());
+        // What waited for the name goes ahead, on the image and issue it was asked for.
+        if let Some(a) = self.review.awaiting_name.take() {
+            match a.cmd {
+                ReviewCommand::Verdict(v) => {
+                    if let Some(i) = a.image {
+                        self.record(i, Some(v), String::new());
+                        if self.selected == Some(i) {
+                            self.next_after_verdict(i);
+                        }
+                    }
+                }
+                ReviewCommand::Note(text) => {
+                    if let Some(i) = a.image {
+                        self.record(i, None, text.trim().to_string());
+                    }
+                }
+                cmd @ (ReviewCommand::AcceptIssue(_) | ReviewCommand::DismissIssue(_)) => {
+                    let k = a
+                        .issue
+                        .and_then(|x| self.review.issues.iter().position(|(_, y)| *y == x));
+                    match (k, cmd) {
+                        (Some(k), ReviewCommand::AcceptIssue(_)) => self.accept_issue(k),
+                        (Some(k), _) => self.decide(k, IssueAction::Dismissed),
+                        (None, _) => {}
+                    }
+                }
+                other => self.apply_review(other),
+            }
         }
-        self.notify(NoticeLevel::Warning, ASK_REVIEWER);
-        None
     }
 
-    /// A verdict and/or note on the selected image, in the review journal.
-    fn record(&mut self, verdict: Option<Verdict>, note: String) {
+    /// The reviewer's name (commands that sign ask for it before they get here).
+    fn reviewer(&self) -> Option<String> {
+        self.review.reviewer.clone()
+    }
+
+    /// A verdict and/or note on image `i`, in the review journal.
+    fn record(&mut self, i: usize, verdict: Option<Verdict>, note: String) {
         if let Some(why) = self.why_read_only() {
             self.notify(NoticeLevel::Warning, format!("Not recorded: {why}"));
             return;
         }
-        let Some(id) = self.selected_id() else { return };
-        let Some(reviewer) = self.reviewer_or_ask() else {
+        let Some(p) = &self.project else { return };
+        let Some(id) = p.file.images.get(i).map(|e| e.id.clone()) else {
+            return;
+        };
+        let Some(reviewer) = self.reviewer() else {
             return;
         };
         let Some(p) = &self.project else { return };
@@ -196,7 +276,7 @@ impl AppState {
             self.notify(NoticeLevel::Warning, format!("Not recorded: {why}"));
             return;
         }
-        let Some(reviewer) = self.reviewer_or_ask() else {
+        let Some(reviewer) = self.reviewer() else {
             return;
         };
         let Some((i, issue)) = self.review.issues.get(k).cloned() else {

@@ -370,6 +370,77 @@ pub fn gui(
     crate::gui::bench::frames(dir, "img00003", "a", frames, 512, 200)
 }
 
+/// Flagged images reviewed by key in `bench review`.
+const KEYBOARD_FLAGGED: usize = 100;
+
+/// Keyboard-only review: a project of defective demo surfaces (scratches, stains and holes on
+/// leather, wood and fabric, as the demo makes them) with the demo's shipped U-Flow models run
+/// over them into the cache, opened in the window headless; `flagged` of them judged with one
+/// verdict key each, timed from the key to the next flagged image drawn with its heatmap and
+/// outlines (see `gui::bench::review_keys`).
+pub fn review_keys(flagged: usize) -> anyhow::Result<serde_json::Value> {
+    use crate::project::demo::{CATEGORIES, Defect, defective_sample};
+    use crate::project::{ImageEntry, Project, ProjectFile, Split, storage};
+    use rayon::prelude::*;
+    let scratch = Scratch::new(None)?;
+    let dir = &scratch.dir;
+    let demo = crate::app::demo_project_dir();
+    let model = crate::project::training::TrainingSettings::default().model_name();
+    crate::project::copy_folder(
+        &demo.join(crate::project::MODELS_DIR).join(&model),
+        &dir.join(crate::project::MODELS_DIR).join(&model),
+    )
+    .map_err(|e| anyhow::anyhow!("the demo's {model} models ({}): {e}", demo.display()))?;
+    // A few more than asked: a weak scratch may stay under the level.
+    let n = flagged + flagged / 4;
+    let kinds = [Defect::Scratch, Defect::Stain, Defect::Hole];
+    let entries: Vec<ImageEntry> = (0..n)
+        .into_par_iter()
+        .map(|k| -> anyhow::Result<ImageEntry> {
+            let (cat, kind) = (CATEGORIES[k % 3], kinds[(k / 3) % 3]);
+            let (img, _) = defective_sample(cat, kind, 7000 + k as u64);
+            let path = std::path::PathBuf::from(format!("images/{cat}/{k:04}.png"));
+            storage::write_png_atomic(&dir.join(&path), &img)?;
+            Ok(ImageEntry {
+                id: format!("{cat}/test/{}/{k:04}", kind.name()),
+                path,
+                split: Split::Test,
+                category: cat.into(),
+                kind: kind.name().into(),
+                ..Default::default()
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut file = ProjectFile::new("keyboard review");
+    file.images = entries;
+    let mut p = Project {
+        root: dir.clone(),
+        file,
+        saved: false,
+        migrated_from: None,
+    };
+    p.save()?;
+    let p = Project::open(dir)?;
+    let worker = crate::uflow::worker::Worker::spawn(Box::new(|| {}));
+    let args = super::uflow::ModelArgs {
+        project: dir.clone(),
+        model: model.clone(),
+        category: Vec::new(),
+        test_count: None,
+        outline: None,
+    };
+    let t = Instant::now();
+    for cat in CATEGORIES {
+        super::uflow::infer_category(&worker, &p, &args, cat)?;
+    }
+    let inference = t.elapsed().as_secs_f64();
+    drop(worker);
+    let mut v = crate::gui::bench::review_keys(dir, flagged)?;
+    v["generated_images"] = n.into();
+    v["inference_s_per_image"] = (inference / n as f64).into();
+    Ok(v)
+}
+
 /// The review side at scale: a generated project of `n` images (`size` px, a tenth of them
 /// labelled by two annotators), opened, analysed (facts of every image, the review queue) as the
 /// window does after opening, then the image list filtered and sorted, median of `repeat` runs.
@@ -426,7 +497,12 @@ pub fn review(n: usize, size: u32, repeat: usize) -> anyhow::Result<serde_json::
             serde_json::json!({"rows": rows, "milliseconds": s * 1e3}),
         );
     }
+    drop(scratch);
+    let keyboard = review_keys(KEYBOARD_FLAGGED)?;
     Ok(serde_json::json!({
+        "next_flagged_median_ms": keyboard["next_flagged_median_ms"],
+        "next_flagged_p95_ms": keyboard["next_flagged_p95_ms"],
+        "keyboard": keyboard,
         "images": n,
         "labelled_images": facts.iter().filter(|f| !f.annotators.is_empty()).count(),
         "open_s": opened,

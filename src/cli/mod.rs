@@ -173,7 +173,9 @@ pub enum Cmd {
         /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
         /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
         /// --repeat frames each) or `review` (a project of --images images opened and analysed
-        /// for the review queue; the image list filtered and sorted) or `evaluation` (the
+        /// for the review queue; the image list filtered and sorted; then 100 flagged images
+        /// with cached results reviewed by key in the window, headless: from a verdict key to
+        /// the next flagged image drawn with heatmap and outlines) or `evaluation` (the
         /// evaluation of --model on --category of --project from its cached results: from
         /// scratch against at another NFA level, as the evaluation panel redoes it).
         #[arg(default_value = "nfa")]
@@ -428,35 +430,51 @@ pub fn main_with(cli: Cli) -> i32 {
 fn info(json: bool) -> anyhow::Result<()> {
     let worker = Worker::spawn(Box::new(|| {}));
     worker.send(Command::Probe);
-    worker.send(Command::CheckBackbone);
+    worker.send(Command::CheckBackbone { all: true });
     let mut torch = None;
-    let mut backbone = Err(String::from("no answer from the worker"));
+    let mut backbones = Vec::new();
     for _ in 0..2 {
         match worker.recv() {
             Some(Message::Torch(t)) => torch = Some(t),
-            Some(Message::BackboneReady { path, tensors }) => backbone = Ok((path, tensors)),
-            Some(Message::Error { message, .. }) => backbone = Err(message),
+            Some(Message::Backbones(found)) => backbones = found,
             Some(_) => {}
             None => break,
         }
     }
     let torch = torch.ok_or_else(|| anyhow::anyhow!("the worker thread did not answer"))?;
     if json {
-        let weights = match &backbone {
-            Ok((p, n)) => serde_json::json!({"path": p, "tensors": n}),
-            Err(e) => serde_json::json!({"error": e}),
-        };
-        let out = serde_json::json!({"torch": torch, "builtin_backbone": weights});
+        let found: Vec<serde_json::Value> = backbones
+            .iter()
+            .map(|b| match &b.found {
+                Ok((p, n)) => serde_json::json!({"name": b.name, "path": p, "tensors": n}),
+                Err(e) => serde_json::json!({"name": b.name, "package": b.package, "error": e}),
+            })
+            .collect();
+        let out = serde_json::json!({
+            "torch": torch,
+            // The default's, as before; then every built-in backbone, the default first.
+            "builtin_backbone": found.first(),
+            "builtin_backbones": found,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{}", torch.summary());
-        match &backbone {
-            Ok((p, n)) => println!(
-                "built-in backbone: EfficientNet-Lite0, {n} tensors, {}",
-                p.display()
-            ),
-            Err(e) => println!("built-in backbone: {e}"),
+        for (k, b) in backbones.iter().enumerate() {
+            let default = if k == 0 { " (default)" } else { "" };
+            match &b.found {
+                Ok((p, n)) => println!(
+                    "built-in backbone {}{default}: {n} tensors, {}",
+                    b.name,
+                    p.display()
+                ),
+                Err(e) => println!("built-in backbone {}{default}: {e}", b.name),
+            }
         }
     }
-    backbone.map(|_| ()).map_err(|e| anyhow::anyhow!(e))
+    // The default is what training and inference need: without it, say so in the exit code.
+    match backbones.first().map(|b| &b.found) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => anyhow::bail!("{e}"),
+        None => anyhow::bail!("the worker did not check the built-in backbones"),
+    }
 }

@@ -211,7 +211,7 @@ fn register_model(
 }
 
 /// Infer every test image of `category` (through the cache) on the worker.
-fn infer_category(
+pub(super) fn infer_category(
     worker: &Worker,
     project: &Project,
     args: &ModelArgs,

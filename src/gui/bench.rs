@@ -283,3 +283,93 @@ pub fn frames(
         },
     }))
 }
+
+/// Keyboard-only review of the project at `project` (whose detector's results are cached):
+/// with a reviewer set, the first image of the review queue opened, then `flagged` times the
+/// verdict key `N`, each timed from the frame that takes the key to the end of the first frame
+/// that draws the next flagged image with its heatmap and outlines at the level (frames run back
+/// to back, as a window that the background keeps asking to repaint).
+pub fn review_keys(project: &Path, flagged: usize) -> anyhow::Result<serde_json::Value> {
+    use crate::app::review::ReviewCommand;
+    let ctx = egui::Context::default();
+    let app = ContrarioApp::with_preferences(&ctx, Some(project.to_path_buf()), None);
+    let mut w = Window {
+        ctx,
+        app,
+        time: 0.0,
+    };
+    anyhow::ensure!(
+        w.app.state.detector.is_some(),
+        "{} did not open on its model",
+        project.display()
+    );
+    w.app.apply(AppCommand::Review(ReviewCommand::SetReviewer(
+        "bench".into(),
+    )));
+    w.settle()?;
+    let queue = w.app.state.review.queue.len();
+    anyhow::ensure!(
+        queue > flagged,
+        "only {queue} flagged images in the queue, {flagged} wanted"
+    );
+    w.app
+        .apply(AppCommand::Review(ReviewCommand::NextUnreviewed));
+    w.settle()?;
+    let key = |pressed| Event::Key {
+        key: egui::Key::N,
+        physical_key: None,
+        pressed,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    };
+    let mut ms = Vec::with_capacity(flagged);
+    let mut frames = Vec::with_capacity(flagged);
+    for _ in 0..flagged {
+        let before = w.app.state.selected;
+        anyhow::ensure!(
+            w.app.result_drawn() == before,
+            "image {before:?} is not shown with its result"
+        );
+        let start = Instant::now();
+        w.frame(vec![key(true), key(false)]);
+        let mut n = 1;
+        loop {
+            let now = w.app.state.selected;
+            if now != before && now.is_some() && w.app.result_drawn() == now {
+                break;
+            }
+            anyhow::ensure!(
+                start.elapsed() < Duration::from_secs(20),
+                "the next flagged image was not drawn within 20 s (selected {now:?})"
+            );
+            w.frame(Vec::new());
+            n += 1;
+        }
+        ms.push(start.elapsed().as_secs_f64() * 1e3);
+        frames.push(n as f64);
+    }
+    let judged = w.app.state.review.verdicts.len();
+    anyhow::ensure!(
+        judged == flagged,
+        "{judged} verdicts recorded, {flagged} given"
+    );
+    let unsaved = w.app.state.labels.flush();
+    anyhow::ensure!(unsaved.is_empty(), "not saved: {unsaved:?}");
+    let stats = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        (at(0.5), at(0.95), at(1.0))
+    };
+    let (median, p95, max) = stats(ms);
+    let (frames_median, frames_p95, _) = stats(frames);
+    Ok(serde_json::json!({
+        "flagged_images": flagged,
+        "queue_length": queue,
+        "screen": format!("{} x {}", SCREEN[0], SCREEN[1]),
+        "next_flagged_median_ms": median,
+        "next_flagged_p95_ms": p95,
+        "next_flagged_max_ms": max,
+        "frames_median": frames_median,
+        "frames_p95": frames_p95,
+    }))
+}

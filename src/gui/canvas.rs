@@ -59,6 +59,7 @@ impl ContrarioApp {
     }
 
     fn single_view(&mut self, ui: &mut egui::Ui, index: usize) {
+        self.drawn_result = None;
         let ctx = ui.ctx().clone();
         let show_disagreement = self.state.annotation.show_disagreement;
         let outlines = if show_disagreement {
@@ -112,6 +113,11 @@ impl ContrarioApp {
         self.view_rect = Some(out.view);
         if let Some(d) = self.state.detections.get(&index) {
             draw_regions(ui, &self.view, out.view, size, d);
+            // What this frame showed of the result (the keyboard review's benchmark reads it).
+            let heat = !self.state.show_heatmap || self.heat.contains_key(&index);
+            if heat && d.traced_at == self.state.nfa_threshold {
+                self.drawn_result = Some((index, d.serial));
+            }
         }
         if let Some(o) = &outlines {
             draw_outlines(ui, &self.view, out.view, o);

@@ -6,6 +6,7 @@
 use egui::{Color32, RichText, TextureHandle};
 
 use super::review::badges;
+use super::widgets::thumb_slot;
 use super::{ContrarioApp, ROW_HEIGHT, THUMB_CACHE};
 use crate::app::AppCommand;
 use crate::app::loader::LoadKind;
@@ -86,7 +87,7 @@ impl ContrarioApp {
 
     /// Ask the loader for the thumbnails of rows on display, and forget those far from the
     /// selection once too many are kept (they reload when scrolled back into view).
-    fn request_thumbnails(&mut self, wanted: Vec<usize>) {
+    pub(super) fn request_thumbnails(&mut self, wanted: Vec<usize>) {
         let Some(project) = &self.state.project else {
             return;
         };
@@ -123,22 +124,8 @@ fn image_row(
     let resp = ui
         .horizontal(|ui| {
             ui.set_min_height(ROW_HEIGHT);
-            let side = ROW_HEIGHT - 4.0;
-            match thumb {
-                Some(t) => {
-                    // A square slot whatever the aspect, so that every row's text starts alike.
-                    let s = t.size_vec2();
-                    let scale = side / s.x.max(s.y);
-                    ui.add_sized([side, side], egui::Image::new((t.id(), s * scale)));
-                }
-                None => {
-                    ui.add_sized([side, side], egui::Spinner::new());
-                }
-            }
-            let split = match e.split {
-                Split::Train => "train",
-                Split::Test => "test",
-            };
+            thumb_slot(ui, thumb, ROW_HEIGHT - 4.0);
+            let split = e.split.name();
             let kind = if e.kind.is_empty() {
                 String::new()
             } else {
@@ -152,7 +139,8 @@ fn image_row(
                     .file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default();
-                ui.label(RichText::new(name).strong());
+                ui.label(RichText::new(name).strong())
+                    .on_hover_text(e.display_name());
                 let line = format!("{}{split}{kind}", cat_prefix(&e.category));
                 ui.label(RichText::new(line).small().color(kind_color(&e.kind)));
                 if !marks.is_empty() {

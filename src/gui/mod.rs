@@ -107,6 +107,10 @@ pub struct ContrarioApp {
     side_tab: window_state::SideTab,
     editing_reviewer: bool,
     reviewer_draft: String,
+    /// The name field was shown for an action waiting on it last frame (focus it once).
+    name_asked: bool,
+    /// The image and result the last frame drew with its heatmap and outlines at the level.
+    drawn_result: Option<(usize, u64)>,
     note_for: Option<String>,
     note_draft: String,
     opened_issue: Option<crate::project::review::LabelIssue>,
@@ -187,6 +191,8 @@ impl ContrarioApp {
             side_tab: window_state::SideTab::default(),
             editing_reviewer: false,
             reviewer_draft: String::new(),
+            name_asked: false,
+            drawn_result: None,
             note_for: None,
             note_draft: String::new(),
             opened_issue: None,
@@ -222,6 +228,11 @@ impl ContrarioApp {
         Some(self.view.to_screen(self.view_rect?, egui::pos2(x, y)))
     }
 
+    /// The image whose detection the last frame drew, heatmap and outlines at the level.
+    pub fn result_drawn(&self) -> Option<usize> {
+        self.drawn_result.map(|(i, _)| i)
+    }
+
     /// The view's zoom and centre (compare mode's panes share them).
     pub fn view_state(&self) -> (f32, egui::Pos2) {
         (self.view.zoom, self.view.center)
@@ -229,14 +240,15 @@ impl ContrarioApp {
 
     /// A label issue opened from its panel: once its image is on display, zoom on it and mark it.
     fn take_focus(&mut self) {
-        if let Some((i, [x0, y0, x1, y1])) = self.state.review.focus
-            && self.current.as_ref().is_some_and(|c| c.index == i)
+        if let Some((i, bbox)) = self.state.review.focus
+            && let Some(c) = self.current.as_ref().filter(|c| c.index == i)
         {
-            self.view.focus(egui::Rect::from_min_max(
-                egui::pos2(x0 as f32, y0 as f32),
-                egui::pos2(x1 as f32, y1 as f32),
-            ));
-            self.issue_box = Some((i, [x0, y0, x1, y1]));
+            let [x0, y0, x1, y1] = crate::app::review::issue_frame(bbox, [c.size.0, c.size.1]);
+            self.view.focus(
+                egui::Rect::from_min_max(egui::pos2(x0, y0), egui::pos2(x1, y1)),
+                crate::app::review::ISSUE_MAX_ZOOM,
+            );
+            self.issue_box = Some((i, bbox));
             self.state.review.focus = None;
         }
     }
@@ -292,13 +304,15 @@ impl ContrarioApp {
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        // The side panels share the room so that the review lists name images by their place in
+        // the project (category/split/kind/file) and the bars above the image stay on one line.
         egui::Panel::left("images")
             .resizable(true)
-            .default_size(260.0)
+            .default_size(230.0)
             .show(ui, |ui| self.image_list(ui));
         egui::Panel::right("labels")
             .resizable(true)
-            .default_size(200.0)
+            .default_size(230.0)
             .show(ui, |ui| self.side_panel(ui));
         egui::CentralPanel::default().show(ui, |ui| {
             self.layer_bar(ui);

@@ -4,13 +4,16 @@
 use egui::{Color32, RichText};
 
 use super::ContrarioApp;
-use super::widgets::swatch;
+use super::widgets::{image_name, thumb_slot};
 use super::window_state::SideTab;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::app::review::ReviewCommand;
 use crate::project::overview::{DISAGREEMENT_IOU, ImageFacts};
 use crate::project::review::{IssueKind, LabelIssue, Verdict};
+
+/// A row of the queue: a thumbnail beside the image's name and what is known of it.
+const SIDE_ROW: f32 = 34.0;
 
 pub(super) fn verdict_colour(v: Verdict) -> Color32 {
     match v {
@@ -92,6 +95,18 @@ pub(super) fn issue_text(issue: &LabelIssue, annotator_name: impl Fn(&str) -> St
 impl ContrarioApp {
     /// The right-hand panel: labels, review or label issues.
     pub(super) fn side_panel(&mut self, ui: &mut egui::Ui) {
+        // A signed action waits for a name: it is asked in the tab the action belongs to.
+        if let Some(a) = &self.state.review.awaiting_name {
+            let issue = matches!(
+                a.cmd,
+                ReviewCommand::AcceptIssue(_) | ReviewCommand::DismissIssue(_)
+            );
+            match (issue, self.side_tab) {
+                (true, SideTab::Issues) | (false, SideTab::Review) => {}
+                (true, _) => self.side_tab = SideTab::Issues,
+                (false, _) => self.side_tab = SideTab::Review,
+            }
+        }
         let issues = self.state.review.issues.len();
         ui.horizontal(|ui| {
             for (tab, text) in [
@@ -122,40 +137,13 @@ impl ContrarioApp {
 
     /// The review queue, the reviewer, the selected image's verdict, note and history.
     fn review_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(p) = &self.state.project else {
+        if self.state.project.is_none() {
             ui.label("No project");
             return;
-        };
-        let mut cmds = Vec::new();
-        // The reviewer, asked once and kept in the person's preferences.
-        match &self.state.review.reviewer {
-            Some(name) if !self.editing_reviewer => {
-                ui.horizontal(|ui| {
-                    ui.label(format!("Reviewer: {name}"));
-                    if ui.small_button("change").clicked() {
-                        self.reviewer_draft = name.clone();
-                        self.editing_reviewer = true;
-                    }
-                });
-            }
-            _ => {
-                ui.label("Your name, to sign verdicts (asked once):");
-                ui.horizontal(|ui| {
-                    let field = ui.add(
-                        egui::TextEdit::singleline(&mut self.reviewer_draft)
-                            .desired_width(120.0)
-                            .hint_text("name"),
-                    );
-                    let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                    if (ui.button("Save").clicked() || enter)
-                        && !self.reviewer_draft.trim().is_empty()
-                    {
-                        cmds.push(ReviewCommand::SetReviewer(self.reviewer_draft.clone()));
-                        self.editing_reviewer = false;
-                    }
-                });
-            }
         }
+        let mut cmds = Vec::new();
+        self.reviewer_field(ui, &mut cmds, true);
+        let Some(p) = &self.state.project else { return };
         let (done, total) = self.state.review.progress(p);
         ui.add_space(4.0);
         if self.state.review.facts.is_empty() {
@@ -184,7 +172,7 @@ impl ContrarioApp {
         // The selected image: verdict, note, history.
         if let Some(e) = self.state.selected.and_then(|i| p.file.images.get(i)) {
             let current = self.state.review.verdicts.get(&e.id).copied();
-            ui.label(RichText::new(&e.id).strong());
+            ui.label(RichText::new(e.display_name()).strong());
             // Wrapped: the panel keeps its width whatever the tab shows.
             ui.horizontal_wrapped(|ui| {
                 for v in [Verdict::Normal, Verdict::Defective, Verdict::Unsure] {
@@ -253,36 +241,59 @@ impl ContrarioApp {
         ui.label(RichText::new("Queue: least agreed first").small().strong());
         let queue = &self.state.review.queue;
         let mut open = None;
-        let row_h = ui.text_style_height(&egui::TextStyle::Body) + 4.0;
+        let mut wanted = Vec::new();
         egui::ScrollArea::vertical()
             .id_salt("review-queue")
             .auto_shrink([false, false])
-            .show_rows(ui, row_h, queue.len(), |ui, range| {
+            .show_rows(ui, SIDE_ROW, queue.len(), |ui, range| {
                 for &i in &queue[range] {
                     let e = &p.file.images[i];
                     let f = self.state.review.facts.get(i);
                     let v = self.state.review.verdicts.get(&e.id).copied();
+                    let thumb = self.thumbs.get(&i);
+                    if thumb.is_none() {
+                        wanted.push(i);
+                    }
                     ui.horizontal(|ui| {
-                        match v {
-                            Some(v) => swatch(ui, verdict_colour(v)),
-                            None => swatch(ui, Color32::from_gray(70)),
+                        ui.set_height(SIDE_ROW);
+                        ui.spacing_mut().item_spacing.x = 4.0;
+                        let slot = thumb_slot(ui, thumb, SIDE_ROW - 4.0);
+                        // The verdict as the thumbnail's frame: the name keeps the room.
+                        if let Some(v) = v {
+                            ui.painter().rect_stroke(
+                                slot.rect.expand(1.0),
+                                2.0,
+                                egui::Stroke::new(2.0, verdict_colour(v)),
+                                egui::StrokeKind::Outside,
+                            );
                         }
-                        let iou = f
-                            .and_then(|f| f.worst_iou)
-                            .map_or(String::new(), |v| format!(" · IoU {v:.2}"));
-                        let name = e.path.file_name().map_or(e.id.clone(), |n| {
-                            format!("{} {}", e.category, n.to_string_lossy())
-                        });
                         let selected = self.state.selected == Some(i);
-                        if ui
-                            .selectable_label(selected, format!("{name}{iou}"))
-                            .clicked()
-                        {
-                            open = Some(i);
-                        }
+                        ui.vertical(|ui| {
+                            ui.spacing_mut().item_spacing.y = 0.0;
+                            if image_name(ui, e, RichText::new, selected).clicked() {
+                                open = Some(i);
+                            }
+                            let mut facts = Vec::new();
+                            if let Some(iou) = f.and_then(|f| f.worst_iou) {
+                                facts.push(format!("IoU {iou:.2}"));
+                            }
+                            if let Some(nfa) = f.and_then(|f| f.min_log_nfa) {
+                                facts.push(nfa_text(nfa));
+                            }
+                            ui.horizontal(|ui| {
+                                ui.spacing_mut().item_spacing.x = 4.0;
+                                if let Some(v) = v {
+                                    ui.label(
+                                        RichText::new(v.name()).small().color(verdict_colour(v)),
+                                    );
+                                }
+                                ui.label(RichText::new(facts.join(" · ")).small().weak());
+                            });
+                        });
                     });
                 }
             });
+        self.request_thumbnails(wanted);
         if let Some(i) = open {
             self.apply(AppCommand::Select(i));
         }
@@ -291,12 +302,84 @@ impl ContrarioApp {
         }
     }
 
+    /// The reviewer's name: who signs, with a way to change it; or a field asking for it, at
+    /// once when an action waits for it (focused, Enter signs and carries the action out, Escape
+    /// lets it go). `always`: ask even when nothing waits (the queue's place for it).
+    fn reviewer_field(&mut self, ui: &mut egui::Ui, cmds: &mut Vec<ReviewCommand>, always: bool) {
+        let waiting = self.state.review.awaiting_name.clone();
+        match (&self.state.review.reviewer, &waiting) {
+            (Some(name), _) if !self.editing_reviewer => {
+                if always {
+                    ui.horizontal(|ui| {
+                        ui.label(format!("Reviewer: {name}"));
+                        if ui.small_button("change").clicked() {
+                            self.reviewer_draft = name.clone();
+                            self.editing_reviewer = true;
+                        }
+                    });
+                }
+            }
+            (_, None) if !always => {}
+            _ => {
+                let why = match waiting.as_ref().map(|a| &a.cmd) {
+                    Some(ReviewCommand::Verdict(v)) => {
+                        format!("Your name, to sign the verdict {}:", v.name())
+                    }
+                    Some(ReviewCommand::Note(_)) => "Your name, to sign the note:".into(),
+                    Some(ReviewCommand::AcceptIssue(_)) => {
+                        "Your name, to sign the acceptance of this issue:".into()
+                    }
+                    Some(ReviewCommand::DismissIssue(_)) => {
+                        "Your name, to sign the dismissal of this issue:".into()
+                    }
+                    _ => "Your name, to sign verdicts (asked once):".into(),
+                };
+                ui.label(RichText::new(why).color(if waiting.is_some() {
+                    Color32::from_rgb(255, 200, 80)
+                } else {
+                    ui.visuals().text_color()
+                }));
+                // The field takes the panel's width, never more (the panel would grow with it);
+                // its buttons go below.
+                let field = ui.add(
+                    egui::TextEdit::singleline(&mut self.reviewer_draft)
+                        .desired_width(f32::INFINITY)
+                        .hint_text("name"),
+                );
+                // Asked now: the keys go to the field at once.
+                if waiting.is_some() && !self.name_asked {
+                    field.request_focus();
+                }
+                let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let escape = ui.input(|i| i.key_pressed(egui::Key::Escape));
+                ui.horizontal(|ui| {
+                    if (ui.button("Sign").clicked() || enter)
+                        && !self.reviewer_draft.trim().is_empty()
+                    {
+                        cmds.push(ReviewCommand::SetReviewer(self.reviewer_draft.clone()));
+                        self.editing_reviewer = false;
+                    }
+                    if waiting.is_some() && (ui.button("Cancel").clicked() || escape) {
+                        cmds.push(ReviewCommand::CancelAwaiting);
+                    }
+                });
+            }
+        }
+        self.name_asked = waiting.is_some();
+    }
+
     /// The project's label issues, strongest first: open one, accept it, dismiss it.
     fn issues_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(p) = &self.state.project else {
+        if self.state.project.is_none() {
             ui.label("No project");
             return;
-        };
+        }
+        let mut asked = Vec::new();
+        self.reviewer_field(ui, &mut asked, false);
+        for c in asked {
+            self.apply(AppCommand::Review(c));
+        }
+        let Some(p) = &self.state.project else { return };
         let issues = &self.state.review.issues;
         let detector = self
             .state
@@ -320,6 +403,7 @@ impl ContrarioApp {
         let name = |id: &str| self.annotator_name(id);
         let texts: Vec<String> = issues.iter().map(|(_, x)| issue_text(x, name)).collect();
         let mut cmds = Vec::new();
+        let mut wanted = Vec::new();
         let row_h = 2.0 * ui.text_style_height(&egui::TextStyle::Body) + 12.0;
         egui::ScrollArea::vertical()
             .id_salt("label-issues")
@@ -329,44 +413,50 @@ impl ContrarioApp {
                     let (i, issue) = &issues[k];
                     let e = &p.file.images[*i];
                     let open = self.opened_issue.as_ref() == Some(issue);
-                    ui.vertical(|ui| {
-                        let title = format!(
-                            "{} {}",
-                            e.category,
-                            e.path
-                                .file_name()
-                                .map_or(e.id.clone(), |n| n.to_string_lossy().to_string())
-                        );
-                        if ui
-                            .selectable_label(open, RichText::new(title).strong())
-                            .on_hover_text("Show the image, zoomed on the region")
-                            .clicked()
-                        {
-                            cmds.push((ReviewCommand::OpenIssue(k), Some(issue.clone())));
-                        }
-                        ui.horizontal(|ui| {
-                            ui.label(RichText::new(&texts[k]).small());
-                        });
-                        ui.horizontal(|ui| {
-                            if issue.kind == IssueKind::UnlabelledDetection
-                                && ui
-                                    .small_button("Accept as defect")
-                                    .on_hover_text("Add the region to the active annotator's layer")
-                                    .clicked()
-                            {
-                                cmds.push((ReviewCommand::AcceptIssue(k), None));
-                            }
-                            if ui
-                                .small_button("Dismiss")
-                                .on_hover_text("Not a label error: recorded, and not shown again")
+                    let thumb = self.thumbs.get(i);
+                    if thumb.is_none() {
+                        wanted.push(*i);
+                    }
+                    ui.horizontal(|ui| {
+                        thumb_slot(ui, thumb, row_h - 6.0);
+                        ui.vertical(|ui| {
+                            if image_name(ui, e, |t| RichText::new(t).strong(), open)
+                                .on_hover_text(
+                                    "Show the image around the region, with the detection",
+                                )
                                 .clicked()
                             {
-                                cmds.push((ReviewCommand::DismissIssue(k), None));
+                                cmds.push((ReviewCommand::OpenIssue(k), Some(issue.clone())));
                             }
+                            ui.horizontal(|ui| {
+                                ui.label(RichText::new(&texts[k]).small());
+                            });
+                            ui.horizontal(|ui| {
+                                if issue.kind == IssueKind::UnlabelledDetection
+                                    && ui
+                                        .small_button("Accept as defect")
+                                        .on_hover_text(
+                                            "Add the region to the active annotator's layer",
+                                        )
+                                        .clicked()
+                                {
+                                    cmds.push((ReviewCommand::AcceptIssue(k), None));
+                                }
+                                if ui
+                                    .small_button("Dismiss")
+                                    .on_hover_text(
+                                        "Not a label error: recorded, and not shown again",
+                                    )
+                                    .clicked()
+                                {
+                                    cmds.push((ReviewCommand::DismissIssue(k), None));
+                                }
+                            });
                         });
                     });
                 }
             });
+        self.request_thumbnails(wanted);
         // One command a frame: indices shift once an issue is taken off the list.
         if let Some((c, opened)) = cmds.into_iter().next() {
             if let Some(x) = opened {

@@ -23,8 +23,8 @@ pub struct ViewState {
     pub center: Pos2,
     /// Fit at the next frame (the view's size is only known while drawing).
     pub fit_pending: bool,
-    /// Zoom on this image rectangle at the next frame.
-    pub focus_pending: Option<Rect>,
+    /// Show this image rectangle at the next frame, magnified at most so much.
+    pub focus_pending: Option<(Rect, f32)>,
 }
 
 impl Default for ViewState {
@@ -58,16 +58,17 @@ impl ViewState {
         self.center = before - (anchor - view.center()) / self.zoom;
     }
 
-    /// Zoom on an image rectangle at the next frame, with as much around it again on each side.
-    pub fn focus(&mut self, rect: Rect) {
-        self.focus_pending = Some(rect);
+    /// Show an image rectangle whole at the next frame, magnified at most `max_zoom`.
+    pub fn focus(&mut self, rect: Rect, max_zoom: f32) {
+        self.focus_pending = Some((rect, max_zoom));
         self.fit_pending = false;
     }
 
-    fn apply_focus(&mut self, view: Rect, r: Rect) {
-        let (w, h) = ((r.width() * 3.0).max(16.0), (r.height() * 3.0).max(16.0));
+    fn apply_focus(&mut self, view: Rect, (r, max_zoom): (Rect, f32)) {
+        let (w, h) = (r.width().max(1.0), r.height().max(1.0));
         self.zoom = (view.width() / w)
             .min(view.height() / h)
+            .min(max_zoom)
             .clamp(MIN_ZOOM, MAX_ZOOM);
         self.center = r.center();
     }

@@ -237,6 +237,16 @@ fn plant(img: &mut RgbImage, mask: &mut GrayImage, kind: Defect, rng: &mut StdRn
     }
 }
 
+/// One more defective sample of a category, as the demo's are made: a surface with a planted
+/// `kind` of defect, and its ground-truth mask (benchmarks that need many flagged images).
+pub fn defective_sample(category: &str, kind: Defect, seed: u64) -> (RgbImage, GrayImage) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut img = texture(category, rng.random());
+    let mut gt = GrayImage::new(SIZE, SIZE);
+    plant(&mut img, &mut gt, kind, &mut rng);
+    (img, gt)
+}
+
 // ---------------------------------------------------------------- annotators
 
 /// Morphology with a disc: `grow > 0` dilates, `grow < 0` erodes; classes are preserved.

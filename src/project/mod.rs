@@ -114,6 +114,60 @@ pub struct ImageEntry {
     pub group: String,
 }
 
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+impl ImageEntry {
+    /// The image's name as lists and notices give it, unique in a project where file names
+    /// repeat (every MVTec folder has a 000.png): category/split/kind/file, empty parts left out.
+    pub fn display_name(&self) -> String {
+        let file = self
+            .path
+            .file_name()
+            .map_or_else(|| self.id.clone(), |n| n.to_string_lossy().into_owned());
+        [
+            self.category.as_str(),
+            self.split.name(),
+            self.kind.as_str(),
+        ]
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .chain(std::iter::once(file.as_str()))
+        .collect::<Vec<_>>()
+        .join("/")
+    }
+}
+
+/// `name` in at most `max` characters: the middle parts of a path give way to "…" first, so
+/// that its first part (the category) and its last (the file) stay readable.
+pub fn shorten_middle(name: &str, max: usize) -> String {
+    let count = |s: &str| s.chars().count();
+    if count(name) <= max {
+        return name.to_string();
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 2 {
+        // Drop middle parts, those nearest the file last.
+        for keep in (0..parts.len() - 2).rev() {
+            let mut v = vec![parts[0], "…"];
+            v.extend(&parts[parts.len() - 1 - keep..]);
+            let s = v.join("/");
+            if count(&s) <= max {
+                return s;
+            }
+        }
+    }
+    // Still too long: keep the end (the file's name tells images apart) behind an ellipsis.
+    let tail: Vec<char> = name.chars().rev().take(max.saturating_sub(1)).collect();
+    std::iter::once('…').chain(tail.into_iter().rev()).collect()
+}
+
 /// A dataset imported into the project, so that a re-import knows where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DatasetRef {
@@ -143,6 +197,19 @@ pub struct Settings {
     /// Settings of the U-Flow trainings started from the window.
     #[serde(default)]
     pub training: TrainingSettings,
+    /// The detector last chosen in the window, which the next opening starts on (None: the
+    /// most recently trained model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorChoice>,
+}
+
+/// A detector as the project remembers it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DetectorChoice {
+    /// The training-free detector of thesis chapter 3.
+    TrainingFree,
+    /// A model of the project's `models/` folder, by name.
+    Model(String),
 }
 
 fn default_issue_threshold() -> f64 {
@@ -155,6 +222,7 @@ impl Default for Settings {
             log10_nfa_threshold: 0.0,
             label_issue_log10_nfa: default_issue_threshold(),
             training: TrainingSettings::default(),
+            detector: None,
         }
     }
 }
@@ -359,7 +427,6 @@ impl Project {
         self.saved.then(|| self.root.join(CACHE_DIR).join("thumbs"))
     }
 
-    /// Names of the models saved in the project folder (`models/NAME/...`), sorted.
     /// The categories of the project's images, sorted.
     pub fn categories(&self) -> Vec<String> {
         let mut all: Vec<String> = self
@@ -373,6 +440,31 @@ impl Project {
         all
     }
 
+    /// The model trained most recently (its newest `model.ron` over the categories), if any.
+    pub fn latest_model(&self) -> Option<String> {
+        let newest = |name: &String| {
+            std::fs::read_dir(self.root.join(MODELS_DIR).join(name))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|c| {
+                    c.path()
+                        .join(MODEL_META_FILE)
+                        .metadata()
+                        .ok()?
+                        .modified()
+                        .ok()
+                })
+                .max()
+        };
+        self.model_names()
+            .into_iter()
+            .filter_map(|n| Some((newest(&n)?, n)))
+            .max()
+            .map(|(_, n)| n)
+    }
+
+    /// Names of the models saved in the project folder (`models/NAME/...`), sorted.
     pub fn model_names(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.root.join(MODELS_DIR))
             .map(|d| {
@@ -512,6 +604,34 @@ pub(crate) fn collect_images(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_named_by_their_place_in_the_project_and_shortened_in_the_middle() {
+        let e = ImageEntry {
+            id: "x".into(),
+            path: "data/transistor/test/misplaced/001.png".into(),
+            split: Split::Test,
+            category: "transistor".into(),
+            kind: "misplaced".into(),
+            ..Default::default()
+        };
+        assert_eq!(e.display_name(), "transistor/test/misplaced/001.png");
+        let bare = ImageEntry {
+            id: "y".into(),
+            path: "a.png".into(),
+            ..Default::default()
+        };
+        assert_eq!(bare.display_name(), "test/a.png");
+        let name = e.display_name();
+        assert_eq!(shorten_middle(&name, 40), name);
+        assert_eq!(shorten_middle(&name, 30), "transistor/…/misplaced/001.png");
+        assert_eq!(shorten_middle(&name, 20), "transistor/…/001.png");
+        let tight = shorten_middle(&name, 12);
+        assert!(
+            tight.chars().count() <= 12 && tight.ends_with("001.png"),
+            "{tight}"
+        );
+    }
 
     #[test]
     fn a_copied_folder_leaves_the_cache_and_the_lock_behind() {

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use crate::project::guard::catch;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
-use crate::project::training::Progress;
+use crate::project::training::{BUILTIN_BACKBONES, DEFAULT_BACKBONE, Progress};
 use crate::stats::acontrario::{OutlineRule, SegmentOptions, TestCount};
 use crate::uflow::backbone;
 use crate::uflow::model::Model;
@@ -25,8 +25,9 @@ pub enum Command {
     /// Compute on the CPU even when a GPU is usable (or on the GPU again); answers with the
     /// device now in use. Models loaded for the other device are let go.
     UseDevice { cpu_only: bool },
-    /// Locate and load the built-in backbone weights, reporting how many tensors they hold.
-    CheckBackbone,
+    /// Locate and load the built-in backbones' weights (the default one, or `all`), reporting
+    /// where each is and how many tensors it holds.
+    CheckBackbone { all: bool },
     /// Train a U-Flow on normal images and save it to `out` (progress as it goes).
     Train {
         images: Vec<PathBuf>,
@@ -49,13 +50,20 @@ pub enum Command {
     },
 }
 
+/// A built-in backbone looked for: its name, and its weight file with its count of tensors, or
+/// why it cannot be used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackboneCheck {
+    pub name: String,
+    pub package: String,
+    pub found: Result<(PathBuf, usize), String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     Torch(TorchInfo),
-    BackboneReady {
-        path: PathBuf,
-        tensors: usize,
-    },
+    /// The built-in backbones checked, the default first.
+    Backbones(Vec<BackboneCheck>),
     Progress(Progress),
     Trained {
         dir: PathBuf,
@@ -170,7 +178,7 @@ impl Command {
     fn context(&self) -> String {
         match self {
             Command::Probe | Command::UseDevice { .. } => "libtorch".into(),
-            Command::CheckBackbone => "built-in backbone".into(),
+            Command::CheckBackbone { .. } => "built-in backbone".into(),
             Command::Train { out, .. } => format!("training {}", out.display()),
             Command::Infer { model, .. } => format!("inference with {}", model.display()),
             #[cfg(test)]
@@ -210,16 +218,26 @@ fn run(
             }
             Message::Torch(runtime::probe_with(*cpu_only))
         }
-        Command::CheckBackbone => {
-            let result = backbone::builtin_weights_path()
-                .and_then(|path| backbone::load_state_dict(&path).map(|t| (path, t.len())));
-            match result {
-                Ok((path, tensors)) => Message::BackboneReady { path, tensors },
-                Err(e) => Message::Error {
-                    context: cmd.context(),
-                    message: e.to_string(),
-                },
+        Command::CheckBackbone { all } => {
+            let check = |b: &crate::project::training::BuiltinBackbone| BackboneCheck {
+                name: b.name.to_string(),
+                package: b.package.to_string(),
+                found: backbone::weights_path(b)
+                    .and_then(|path| backbone::load_state_dict(&path).map(|t| (path, t.len())))
+                    .map_err(|e| e.to_string()),
+            };
+            let default = crate::project::training::parse_builtin(DEFAULT_BACKBONE)
+                .map_or(&BUILTIN_BACKBONES[0], |(b, _)| b);
+            let mut checks = vec![check(default)];
+            if *all {
+                checks.extend(
+                    BUILTIN_BACKBONES
+                        .iter()
+                        .filter(|b| b.name != default.name)
+                        .map(check),
+                );
             }
+            Message::Backbones(checks)
         }
         Command::Train {
             images,
@@ -312,18 +330,35 @@ mod tests {
     fn worker_answers_probe_and_backbone_check() {
         let w = Worker::spawn(Box::new(|| {}));
         w.send(Command::Probe);
-        w.send(Command::CheckBackbone);
+        w.send(Command::CheckBackbone { all: true });
         match w.recv().unwrap() {
             Message::Torch(info) => assert!(info.libtorch_version.starts_with("2.13")),
             m => panic!("unexpected {m:?}"),
         }
         match w.recv().unwrap() {
-            Message::BackboneReady { tensors, .. } => {
+            Message::Backbones(found) => {
+                let names: Vec<&str> = found.iter().map(|b| b.name.as_str()).collect();
+                assert_eq!(
+                    names,
+                    [
+                        "efficientnet-lite2",
+                        "efficientnet-lite0",
+                        "efficientnet-lite1"
+                    ],
+                    "the default first, then the others"
+                );
+                let tensors: Vec<usize> = found
+                    .iter()
+                    .map(|b| b.found.as_ref().expect("setup installs all three").1)
+                    .collect();
                 assert_eq!(
                     tensors,
-                    backbone::EFFNET_LITE12_TENSORS,
-                    "the default, Lite2"
-                )
+                    [
+                        backbone::EFFNET_LITE12_TENSORS,
+                        backbone::EFFNET_LITE0_TENSORS,
+                        backbone::EFFNET_LITE12_TENSORS
+                    ]
+                );
             }
             m => panic!("unexpected {m:?}"),
         }
