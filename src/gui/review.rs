@@ -428,9 +428,8 @@ impl ContrarioApp {
                             {
                                 cmds.push((ReviewCommand::OpenIssue(k), Some(issue.clone())));
                             }
-                            ui.horizontal(|ui| {
-                                ui.label(RichText::new(&texts[k]).small());
-                            });
+                            // Cut to the panel (whole on hover): rows have one height.
+                            ui.add(egui::Label::new(RichText::new(&texts[k]).small()).truncate());
                             ui.horizontal(|ui| {
                                 if issue.kind == IssueKind::UnlabelledDetection
                                     && ui
