@@ -1,5 +1,5 @@
 # The two commands of the README. Both run the (idempotent) setup first.
-.PHONY: setup run test demo-project demo-model
+.PHONY: setup run test package check-package demo-project demo-model
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,16 @@ run: setup
 # real-window smoke test under Xvfb.
 test: setup
 	cargo test --all-targets -- --test-threads=2
+
+# The installable package for the CPU: target/package/contrario_VERSION_amd64.deb (a release
+# build of its own in target/package-build, libtorch's CPU libraries, the weights, the demo).
+package: setup
+	bash scripts/package.sh
+
+# Unpack the package into a scratch root and run it there with nothing of this machine's
+# environment (CI runs it after the tests).
+check-package: package
+	bash scripts/check_package.sh
 
 # Regenerate projects/demo with the documented generator (deterministic: same seed, same bytes).
 demo-project:

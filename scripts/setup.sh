@@ -16,9 +16,9 @@ VENV="$CACHE/torch-$TORCH_VERSION"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Debian packages: Vulkan/GL software drivers for headless GUI tests and the window, Xvfb and
 # ImageMagick for the real-window smoke test, X11 client libraries winit loads at run time, and
-# python3-venv for the environment.
+# python3-venv for the environment, and mosquitto, the MQTT broker the watch tests publish to.
 APT_PACKAGES=(mesa-vulkan-drivers libvulkan1 libegl1 libgl1-mesa-dri xvfb imagemagick
-  libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 python3-venv python3-pip)
+  libx11-6 libxcursor1 libxrandr2 libxi6 libxkbcommon-x11-0 python3-venv python3-pip mosquitto)
 
 step() { printf '\n==> [setup %s] %s\n' "$1" "$2"; }
 fail() {

@@ -9,14 +9,16 @@ mod editing;
 pub mod jobs;
 pub mod loader;
 pub mod models;
+pub mod mqtt;
 pub mod review;
 mod reviewing;
 pub mod runner;
 mod task_runner;
 pub mod tasks;
+pub mod watch;
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use annotation::{Annotation, LabelCommand};
 use detection::{Detection, TrainingJob};
@@ -170,7 +172,9 @@ pub struct AppState {
 }
 
 /// Where the bundled demo project lives: `CONTRARIO_DEMO`, else `projects/demo` next to the
-/// working directory, else the one in the source tree this binary was built from.
+/// working directory, else the installed package's (`share/contrario/demo` beside the
+/// `lib/contrario` folder of the executable), else the one in the source tree this binary was
+/// built from.
 pub fn demo_project_dir() -> PathBuf {
     if let Some(p) = std::env::var_os("CONTRARIO_DEMO") {
         return PathBuf::from(p);
@@ -179,7 +183,17 @@ pub fn demo_project_dir() -> PathBuf {
     if local.join(PROJECT_FILE).exists() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
+    let installed = crate::project::install_dir()
+        .and_then(|d| Some(d.parent()?.parent()?.join("share/contrario/demo")))
+        .filter(|d| d.join(PROJECT_FILE).exists());
+    // A package names no folder of the machine that built it.
+    #[cfg(contrario_package)]
+    let source: Option<PathBuf> = None;
+    #[cfg(not(contrario_package))]
+    let source = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo"));
+    installed
+        .or(source)
+        .unwrap_or_else(|| PathBuf::from("projects/demo"))
 }
 
 impl AppState {
@@ -468,9 +482,13 @@ impl AppState {
     fn open_saved_project(&mut self, mut p: Project) {
         self.lock = None;
         self.read_only = false;
-        match ProjectLock::acquire(&p.root) {
+        // The bundled demo is never written (an installed one cannot be): no lock to take.
+        let demo =
+            std::fs::canonicalize(&p.root).ok() == std::fs::canonicalize(&self.demo_dir).ok();
+        match ProjectLock::acquire(&p.root).map_err(|e| (demo, e)) {
+            Err((true, _)) => {}
             Ok(l) => self.lock = Some(l),
-            Err(e) => {
+            Err((false, e)) => {
                 self.read_only = true;
                 self.notify(
                     NoticeLevel::Warning,

@@ -6,6 +6,7 @@ mod project;
 mod segment;
 mod trainfree;
 mod uflow;
+mod watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -165,6 +166,9 @@ pub enum Cmd {
         #[arg(long, default_value_t = 20)]
         interval_ms: u64,
     },
+    /// Watch a folder a line camera writes into: score each image once complete, one JSON line
+    /// each (stdout, --out, MQTT), and add it to the project's live split for review.
+    Watch(self::watch::WatchArgs),
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
         /// What to measure: `nfa` (segmentation and re-thresholding), `uflow` (inference split
@@ -267,6 +271,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 println!("wrote {} images to {}", p.file.images.len(), out.display());
             }),
         Some(Cmd::Info { json }) => info(json),
+        Some(Cmd::Watch(args)) => self::watch::run(args),
         Some(Cmd::Detect { image, out, params }) => params
             .params()
             .and_then(|p| self::trainfree::detect(&image, &out, &p)),

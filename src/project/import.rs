@@ -221,7 +221,7 @@ fn push(
     }
     match e.split {
         Split::Train => c.train_normal += 1,
-        Split::Test => c.test += 1,
+        Split::Test | Split::Live => c.test += 1,
     }
     c.images += 1;
     entries.push(e);

@@ -8,7 +8,7 @@
 //! what can be recomputed in `cache/`.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 pub mod autosave;
@@ -20,6 +20,7 @@ pub mod guard;
 pub mod imaging;
 pub mod import;
 pub mod labels;
+pub mod live;
 pub mod mask;
 pub mod model_file;
 pub mod overview;
@@ -72,6 +73,9 @@ pub enum Split {
     /// Images to review: normal or defective.
     #[default]
     Test,
+    /// Images a watcher scored as they came from the line (`live/watch.jsonl`, never written
+    /// into `project.ron`).
+    Live,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,6 +123,7 @@ impl Split {
         match self {
             Split::Train => "train",
             Split::Test => "test",
+            Split::Live => "live",
         }
     }
 }
@@ -248,6 +253,16 @@ pub struct ProjectFile {
 }
 
 impl ProjectFile {
+    /// The images a watcher scored (`live/watch.jsonl`), as the live split, after the project's
+    /// own; an id the project already has stays the project's.
+    pub fn add_live(&mut self, root: &Path) {
+        let known: std::collections::HashSet<String> =
+            self.images.iter().map(|e| e.id.clone()).collect();
+        let live = live::entries(&live::read_journal(root));
+        self.images
+            .extend(live.into_iter().filter(|e| !known.contains(&e.id)));
+    }
+
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             format_version: FORMAT_VERSION,
@@ -300,7 +315,8 @@ impl Project {
             source,
         })?;
         let found = scan_version(&text);
-        let file = parse_project(&text, &path)?;
+        let mut file = parse_project(&text, &path)?;
+        file.add_live(&root);
         Ok(Self {
             root,
             file,
@@ -418,13 +434,13 @@ impl Project {
 
     /// Where inference results of model `name` on `category` are cached.
     pub fn cache_dir(&self, name: &str, category: &str) -> PathBuf {
-        self.root.join(CACHE_DIR).join(name).join(category)
+        cache_root(&self.root).join(name).join(category)
     }
 
     /// Where thumbnails are cached: only for a project saved on disk (a folder of images opened
     /// directly gets no folder written into it).
     pub fn thumb_cache_dir(&self) -> Option<PathBuf> {
-        self.saved.then(|| self.root.join(CACHE_DIR).join("thumbs"))
+        self.saved.then(|| cache_root(&self.root).join("thumbs"))
     }
 
     /// The categories of the project's images, sorted.
@@ -495,6 +511,55 @@ impl Project {
     }
 }
 
+/// Where a project's caches live: its own `cache/` folder, or, for a project folder this user
+/// cannot write (the demo an installed package ships), a folder in the user's cache named after
+/// the project's path. Decided once per folder and process.
+pub fn cache_root(root: &Path) -> PathBuf {
+    static ROOTS: std::sync::OnceLock<std::sync::Mutex<HashMap<PathBuf, PathBuf>>> =
+        std::sync::OnceLock::new();
+    let mut known = ROOTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    known
+        .entry(root.to_path_buf())
+        .or_insert_with(|| {
+            let own = root.join(CACHE_DIR);
+            if storage::can_write_in(&own) {
+                return own;
+            }
+            let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+            let mut h = storage::Fnv::new();
+            h.eat(abs.to_string_lossy().as_bytes());
+            user_cache_dir().join("projects").join(h.hex())
+        })
+        .clone()
+}
+
+/// The user's cache folder for Contrario: `$XDG_CACHE_HOME/contrario`, else
+/// `~/.cache/contrario`, else one under the system's temporary folder.
+pub fn user_cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".cache"))
+        })
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("contrario")
+}
+
+/// The folder the running program is installed in (its executable's, links resolved): an
+/// installed package finds its libraries, weights and demo beside it.
+pub fn install_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| std::fs::canonicalize(e).ok())
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+}
+
 /// Copy a project folder to `dst` (created): its files, labels, journal and models, without what
 /// belongs to the running copy (the `cache` folder, the lock). Entries that vanish while it
 /// copies (another process's lock or temporary files) are skipped, not errors.
@@ -523,6 +588,22 @@ pub fn copy_folder(src: &Path, dst: &Path) -> std::io::Result<()> {
 }
 
 pub fn to_ron(file: &ProjectFile) -> String {
+    // The live split belongs to the watcher's journal, not to the shared project file.
+    let shared;
+    let file = if file.images.iter().any(|e| e.split == Split::Live) {
+        shared = ProjectFile {
+            images: file
+                .images
+                .iter()
+                .filter(|e| e.split != Split::Live)
+                .cloned()
+                .collect(),
+            ..file.clone()
+        };
+        &shared
+    } else {
+        file
+    };
     let cfg = ron::ser::PrettyConfig::new()
         .struct_names(true)
         .indentor("  ".to_string());
@@ -604,6 +685,31 @@ pub(crate) fn collect_images(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_folder_that_cannot_be_written_keeps_its_caches_in_the_users_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        assert_eq!(cache_root(&mine), mine.join(CACHE_DIR));
+        // A folder where no cache can be made (here its `cache` is a file; for an installed
+        // demo, a folder of root's): the user's cache, one folder per project, stable.
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join(CACHE_DIR), "not a folder").unwrap();
+        let elsewhere = cache_root(&theirs);
+        assert!(!elsewhere.starts_with(&theirs), "{}", elsewhere.display());
+        assert!(elsewhere.starts_with(user_cache_dir().join("projects")));
+        assert_eq!(cache_root(&theirs), elsewhere);
+        let p = Project {
+            root: theirs.clone(),
+            file: ProjectFile::new("p"),
+            saved: true,
+            migrated_from: None,
+        };
+        assert!(p.cache_dir("m", "c").starts_with(&elsewhere));
+        assert_eq!(p.thumb_cache_dir(), Some(elsewhere.join("thumbs")));
+    }
 
     #[test]
     fn images_are_named_by_their_place_in_the_project_and_shortened_in_the_middle() {

@@ -306,6 +306,26 @@ impl Drop for ProjectLock {
     }
 }
 
+/// Whether this process can create files in `dir` (made if missing): tried, not guessed from
+/// permission bits, which say nothing of who runs the program.
+pub fn can_write_in(dir: &Path) -> bool {
+    if std::fs::create_dir_all(dir).is_err() {
+        return false;
+    }
+    let probe = dir.join(format!(".write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            true
+        }
+        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,3 +372,4 @@ mod tests {
         assert_eq!(iso8601(1_795_869_296_123), "2026-11-28T12:34:56.123Z");
     }
 }
+

@@ -49,12 +49,16 @@ pub enum BackboneError {
     Load { path: PathBuf, message: String },
 }
 
-/// Site-packages folders to search, most specific first: the run-time override, the environment
-/// this binary was built against, then the default environment location.
+/// Site-packages folders to search, most specific first: the run-time override, the installed
+/// package's (`site-packages` beside the executable), the environment this binary was built
+/// against (not baked into a package's build), then the default environment location.
 fn site_packages_candidates() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(p) = std::env::var_os("CONTRARIO_SITE_PACKAGES") {
         out.push(PathBuf::from(p));
+    }
+    if let Some(d) = crate::project::install_dir() {
+        out.push(d.join("site-packages"));
     }
     if let Some(p) = option_env!("CONTRARIO_SITE_PACKAGES") {
         out.push(PathBuf::from(p));

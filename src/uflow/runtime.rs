@@ -8,8 +8,44 @@ pub const LIBTORCH_VERSION: &str = match option_env!("CONTRARIO_LIBTORCH_VERSION
     None => "unknown",
 };
 
+/// A folder holding libtorch's CUDA part (`libtorch_cuda.so` and what it needs), for a binary
+/// linked with libtorch's CPU part only (the installed package): `CONTRARIO_CUDA_LIB`, else
+/// `cuda/torch-lib` beside the executable, where `add-cuda` puts PyPI's CUDA build.
+fn cuda_library_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("CONTRARIO_CUDA_LIB")
+        .map(std::path::PathBuf::from)
+        .or_else(|| Some(crate::project::install_dir()?.join("cuda/torch-lib")))
+        .filter(|d| d.join("libtorch_cuda.so").exists())
+}
+
+/// Load libtorch's CUDA part into the process once, where it was added to a CPU-only binary:
+/// loaded globally, its kernels register with libtorch as when it is linked. The folder loaded,
+/// or why not; None when there is nothing to load.
+fn load_cuda() -> Option<Result<String, String>> {
+    static LOADED: std::sync::OnceLock<Option<Result<String, String>>> = std::sync::OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            let dir = cuda_library_dir()?;
+            let lib = dir.join("libtorch_cuda.so");
+            use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+            // SAFETY: libtorch's own CUDA library, of the same version as the libtorch linked
+            // (add-cuda installs that version); it is kept loaded for the life of the process.
+            match unsafe { Library::open(Some(&lib), RTLD_NOW | RTLD_GLOBAL) } {
+                Ok(l) => {
+                    std::mem::forget(l);
+                    Some(Ok(dir.display().to_string()))
+                }
+                Err(e) => Some(Err(format!("{}: {e}", lib.display()))),
+            }
+        })
+        .clone()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TorchInfo {
+    /// The CUDA libraries loaded at run time (a package with CUDA added), or why they could not
+    /// be; None when the binary has none to load (linked with them, or CPU only).
+    pub cuda_libraries: Option<Result<String, String>>,
     pub libtorch_version: String,
     /// "cuda:0" when a GPU is usable, else "cpu".
     pub device: String,
@@ -26,7 +62,11 @@ impl TorchInfo {
         } else if self.cuda_devices > 0 {
             "CPU (GPU not used)".to_string()
         } else {
-            "CPU".to_string()
+            match &self.cuda_libraries {
+                Some(Ok(_)) => "CPU (CUDA libraries loaded, no GPU)".to_string(),
+                Some(Err(_)) => "CPU (the CUDA libraries did not load)".to_string(),
+                None => "CPU".to_string(),
+            }
         };
         format!(
             "{dev} · {} CPU threads · libtorch {}",
@@ -55,12 +95,14 @@ pub fn probe() -> TorchInfo {
 
 /// [`probe`], with the device the worker uses: the CPU when `cpu_only`, else the GPU if usable.
 pub fn probe_with(cpu_only: bool) -> TorchInfo {
+    let cuda_libraries = load_cuda();
     let cuda_devices = if tch::Cuda::is_available() {
         tch::Cuda::device_count()
     } else {
         0
     };
     TorchInfo {
+        cuda_libraries,
         libtorch_version: LIBTORCH_VERSION.to_string(),
         device: if cuda_devices > 0 && !cpu_only {
             "cuda:0".into()

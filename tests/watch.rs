@@ -1,0 +1,377 @@
+//! `contrario watch` as a line runs it: a real MQTT broker (Debian's mosquitto) on the loopback
+//! address, images landing in a folder (copied, renamed into place, truncated), the broker
+//! restarted mid-run, and the watcher itself stopped and started again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use contrario::project::{Project, Split};
+
+fn demo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "cache" || name == ".contrario.lock" {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// mosquitto on 127.0.0.1:port, keeping sessions across restarts (persistence in `dir`).
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    fn start(dir: &Path, port: u16) -> Broker {
+        let conf = dir.join("mosquitto.conf");
+        // Started as root, mosquitto would become user `mosquitto` and could not save its
+        // sessions here: it stays whoever runs the test.
+        let me = Command::new("id").arg("-un").output().unwrap();
+        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser {me}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect(
+                "mosquitto is not installed: run `make setup` (it installs Debian's mosquitto)",
+            );
+        let child = Command::new(exe)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < end,
+                "mosquitto did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Broker { child }
+    }
+
+    /// SIGTERM, as a service manager stops it (it writes its sessions to disk).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A subscriber with a persistent session: it gets every QoS 1 message, also those published
+/// while it was reconnecting after the broker's restart.
+fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let mut opts = rumqttc::MqttOptions::new("contrario-test-subscriber", "127.0.0.1", port);
+    opts.set_clean_session(false);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = rumqttc::Client::new(opts, 16);
+    client.subscribe(topic, rumqttc::QoS::AtLeastOnce).unwrap();
+    let sink = got.clone();
+    std::thread::spawn(move || {
+        let _client = client;
+        for ev in connection.iter() {
+            match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    let v = serde_json::from_slice(&p.payload).unwrap();
+                    sink.lock().unwrap().push((p.topic.clone(), v));
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    got
+}
+
+fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn file_name(v: &serde_json::Value) -> String {
+    Path::new(v["file"].as_str().unwrap())
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    copy_dir(&demo(), &project);
+    let line = tmp.path().join("camera");
+    std::fs::create_dir_all(line.join("station2")).unwrap();
+    let images = demo().join("images/leather/test");
+    let hole = images.join("hole/004.png");
+    let good = images.join("good/000.png");
+    // Already there when the watch starts.
+    std::fs::copy(&good, line.join("before.png")).unwrap();
+
+    let port = free_port();
+    let broker_dir = tmp.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let broker = Broker::start(&broker_dir, port);
+    let got = subscribe(port, "line1/#");
+    let out = tmp.path().join("verdicts.jsonl");
+    let watcher = Command::new(env!("CARGO_BIN_EXE_contrario"))
+        .args(["watch", "--project"])
+        .arg(&project)
+        .arg("--folder")
+        .arg(&line)
+        .args(["--model", "uflow-l2", "--category", "leather", "--out"])
+        .arg(&out)
+        .args([
+            "--mqtt",
+            &format!("mqtt://127.0.0.1:{port}"),
+            "--topic",
+            "line1",
+        ])
+        .args(["--stop-after", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Renamed into place in a sub-folder, and a truncated file.
+    std::fs::copy(&hole, line.join("station2/hole.png.part")).unwrap();
+    std::fs::rename(
+        line.join("station2/hole.png.part"),
+        line.join("station2/hole.png"),
+    )
+    .unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(line.join("bad.png"), &bytes[..bytes.len() / 3]).unwrap();
+    wait_for("three records", 180, || lines(&out).len() >= 3);
+    wait_for("three messages", 30, || got.lock().unwrap().len() >= 3);
+
+    // The broker goes away; the line does not stop.
+    broker.stop();
+    std::fs::copy(&good, line.join("during.png")).unwrap();
+    wait_for("the record made while the broker was down", 60, || {
+        lines(&out).len() >= 4
+    });
+    let broker = Broker::start(&broker_dir, port);
+    std::fs::copy(&hole, line.join("after.png")).unwrap();
+    let done = watcher.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(stderr.contains("5 seen"), "{stderr}");
+    assert!(!stderr.contains("never acknowledged"), "{stderr}");
+
+    // Every image's message arrived, once, on its category's topic, in the order scored.
+    wait_for("five messages", 30, || got.lock().unwrap().len() >= 5);
+    std::thread::sleep(Duration::from_millis(500));
+    let msgs = got.lock().unwrap().clone();
+    let mut per_file: BTreeMap<String, usize> = BTreeMap::new();
+    for (topic, v) in &msgs {
+        assert_eq!(topic, "line1/leather");
+        *per_file.entry(file_name(v)).or_default() += 1;
+    }
+    assert_eq!(
+        per_file,
+        BTreeMap::from(
+            [
+                "after.png",
+                "bad.png",
+                "before.png",
+                "during.png",
+                "hole.png"
+            ]
+            .map(|f| (f.into(), 1))
+        ),
+        "{msgs:?}"
+    );
+    let order: Vec<String> = msgs.iter().map(|(_, v)| file_name(v)).collect();
+    let scored: Vec<String> = lines(&out).iter().map(file_name).collect();
+    assert_eq!(order, scored);
+
+    // The records: the planted hole flagged with its region, the truncated file an error.
+    let recs: BTreeMap<String, serde_json::Value> = lines(&out)
+        .into_iter()
+        .map(|v| (file_name(&v), v))
+        .collect();
+    let h = &recs["hole.png"];
+    assert_eq!(h["flagged"], true, "{h}");
+    assert_eq!(h["image"], "live/station2/hole");
+    let region = &h["regions"][0];
+    assert!(region["log10_nfa"].as_f64().unwrap() < 0.0);
+    let b = region["box"].as_array().unwrap();
+    assert!(b[2].as_u64() > b[0].as_u64() && b[3].as_u64() > b[1].as_u64());
+    assert!(
+        recs["bad.png"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad.png")
+    );
+    assert!(recs["during.png"]["error"].is_null());
+    assert!(h["latency_ms"].as_f64().unwrap() > 0.0);
+    drop(broker);
+
+    // Stopped, an image lands; started again, only that one is scored.
+    std::fs::copy(&good, line.join("while_stopped.png")).unwrap();
+    let again = Command::new(env!("CARGO_BIN_EXE_contrario"))
+        .args(["watch", "--project"])
+        .arg(&project)
+        .arg("--folder")
+        .arg(&line)
+        .args([
+            "--model",
+            "uflow-l2",
+            "--category",
+            "leather",
+            "--stop-after",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let resumed: Vec<serde_json::Value> = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(file_name(&resumed[0]), "while_stopped.png");
+
+    // The scored images are the project's live split, with results the window reads from the
+    // cache (the truncated one is not an image of the project).
+    let p = Project::open(&project).unwrap();
+    let live: Vec<_> = p
+        .file
+        .images
+        .iter()
+        .filter(|e| e.split == Split::Live)
+        .collect();
+    assert_eq!(live.len(), 5, "{live:?}");
+    for e in &live {
+        assert!(
+            p.cached_result("uflow-l2", e).is_some(),
+            "{} has no cached result",
+            e.id
+        );
+    }
+    // And project.ron does not carry them: they stay the watcher's.
+    let ron = std::fs::read_to_string(project.join("project.ron")).unwrap();
+    assert!(!ron.contains("live/"));
+}
+
+#[test]
+fn watch_refuses_what_it_cannot_do_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_contrario"))
+            .arg("watch")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let demo = demo();
+    let demo = demo.to_str().unwrap();
+    let folder = tmp.path().to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--project", demo, "--folder", "/no/such/folder"],
+            "is not a folder",
+        ),
+        (
+            vec!["--project", demo, "--folder", folder, "--category", "glass"],
+            "not in the project",
+        ),
+        (
+            vec![
+                "--project",
+                demo,
+                "--folder",
+                folder,
+                "--model",
+                "nope",
+                "--category",
+                "wood",
+            ],
+            "no model",
+        ),
+        (
+            vec![
+                "--project",
+                demo,
+                "--folder",
+                folder,
+                "--mqtt",
+                "tcp://x:1",
+                "--topic",
+                "t",
+            ],
+            "mqtt://",
+        ),
+        (
+            vec!["--project", demo, "--folder", folder, "--level", "0"],
+            "above 0",
+        ),
+    ] {
+        let out = run(&args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
