@@ -1,6 +1,7 @@
 //! `contrario watch` as a line runs it: a real MQTT broker (Debian's mosquitto) on the loopback
 //! address, images landing in a folder (copied, renamed into place, truncated), the broker
-//! restarted mid-run, and the watcher itself stopped and started again.
+//! restarted mid-run, and the watcher itself stopped and started again; and the same watch
+//! started from the window, its live strip, and a flagged image opened from it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,26 +9,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use contrario::app::AppCommand;
+use contrario::app::watching::WatchCommand;
 use contrario::project::{Project, Split};
+use egui_kittest::kittest::Queryable;
+
+mod window;
 
 fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name();
-        if name == "cache" || name == ".contrario.lock" {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
 }
 
 fn free_port() -> u16 {
@@ -152,7 +142,7 @@ fn file_name(v: &serde_json::Value) -> String {
 fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed() {
     let tmp = tempfile::tempdir().unwrap();
     let project = tmp.path().join("project");
-    copy_dir(&demo(), &project);
+    contrario::project::copy_folder(&demo(), &project).unwrap();
     let line = tmp.path().join("camera");
     std::fs::create_dir_all(line.join("station2")).unwrap();
     let images = demo().join("images/leather/test");
@@ -374,4 +364,91 @@ fn watch_refuses_what_it_cannot_do_with_a_message() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_for_review() {
+    let (dir, root) = window::demo_copy();
+    let line = dir.path().join("camera");
+    std::fs::create_dir_all(line.join("leather")).unwrap();
+    let mut h = window::harness(root.clone(), None, (1200.0, 760.0));
+    h.state_mut()
+        .apply(AppCommand::Watch(WatchCommand::Start(line.clone())));
+    h.run_steps(2);
+    assert!(
+        h.state().state.live.is_some(),
+        "{:?}",
+        h.state().state.notices
+    );
+    h.get_by_label_contains("Waiting for images");
+    // The demo has three categories: a sub-folder names the images' one.
+    let images = demo().join("images/leather/test");
+    std::fs::copy(
+        images.join("good/001.png"),
+        line.join("leather/part-0001.png"),
+    )
+    .unwrap();
+    std::fs::copy(
+        images.join("hole/004.png"),
+        line.join("leather/part-0002.png"),
+    )
+    .unwrap();
+    std::fs::write(line.join("leather/part-0003.png"), b"not a png").unwrap();
+    let end = Instant::now() + Duration::from_secs(180);
+    while h
+        .state()
+        .state
+        .live
+        .as_ref()
+        .is_none_or(|s| s.recent.len() < 3)
+    {
+        assert!(Instant::now() < end, "the window's watch scored nothing");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    window::settle(&mut h);
+    h.get_by_label_contains("3 seen · 1 flagged · 1 error(s)");
+    // The truncated file says so in a notice; the scored ones are the project's live split.
+    assert!(
+        h.state()
+            .state
+            .notices
+            .iter()
+            .any(|n| n.text.contains("part-0003.png")),
+        "{:?}",
+        h.state().state.notices
+    );
+    let hole = window::index_of(&h, "live/leather/part-0002");
+    let p = h.state().state.project.as_ref().unwrap();
+    assert_eq!(p.file.images[hole].split, Split::Live);
+    // Flagged, it is in the review queue.
+    assert!(h.state().state.review.queue.contains(&hole));
+    // A click on its thumbnail opens it, with its result from the cache.
+    h.get_by_label("part-0002.png").click();
+    window::settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(hole));
+    assert_eq!(h.state().result_drawn(), Some(hole));
+    let ids: Vec<u64> = h.state().state.notices.iter().map(|n| n.id).collect();
+    for id in ids {
+        h.state_mut().apply(AppCommand::DismissNotice(id));
+    }
+    window::settle(&mut h);
+    h.snapshot("live_strip");
+    h.state_mut().apply(AppCommand::Watch(WatchCommand::Stop));
+    window::settle(&mut h);
+    let end = Instant::now() + Duration::from_secs(30);
+    while h.state().state.live.is_some() {
+        assert!(Instant::now() < end, "the watch did not stop");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        h.state()
+            .state
+            .notices
+            .iter()
+            .any(|n| n.text.contains("Watch stopped: 3 seen")),
+        "{:?}",
+        h.state().state.notices
+    );
 }

@@ -151,6 +151,9 @@ pub enum Action {
     OpenProject,
     OpenFolder,
     OpenDemo,
+    WatchFolder,
+    PauseWatch,
+    StopWatch,
     Quit,
     NextImage,
     PreviousImage,
@@ -221,10 +224,13 @@ use Key as K;
 type S = Shortcut;
 
 impl Action {
-    pub const ALL: [Action; 41] = [
+    pub const ALL: [Action; 44] = [
         Action::OpenProject,
         Action::OpenFolder,
         Action::OpenDemo,
+        Action::WatchFolder,
+        Action::PauseWatch,
+        Action::StopWatch,
         Action::Quit,
         Action::NextImage,
         Action::PreviousImage,
@@ -272,6 +278,9 @@ impl Action {
             OpenProject => "Open project…",
             OpenFolder => "Open folder of images…",
             OpenDemo => "Open demo project",
+            WatchFolder => "Watch a folder…",
+            PauseWatch => "Pause",
+            StopWatch => "Stop watching",
             Quit => "Quit",
             NextImage => "Next image",
             PreviousImage => "Previous image",
@@ -320,6 +329,15 @@ impl Action {
             OpenProject => "Open a project folder (project.ron)",
             OpenFolder => "Open a folder of images as a transient project",
             OpenDemo => "Open the bundled demo project",
+            WatchFolder => {
+                "Score each image a line camera writes into a folder as it lands, with the \
+                 detector's model at the NFA level; they join this project's live split and the \
+                 review queue"
+            }
+            PauseWatch => "Stop scoring for now; images that land meanwhile wait their turn",
+            StopWatch => {
+                "Stop the watch; started again, it scores what landed meanwhile and nothing twice"
+            }
             Quit => "Close the window (pending label changes are saved first)",
             NextImage => "Select the next image of the list",
             PreviousImage => "Select the previous image of the list",
@@ -392,7 +410,7 @@ impl Action {
         }
         match self {
             OpenProject => const { &[S::ctrl(K::O)] },
-            OpenFolder | OpenDemo => &[],
+            OpenFolder | OpenDemo | WatchFolder | PauseWatch | StopWatch => &[],
             Quit => const { &[S::ctrl(K::Q)] },
             NextImage => const { &[k(K::J), k(K::ArrowRight), k(K::ArrowDown)] },
             PreviousImage => const { &[k(K::K), k(K::ArrowLeft), k(K::ArrowUp)] },
@@ -454,7 +472,9 @@ impl Action {
     pub fn group(self) -> Group {
         use Action::*;
         match self {
-            OpenProject | OpenFolder | OpenDemo | Quit => Group::Project,
+            OpenProject | OpenFolder | OpenDemo | WatchFolder | PauseWatch | StopWatch | Quit => {
+                Group::Project
+            }
             NextImage | PreviousImage => Group::Images,
             FitView | ActualPixels | ShowShortcuts | ToggleCompare => Group::View,
             Detect | TrainUFlow | CancelTraining | ToggleHeatmap | StricterLevel | LooserLevel => {

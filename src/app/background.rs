@@ -107,6 +107,11 @@ impl Background {
         if let Some(cpu_only) = state.device_request.take() {
             self.worker.send(Command::UseDevice { cpu_only });
         }
+        for c in std::mem::take(&mut state.watch_requests) {
+            let wake = self.repaint.clone();
+            state.apply_watch(c, Box::new(move || wake()));
+        }
+        state.poll_watch();
         self.start_lookups(state);
         self.start_detections(state);
         self.start_trainings(state);

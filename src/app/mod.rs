@@ -16,6 +16,7 @@ pub mod runner;
 mod task_runner;
 pub mod tasks;
 pub mod watch;
+pub mod watching;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -93,6 +94,8 @@ pub enum AppCommand {
     Evaluate(Option<(String, String)>),
     /// Train and infer on the CPU even when a GPU is usable (false: the GPU again).
     UseCpu(bool),
+    /// Live inspection: watch a folder into the project, pause, stop.
+    Watch(watching::WatchCommand),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -163,6 +166,9 @@ pub struct AppState {
     pub device_request: Option<bool>,
     /// The evaluation panel's model, category and numbers.
     pub evaluation: Option<models::EvaluationView>,
+    /// The folder being watched, and watch commands the background has not run yet.
+    pub live: Option<watching::LiveSession>,
+    pub watch_requests: Vec<watching::WatchCommand>,
     /// Model files read so far: (model, category) -> settings, history, calibration.
     model_files: HashMap<(String, String), Option<ModelFile>>,
     /// Checkpoints read so far: (model, category) -> the epochs a restart resumes after.
@@ -239,6 +245,8 @@ impl AppState {
             run_cancel_requested: false,
             device_request: None,
             evaluation: None,
+            live: None,
+            watch_requests: Vec::new(),
             model_files: HashMap::new(),
             checkpoints: HashMap::new(),
             next_notice: 0,
@@ -359,6 +367,7 @@ impl AppState {
             AppCommand::CancelRun => self.run_cancel_requested = true,
             AppCommand::Evaluate(which) => self.open_evaluation(which),
             AppCommand::UseCpu(on) => self.device_request = Some(on),
+            AppCommand::Watch(c) => self.watch_requests.push(c),
         }
     }
 
@@ -543,6 +552,17 @@ impl AppState {
     }
 
     fn set_project(&mut self, p: Project) {
+        // A watch scores into the project it was started on.
+        if let Some(s) = self.live.take() {
+            s.watch.stop();
+            self.notify(
+                NoticeLevel::Info,
+                format!(
+                    "Stopped watching {}: another project was opened.",
+                    s.watch.config.folder.display()
+                ),
+            );
+        }
         self.writable = p.saved
             && !self.read_only
             && std::fs::canonicalize(&p.root).ok() != std::fs::canonicalize(&self.demo_dir).ok();

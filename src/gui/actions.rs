@@ -8,6 +8,7 @@ use crate::app::AppCommand;
 use crate::app::actions::{Action, Group, Key, Shortcut};
 use crate::app::annotation::{BRUSH_STEP, Compare, LabelCommand, Tool};
 use crate::app::review::ReviewCommand;
+use crate::app::watching::WatchCommand;
 use crate::project::review::Verdict;
 
 /// The app's key for an egui key, if it binds it.
@@ -95,8 +96,24 @@ impl ContrarioApp {
         use Action::*;
         let label = |c: LabelCommand| AppCommand::Label(c);
         let cmd = match action {
-            OpenProject => return self.open_dialog(false),
-            OpenFolder => return self.open_dialog(true),
+            OpenProject => return self.folder_dialog("Open a project", AppCommand::OpenProject),
+            OpenFolder => {
+                return self.folder_dialog("Open a folder of images", AppCommand::OpenImageFolder);
+            }
+            WatchFolder => {
+                return self.folder_dialog("Watch a folder a camera writes into", |d| {
+                    AppCommand::Watch(WatchCommand::Start(d))
+                });
+            }
+            PauseWatch => {
+                let paused = self
+                    .state
+                    .live
+                    .as_ref()
+                    .is_some_and(|s| s.watch.is_paused());
+                AppCommand::Watch(WatchCommand::Pause(!paused))
+            }
+            StopWatch => AppCommand::Watch(WatchCommand::Stop),
             OpenDemo => AppCommand::OpenDemo,
             Quit => return ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             NextImage => AppCommand::SelectNext,

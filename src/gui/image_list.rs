@@ -260,6 +260,9 @@ fn filter_menu(ui: &mut egui::Ui, p: &crate::project::Project, f: &mut ListFilte
         ui.selectable_value(&mut f.split, None, "any");
         ui.selectable_value(&mut f.split, Some(Split::Train), "train");
         ui.selectable_value(&mut f.split, Some(Split::Test), "test");
+        if p.file.images.iter().any(|e| e.split == Split::Live) {
+            ui.selectable_value(&mut f.split, Some(Split::Live), "live");
+        }
     });
     pick(ui, "category", &mut f.category, &distinct(|e| &e.category));
     pick(ui, "kind", &mut f.kind, &distinct(|e| &e.kind));

@@ -1,6 +1,7 @@
 //! Menus, keyboard shortcuts, file dialogs and notices.
 
 use egui::{Color32, RichText};
+use std::path::PathBuf;
 
 use super::ContrarioApp;
 use crate::app::actions::Action;
@@ -8,24 +9,16 @@ use crate::app::jobs::spawn_thread_caught;
 use crate::app::{AppCommand, NoticeLevel};
 
 impl ContrarioApp {
-    pub(super) fn open_dialog(&self, folder_of_images: bool) {
+    /// A folder picked in a dialog becomes `then(folder)`. The dialog runs on its own thread so
+    /// the window keeps repainting behind it; a dialog that fails (no desktop portal, a crash in
+    /// the toolkit) says so in a notice.
+    pub(super) fn folder_dialog(&self, title: &'static str, then: fn(PathBuf) -> AppCommand) {
         let tx = self.dialogs_tx.clone();
-        // The dialog runs on its own thread so the window keeps repainting behind it; a dialog
-        // that fails (no desktop portal, a crash in the toolkit) says so in a notice.
-        let title = if folder_of_images {
-            "Open a folder of images"
-        } else {
-            "Open a project"
-        };
         spawn_thread_caught(
             move || rfd::FileDialog::new().set_title(title).pick_folder(),
             move |picked| {
                 let _ = match picked {
-                    Ok(Some(dir)) => tx.send(Ok(if folder_of_images {
-                        AppCommand::OpenImageFolder(dir)
-                    } else {
-                        AppCommand::OpenProject(dir)
-                    })),
+                    Ok(Some(dir)) => tx.send(Ok(then(dir))),
                     Ok(None) => Ok(()),
                     Err(e) => tx.send(Err(format!("The file dialog failed: {e}"))),
                 };
@@ -49,6 +42,12 @@ impl ContrarioApp {
             ui.menu_button("File", |ui| {
                 for a in [Action::OpenProject, Action::OpenFolder, Action::OpenDemo] {
                     item(ui, a, &mut acts);
+                }
+                ui.separator();
+                if self.state.live.is_some() {
+                    item(ui, Action::StopWatch, &mut acts);
+                } else {
+                    item(ui, Action::WatchFolder, &mut acts);
                 }
                 if ui
                     .button("Work on a copy of the demo")
