@@ -5,12 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
-use contrario::app::watching::WatchCommand;
+use contrario::app::mqtt::LocalBroker;
+use contrario::app::watch::WatchCommand;
 use contrario::project::{Project, Split};
 use egui_kittest::kittest::Queryable;
 
@@ -20,95 +21,20 @@ fn demo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// mosquitto on 127.0.0.1:port, keeping sessions across restarts (persistence in `dir`).
-struct Broker {
-    child: Child,
-}
-
-impl Broker {
-    fn start(dir: &Path, port: u16) -> Broker {
-        let conf = dir.join("mosquitto.conf");
-        // Started as root, mosquitto would become user `mosquitto` and could not save its
-        // sessions here: it stays whoever runs the test.
-        let me = Command::new("id").arg("-un").output().unwrap();
-        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser {me}\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect(
-                "mosquitto is not installed: run `make setup` (it installs Debian's mosquitto)",
-            );
-        let child = Command::new(exe)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let end = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < end,
-                "mosquitto did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker { child }
-    }
-
-    /// SIGTERM, as a service manager stops it (it writes its sessions to disk).
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A subscriber with a persistent session: it gets every QoS 1 message, also those published
 /// while it was reconnecting after the broker's restart.
 fn subscribe(port: u16, topic: &str) -> Arc<Mutex<Vec<(String, serde_json::Value)>>> {
     let got = Arc::new(Mutex::new(Vec::new()));
-    let mut opts = rumqttc::MqttOptions::new("contrario-test-subscriber", "127.0.0.1", port);
-    opts.set_clean_session(false);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let (client, mut connection) = rumqttc::Client::new(opts, 16);
-    client.subscribe(topic, rumqttc::QoS::AtLeastOnce).unwrap();
+    let broker = contrario::app::mqtt::Broker {
+        host: "127.0.0.1".into(),
+        port,
+    };
+    let rx = contrario::app::mqtt::subscribe(&broker, "contrario-test-subscriber", topic, true);
     let sink = got.clone();
     std::thread::spawn(move || {
-        let _client = client;
-        for ev in connection.iter() {
-            match ev {
-                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                    let v = serde_json::from_slice(&p.payload).unwrap();
-                    sink.lock().unwrap().push((p.topic.clone(), v));
-                }
-                Ok(_) => {}
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
+        for (topic, payload, _) in rx {
+            let v = serde_json::from_slice(&payload).unwrap();
+            sink.lock().unwrap().push((topic, v));
         }
     });
     got
@@ -151,10 +77,10 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
     // Already there when the watch starts.
     std::fs::copy(&good, line.join("before.png")).unwrap();
 
-    let port = free_port();
+    let port = LocalBroker::free_port().unwrap();
     let broker_dir = tmp.path().join("broker");
     std::fs::create_dir_all(&broker_dir).unwrap();
-    let broker = Broker::start(&broker_dir, port);
+    let broker = LocalBroker::start(&broker_dir, port).unwrap();
     let got = subscribe(port, "line1/#");
     let out = tmp.path().join("verdicts.jsonl");
     let watcher = Command::new(env!("CARGO_BIN_EXE_contrario"))
@@ -194,7 +120,7 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
     wait_for("the record made while the broker was down", 60, || {
         lines(&out).len() >= 4
     });
-    let broker = Broker::start(&broker_dir, port);
+    let broker = LocalBroker::start(&broker_dir, port).unwrap();
     std::fs::copy(&hole, line.join("after.png")).unwrap();
     let done = watcher.wait_with_output().unwrap();
     assert!(

@@ -16,7 +16,7 @@ pub mod runner;
 mod task_runner;
 pub mod tasks;
 pub mod watch;
-pub mod watching;
+mod watching;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -95,7 +95,7 @@ pub enum AppCommand {
     /// Train and infer on the CPU even when a GPU is usable (false: the GPU again).
     UseCpu(bool),
     /// Live inspection: watch a folder into the project, pause, stop.
-    Watch(watching::WatchCommand),
+    Watch(watch::WatchCommand),
 }
 
 /// The two maps a U-Flow result can paint over the image, each on one fixed scale.
@@ -167,8 +167,8 @@ pub struct AppState {
     /// The evaluation panel's model, category and numbers.
     pub evaluation: Option<models::EvaluationView>,
     /// The folder being watched, and watch commands the background has not run yet.
-    pub live: Option<watching::LiveSession>,
-    pub watch_requests: Vec<watching::WatchCommand>,
+    pub live: Option<watch::LiveSession>,
+    pub watch_requests: Vec<watch::WatchCommand>,
     /// Model files read so far: (model, category) -> settings, history, calibration.
     model_files: HashMap<(String, String), Option<ModelFile>>,
     /// Checkpoints read so far: (model, category) -> the epochs a restart resumes after.
@@ -773,7 +773,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let v1 = "ProjectFile(format_version: 1, name: \"old\")";
         std::fs::write(dir.path().join(PROJECT_FILE), v1).unwrap();
-        let mut s = AppState::new(dir.path().into());
+        let mut s = AppState::new(dir.path().join("nodemo"));
         s.apply(AppCommand::OpenProject(dir.path().into()));
         assert!(!s.read_only);
         assert!(
@@ -793,7 +793,7 @@ mod tests {
             format!("1 {} 0", host.trim()),
         )
         .unwrap();
-        let mut s = AppState::new(dir.path().into());
+        let mut s = AppState::new(dir.path().join("nodemo"));
         s.apply(AppCommand::OpenProject(dir.path().into()));
         assert!(s.read_only);
         assert!(s.project.is_some());

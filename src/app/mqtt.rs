@@ -212,6 +212,117 @@ fn feed_loop(
     }
 }
 
+/// Messages of `topic` (wildcards allowed) as they arrive, with the moment each did: for the
+/// benchmark and the tests. With `persistent`, the session (and what the broker queued for it
+/// while it was away) survives reconnections and the broker's restart.
+pub fn subscribe(
+    broker: &Broker,
+    client_id: &str,
+    topic: &str,
+    persistent: bool,
+) -> Receiver<(String, Vec<u8>, Instant)> {
+    let mut opts = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    opts.set_clean_session(!persistent);
+    opts.set_keep_alive(Duration::from_secs(5));
+    let (client, mut connection) = Client::new(opts, 16);
+    let _ = client.subscribe(topic, QoS::AtLeastOnce);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _client = client;
+        for ev in connection.iter() {
+            match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    if tx
+                        .send((p.topic.clone(), p.payload.to_vec(), Instant::now()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    });
+    rx
+}
+
+/// A mosquitto broker on the loopback address, for the tests, the benchmark and offline demos:
+/// started from Debian's package, its sessions kept in `dir` across a restart, stopped with
+/// SIGTERM (as a service manager does) or when dropped.
+pub struct LocalBroker {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl LocalBroker {
+    pub fn start(dir: &std::path::Path, port: u16) -> anyhow::Result<LocalBroker> {
+        let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .ok_or_else(|| {
+                anyhow::anyhow!("mosquitto is not installed (make setup installs Debian's)")
+            })?;
+        // Started as root, mosquitto would become user `mosquitto` and could not write its
+        // sessions into `dir`: it stays whoever starts it.
+        let me = std::process::Command::new("id").arg("-un").output()?;
+        let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+        std::fs::create_dir_all(dir)?;
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nuser {me}\n",
+                dir.display()
+            ),
+        )?;
+        let child = std::process::Command::new(exe)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let mut b = LocalBroker { child, port };
+        let end = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > end || b.child.try_wait()?.is_some() {
+                anyhow::bail!("mosquitto did not start on port {port}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(b)
+    }
+
+    /// A port nobody listens on now.
+    pub fn free_port() -> std::io::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    }
+
+    pub fn broker(&self) -> Broker {
+        Broker {
+            host: "127.0.0.1".into(),
+            port: self.port,
+        }
+    }
+
+    /// SIGTERM: mosquitto writes its sessions and exits.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

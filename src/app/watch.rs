@@ -75,6 +75,28 @@ pub enum WatchEvent {
     },
 }
 
+/// Records the live strip keeps (newest first).
+pub const LIVE_STRIP: usize = 24;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchCommand {
+    /// Watch this folder into the open project with the current detector (its model) at the
+    /// current NFA level.
+    Start(PathBuf),
+    Pause(bool),
+    Stop,
+}
+
+/// A watch the window runs.
+pub struct LiveSession {
+    pub watch: Watch,
+    pub counts: WatchCounts,
+    /// The latest records, newest first, with the image's index where it joined the project.
+    pub recent: VecDeque<(LiveRecord, Option<usize>)>,
+    /// Stop asked for; the session ends when the watch says it stopped.
+    pub stopping: bool,
+}
+
 struct Control {
     stop: AtomicBool,
     paused: AtomicBool,
@@ -196,6 +218,11 @@ impl Watch {
     /// The next event; None when the watch has ended and everything was received.
     pub fn recv(&self) -> Option<WatchEvent> {
         self.events.recv().ok()
+    }
+
+    /// The next event within `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<WatchEvent> {
+        self.events.recv_timeout(timeout).ok()
     }
 }
 

@@ -4,32 +4,12 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use super::watch::{Watch, WatchConfig, WatchCounts, WatchEvent};
+use super::watch::{
+    LIVE_STRIP, LiveSession, Watch, WatchCommand, WatchConfig, WatchCounts, WatchEvent,
+};
 use super::{AppState, NoticeLevel};
 use crate::project::live::{self, LiveRecord};
 use crate::project::overview::ImageFacts;
-
-/// Records the live strip keeps (newest first).
-pub const LIVE_STRIP: usize = 24;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum WatchCommand {
-    /// Watch this folder into the open project with the current detector (its model) at the
-    /// current NFA level.
-    Start(PathBuf),
-    Pause(bool),
-    Stop,
-}
-
-/// A watch the window runs.
-pub struct LiveSession {
-    pub watch: Watch,
-    pub counts: WatchCounts,
-    /// The latest records, newest first, with the image's index where it joined the project.
-    pub recent: VecDeque<(LiveRecord, Option<usize>)>,
-    /// Stop asked for; the session ends when the watch says it stopped.
-    pub stopping: bool,
-}
 
 impl AppState {
     pub fn apply_watch(&mut self, cmd: WatchCommand, repaint: Box<dyn Fn() + Send>) {

@@ -7,6 +7,7 @@ mod segment;
 mod trainfree;
 mod uflow;
 mod watch;
+mod watch_bench;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -186,11 +187,12 @@ pub enum Cmd {
         what: String,
         #[arg(long, default_value_t = 50)]
         repeat: usize,
-        #[arg(long, default_value_t = 10_000)]
-        images: usize,
-        /// Side of the generated images, pixels.
-        #[arg(long, default_value_t = 256)]
-        size: u32,
+        /// How many images (default: 10000 for `project` and `review`, 50 for `watch`).
+        #[arg(long)]
+        images: Option<usize>,
+        /// Side of the generated images, pixels (default: 256; 512 for `watch`).
+        #[arg(long)]
+        size: Option<u32>,
         /// Project folder: kept for `project` (default: a temporary folder), read by
         /// `project-open` and `evaluation`.
         #[arg(long)]
@@ -200,6 +202,13 @@ pub enum Cmd {
         model: Option<String>,
         #[arg(long)]
         category: Option<String>,
+        /// Images per second for `watch`.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        /// The broker `watch` publishes to (default: a mosquitto of its own on the loopback
+        /// address).
+        #[arg(long)]
+        mqtt: Option<crate::app::mqtt::Broker>,
     },
     /// Show the libtorch version, the compute device and the built-in backbone weights.
     Info {
@@ -343,8 +352,22 @@ pub fn main_with(cli: Cli) -> i32 {
             project,
             model,
             category,
+            rate,
+            mqtt,
         }) => match what.as_str() {
-            "project" => self::bench::project_scale(images, size, project.as_deref()).map(|v| {
+            "watch" => {
+                self::watch_bench::watch(rate, images.unwrap_or(50), size.unwrap_or(512), mqtt).map(
+                    |v| {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    },
+                )
+            }
+            "project" => self::bench::project_scale(
+                images.unwrap_or(10_000),
+                size.unwrap_or(256),
+                project.as_deref(),
+            )
+            .map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
             "project-open" => match project {
@@ -362,12 +385,17 @@ pub fn main_with(cli: Cli) -> i32 {
             "uflow" => crate::uflow::bench::uflow(repeat.max(1), 32, 256).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
-            "gui" => self::bench::gui(repeat.max(20), size, project.as_deref()).map(|v| {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }),
-            "review" => self::bench::review(images, size, repeat.max(5)).map(|v| {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }),
+            "gui" => {
+                self::bench::gui(repeat.max(20), size.unwrap_or(256), project.as_deref()).map(|v| {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                })
+            }
+            "review" => {
+                self::bench::review(images.unwrap_or(10_000), size.unwrap_or(256), repeat.max(5))
+                    .map(|v| {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    })
+            }
             "evaluation" => match (project, model, category) {
                 (Some(p), Some(m), Some(c)) => self::bench::evaluation(&p, &m, &c, repeat.max(3))
                     .map(|v| {
@@ -378,7 +406,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 )),
             },
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review, evaluation)"
+                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review, evaluation, watch)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

@@ -8,7 +8,7 @@ use crate::app::AppCommand;
 use crate::app::actions::{Action, Group, Key, Shortcut};
 use crate::app::annotation::{BRUSH_STEP, Compare, LabelCommand, Tool};
 use crate::app::review::ReviewCommand;
-use crate::app::watching::WatchCommand;
+use crate::app::watch::WatchCommand;
 use crate::project::review::Verdict;
 
 /// The app's key for an egui key, if it binds it.

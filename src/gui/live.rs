@@ -12,10 +12,20 @@ use crate::project::review::Verdict;
 
 const THUMB: f32 = 56.0;
 /// The strip's height: a thumbnail, its name and the scroll bar, whatever its content.
-pub(super) const STRIP_HEIGHT: f32 = THUMB + 36.0;
+const STRIP_HEIGHT: f32 = THUMB + 36.0;
 
 impl ContrarioApp {
-    pub(super) fn live_strip(&mut self, ui: &mut egui::Ui) {
+    /// Above the status bar while a folder is watched; its height never depends on its content.
+    pub(super) fn live_panel(&mut self, ui: &mut egui::Ui) {
+        if self.state.live.is_some() {
+            egui::Panel::bottom("live")
+                .resizable(false)
+                .exact_size(STRIP_HEIGHT)
+                .show(ui, |ui| self.live_strip(ui));
+        }
+    }
+
+    fn live_strip(&mut self, ui: &mut egui::Ui) {
         let Some(s) = &self.state.live else { return };
         let mut acts = Vec::new();
         let mut open = None;

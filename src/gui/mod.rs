@@ -305,12 +305,7 @@ impl ContrarioApp {
         }
         egui::Panel::top("menu").show(ui, |ui| self.menu_bar(ui));
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        if self.state.live.is_some() {
-            egui::Panel::bottom("live")
-                .resizable(false)
-                .exact_size(live::STRIP_HEIGHT)
-                .show(ui, |ui| self.live_strip(ui));
-        }
+        self.live_panel(ui);
         // The side panels share the room so that the review lists name images by their place in
         // the project (category/split/kind/file) and the bars above the image stay on one line.
         egui::Panel::left("images")

@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ImageEntry, Split};
+use super::{ImageEntry, ProjectFile, Split};
 
 pub const LIVE_DIR: &str = "live";
 pub const LIVE_JOURNAL: &str = "watch.jsonl";
@@ -59,6 +59,17 @@ impl LiveRecord {
     /// The key that says "this file, as it was, is done".
     pub fn stamp(&self) -> (PathBuf, u64, u128) {
         (self.file.clone(), self.size, self.modified_ns)
+    }
+}
+
+impl ProjectFile {
+    /// The images a watcher scored (`live/watch.jsonl`), as the live split, after the project's
+    /// own; an id the project already has stays the project's.
+    pub fn add_live(&mut self, root: &Path) {
+        let known: HashSet<String> = self.images.iter().map(|e| e.id.clone()).collect();
+        let live = entries(&read_journal(root));
+        self.images
+            .extend(live.into_iter().filter(|e| !known.contains(&e.id)));
     }
 }
 

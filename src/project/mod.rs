@@ -253,16 +253,6 @@ pub struct ProjectFile {
 }
 
 impl ProjectFile {
-    /// The images a watcher scored (`live/watch.jsonl`), as the live split, after the project's
-    /// own; an id the project already has stays the project's.
-    pub fn add_live(&mut self, root: &Path) {
-        let known: std::collections::HashSet<String> =
-            self.images.iter().map(|e| e.id.clone()).collect();
-        let live = live::entries(&live::read_journal(root));
-        self.images
-            .extend(live.into_iter().filter(|e| !known.contains(&e.id)));
-    }
-
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             format_version: FORMAT_VERSION,
