@@ -181,8 +181,13 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
     assert!(h["latency_ms"].as_f64().unwrap() > 0.0);
     drop(broker);
 
-    // Stopped, an image lands; started again, only that one is scored.
-    std::fs::copy(&good, line.join("while_stopped.png")).unwrap();
+    // Stopped, an image lands (taken under dimmer light); started again, only that one is
+    // scored, and the drift check says it is unlike the training images.
+    let mut dim = image::open(&good).unwrap().to_rgb8();
+    for p in dim.pixels_mut() {
+        p.0 = p.0.map(|v| (f32::from(v) * 0.85) as u8);
+    }
+    dim.save(line.join("while_stopped.png")).unwrap();
     let again = Command::new(env!("CARGO_BIN_EXE_contrario"))
         .args(["watch", "--project"])
         .arg(&project)
@@ -209,6 +214,14 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
         .collect();
     assert_eq!(resumed.len(), 1);
     assert_eq!(file_name(&resumed[0]), "while_stopped.png");
+    assert_eq!(resumed[0]["unlike_training"], true, "{}", resumed[0]);
+    let words = resumed[0]["drift"]["words"].as_str().unwrap();
+    assert!(
+        words.starts_with("darker than every training image"),
+        "{words}"
+    );
+    assert_eq!(recs["during.png"]["unlike_training"], false);
+    assert_eq!(recs["hole.png"]["unlike_training"], false);
 
     // The scored images are the project's live split, with results the window reads from the
     // cache (the truncated one is not an image of the project).
@@ -320,20 +333,48 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
     )
     .unwrap();
     std::fs::write(line.join("leather/part-0003.png"), b"not a png").unwrap();
+    // Taken under dimmer light.
+    let mut dim = image::open(images.join("good/002.png")).unwrap().to_rgb8();
+    for p in dim.pixels_mut() {
+        p.0 = p.0.map(|v| (f32::from(v) * 0.85) as u8);
+    }
+    dim.save(line.join("leather/part-0004.png")).unwrap();
     let end = Instant::now() + Duration::from_secs(180);
     while h
         .state()
         .state
         .live
         .as_ref()
-        .is_none_or(|s| s.recent.len() < 3)
+        .is_none_or(|s| s.recent.len() < 4)
     {
         assert!(Instant::now() < end, "the window's watch scored nothing");
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }
     window::settle(&mut h);
-    h.get_by_label_contains("3 seen · 1 flagged · 1 error(s)");
+    let flagged = h.state().state.live.as_ref().unwrap().counts.flagged;
+    assert!(flagged >= 1);
+    h.get_by_label_contains(&format!("4 seen · {flagged} flagged · 1 error(s)"));
+    // The dim one is unlike every training image: a badge, and the list's filter finds it.
+    let dim = window::index_of(&h, "live/leather/part-0004");
+    let words = h.state().state.review.facts[dim].unlike_training.clone();
+    assert!(
+        words.as_deref().is_some_and(|w| w.starts_with("darker")),
+        "{words:?}"
+    );
+    let only = contrario::app::review::ListFilter {
+        only_unlike_training: true,
+        ..Default::default()
+    };
+    h.state_mut().apply(AppCommand::Review(
+        contrario::app::review::ReviewCommand::Filter(only),
+    ));
+    h.run_steps(2);
+    assert_eq!(h.state().state.review.rows, vec![dim]);
+    h.state_mut().apply(AppCommand::Review(
+        contrario::app::review::ReviewCommand::Filter(Default::default()),
+    ));
+    h.run_steps(2);
     // The truncated file says so in a notice; the scored ones are the project's live split.
     assert!(
         h.state()
@@ -373,7 +414,7 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
             .state
             .notices
             .iter()
-            .any(|n| n.text.contains("Watch stopped: 3 seen")),
+            .any(|n| n.text.contains("Watch stopped: 4 seen")),
         "{:?}",
         h.state().state.notices
     );

@@ -31,6 +31,8 @@ pub struct Detection {
     pub scales: Option<Array2<u8>>,
     /// U-Flow's image score.
     pub image_score: Option<f32>,
+    /// The image's look as U-Flow saw it (for the drift check).
+    pub look: Option<crate::project::drift::Look>,
 }
 
 impl Detection {
@@ -51,6 +53,7 @@ impl Detection {
             serial,
             scales: None,
             image_score: None,
+            look: None,
         }
     }
 
@@ -59,6 +62,7 @@ impl Detection {
         let mut d = Self::new(r.log_nfa, Some(r.anomaly_map), seconds, cached, serial);
         d.scales = Some(r.best_scale);
         d.image_score = Some(r.image_score);
+        d.look = r.look;
         d
     }
 

@@ -33,6 +33,8 @@ pub struct ListFilter {
     pub only_issues: bool,
     /// Images the detector flags at the current NFA level.
     pub only_flagged: bool,
+    /// Images unlike every image the model trained on (the drift check).
+    pub only_unlike_training: bool,
 }
 
 impl ListFilter {
@@ -291,6 +293,7 @@ pub fn list_rows(
             && (!filter.only_disagreements || f.disagreement())
             && (!filter.only_issues || !f.issues.is_empty())
             && (!filter.only_flagged || f.flagged(level))
+            && (!filter.only_unlike_training || f.unlike_training.is_some())
     };
     let mut rows: Vec<usize> = project
         .file

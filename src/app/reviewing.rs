@@ -404,10 +404,13 @@ impl Analyses {
             spawn_caught(
                 move || {
                     let evidence = |i: usize, e: &ImageEntry| {
-                        in_memory
-                            .get(&i)
-                            .cloned()
-                            .or_else(|| cached(&project, &model, e))
+                        let ev = in_memory.get(&i).cloned();
+                        judged(
+                            &project,
+                            &model,
+                            e,
+                            ev.or_else(|| cached(&project, &model, e)),
+                        )
                     };
                     let decisions = overview::issue_decisions(&project.root);
                     let (facts, problems) = project_facts(
@@ -465,7 +468,12 @@ impl Analyses {
                             layers.push((a.id.clone(), m));
                         }
                     }
-                    let ev = evidence.or_else(|| cached(&project, &model, &e));
+                    let ev = judged(
+                        &project,
+                        &model,
+                        &e,
+                        evidence.or_else(|| cached(&project, &model, &e)),
+                    );
                     Ok(overview::image_facts(
                         &e.id,
                         &layers,
@@ -489,6 +497,8 @@ fn evidence_of(d: &super::detection::Detection) -> Evidence {
     Evidence {
         log_nfa: d.log_nfa.clone(),
         image_score: d.image_score,
+        look: d.look,
+        unlike_training: None,
     }
 }
 
@@ -498,5 +508,25 @@ fn cached(project: &Project, model: &Option<String>, e: &ImageEntry) -> Option<E
     Some(Evidence {
         log_nfa: s.log_nfa,
         image_score: Some(s.image_score),
+        look: s.look,
+        unlike_training: None,
     })
+}
+
+/// The evidence with the drift check of the model's look of the image (in the background: the
+/// training images' look may have to be measured once).
+fn judged(
+    project: &Project,
+    model: &Option<String>,
+    e: &ImageEntry,
+    ev: Option<Evidence>,
+) -> Option<Evidence> {
+    let mut ev = ev?;
+    if let (Some(m), Some(l)) = (model, &ev.look) {
+        ev.unlike_training = project
+            .training_look(m, &e.category)
+            .and_then(|t| t.judge(l))
+            .map(|u| u.words);
+    }
+    Some(ev)
 }

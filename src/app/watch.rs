@@ -498,6 +498,8 @@ impl Run {
             flagged: false,
             level: self.level,
             regions: Vec::new(),
+            unlike_training: false,
+            drift: None,
             error: None,
         };
         let outcome = self.category_of(path).and_then(|c| {
@@ -530,6 +532,10 @@ impl Run {
                     .collect();
                 r.flagged = !r.regions.is_empty();
                 r.score = Some(summary.image_score);
+                r.drift = self
+                    .project
+                    .unlike_training(&self.model, &r.category, &summary);
+                r.unlike_training = r.drift.is_some();
                 r.min_log10_nfa = summary.log_nfa.iter().copied().reduce(f32::min);
             }
             Err(e) => r.error = Some(e),

@@ -267,11 +267,14 @@ pub fn infer(args: &ModelArgs) -> anyhow::Result<()> {
                 0.0,
             );
             let min = r.log_nfa.iter().copied().fold(f32::INFINITY, f32::min);
+            let unlike = project.unlike_training(&args.model, &cat, &r);
             println!(
                 "{}",
                 serde_json::json!({
                     "image": e.id, "score": r.image_score, "min_log10_nfa": min,
                     "regions": regions.len(), "cached": cached,
+                    "unlike_training": unlike.is_some(),
+                    "drift": unlike,
                 })
             );
         }
@@ -294,6 +297,16 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             continue;
         }
         let mut v = evaluation::evaluate(&project, &results, threshold)?;
+        // The drift check: the test images unlike every training image, and why.
+        let unlike: Vec<serde_json::Value> = results
+            .iter()
+            .filter_map(|(e, r)| {
+                let u = project.unlike_training(&args.model, &cat, r)?;
+                Some(serde_json::json!({"image": e.id, "kind": e.kind, "measure": u.measure, "words": u.words}))
+            })
+            .collect();
+        v["unlike_training"] = unlike.len().into();
+        v["unlike_training_images"] = unlike.into();
         let file = ModelFile::read(&project.model_dir(&args.model, &cat)).ok();
         let count = args
             .test_count
@@ -350,6 +363,17 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
                 f(&v["miou_oracle"]),
                 f(&v["false_alarms_per_normal_image"])
             );
+            if let Some(n) = v["unlike_training"].as_u64().filter(|&n| n > 0) {
+                println!(
+                    "  {n} test image(s) unlike every training image (the flags there are not to be trusted), e.g. {}: {}",
+                    v["unlike_training_images"][0]["image"]
+                        .as_str()
+                        .unwrap_or(""),
+                    v["unlike_training_images"][0]["words"]
+                        .as_str()
+                        .unwrap_or("")
+                );
+            }
             // Each defect kind against the same normals, with its share of the defect pixels.
             for (kind, kv) in v["per_kind"].as_object().into_iter().flatten() {
                 println!(

@@ -144,12 +144,19 @@ fn image_row(
                 let line = format!("{}{split}{kind}", cat_prefix(&e.category));
                 ui.label(RichText::new(line).small().color(kind_color(&e.kind)));
                 if !marks.is_empty() {
-                    ui.horizontal(|ui| {
-                        ui.spacing_mut().item_spacing.x = 5.0;
-                        for (text, colour) in marks {
-                            ui.label(RichText::new(text).small().color(*colour));
-                        }
-                    });
+                    // One line, cut at the panel's edge: badges never widen the list.
+                    let font = egui::TextStyle::Small.resolve(ui.style());
+                    let mut job = egui::text::LayoutJob::default();
+                    for (k, (text, colour)) in marks.iter().enumerate() {
+                        let gap = if k == 0 { 0.0 } else { 5.0 };
+                        job.append(text, gap, egui::TextFormat::simple(font.clone(), *colour));
+                    }
+                    // A point spare: a line as wide as the panel would widen it frame after
+                    // frame (side panels grow to their content).
+                    job.wrap.max_width = ui.available_width() - 1.0;
+                    job.wrap.max_rows = 1;
+                    job.wrap.break_anywhere = true;
+                    ui.add(egui::Label::new(job).selectable(false));
                 }
             });
         })
@@ -173,6 +180,8 @@ impl ContrarioApp {
         let review = &self.state.review;
         let mut sort = review.sort;
         let mut f = review.filter.clone();
+        // One line that fits the panel's default width (a wider line would widen the panel for
+        // good): clearing the filter is in its menu.
         ui.horizontal(|ui| {
             egui::ComboBox::from_label("sort")
                 .selected_text(sort.label())
@@ -187,15 +196,19 @@ impl ContrarioApp {
             } else {
                 format!("filter ({active})")
             };
-            ui.menu_button(title, |ui| filter_menu(ui, p, &mut f));
-            if active > 0
-                && ui
-                    .small_button("clear")
+            ui.menu_button(title, |ui| {
+                if ui
+                    .add_enabled(active > 0, egui::Button::new("clear the filter"))
                     .on_hover_text("Show every image")
                     .clicked()
-            {
-                f = ListFilter::default();
-            }
+                {
+                    f = ListFilter::default();
+                } else {
+                    filter_menu(ui, p, &mut f);
+                }
+            })
+            .response
+            .on_hover_text("Narrow the list (clear it from the menu)");
         });
         let shown = review.rows.len();
         let total = p.file.images.len();
@@ -224,6 +237,7 @@ fn filter_count(f: &ListFilter) -> usize {
         f.only_disagreements,
         f.only_issues,
         f.only_flagged,
+        f.only_unlike_training,
     ]
     .iter()
     .filter(|&&b| b)
@@ -286,6 +300,11 @@ fn filter_menu(ui: &mut egui::Ui, p: &crate::project::Project, f: &mut ListFilte
     ui.checkbox(&mut f.only_issues, "only label issues");
     ui.checkbox(&mut f.only_flagged, "flagged at the NFA level")
         .on_hover_text("The detector finds a region below the current NFA level");
+    ui.checkbox(&mut f.only_unlike_training, "unlike training")
+        .on_hover_text(
+            "Images unlike every image the model trained on (darker, brighter, flatter, another \
+             colour): its flags there are not to be trusted",
+        );
 }
 
 fn cat_prefix(category: &str) -> String {

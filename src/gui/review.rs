@@ -73,6 +73,9 @@ pub(super) fn badges(
             Color32::from_rgb(255, 200, 80),
         ));
     }
+    if f.unlike_training.is_some() {
+        out.push(("unlike training".into(), Color32::from_rgb(200, 150, 255)));
+    }
     out
 }
 

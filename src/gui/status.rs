@@ -83,6 +83,25 @@ impl ContrarioApp {
                             ui.separator();
                             ui.label(d.summary());
                         }
+                        // The drift check: the model's flags here are not to be trusted.
+                        if let Some(words) = self
+                            .state
+                            .review
+                            .facts
+                            .get(cur.index)
+                            .and_then(|f| f.unlike_training.as_ref())
+                        {
+                            ui.separator();
+                            ui.label(
+                                egui::RichText::new(format!("unlike training: {words}"))
+                                    .color(egui::Color32::from_rgb(200, 150, 255)),
+                            )
+                            .on_hover_text(
+                                "This image is unlike every image the model was trained on: its \
+                                 flags and outlines here are not to be trusted (lighting or \
+                                 camera changed?)",
+                            );
+                        }
                         ui.separator();
                         ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
                         let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);

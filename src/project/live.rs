@@ -51,6 +51,12 @@ pub struct LiveRecord {
     /// The level in expected false alarms per image, and its log10.
     pub level: f64,
     pub regions: Vec<LiveRegion>,
+    /// The drift check: the image is unlike every image the model trained on (its flag is then
+    /// not to be trusted), and why.
+    #[serde(default)]
+    pub unlike_training: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<super::drift::Unlike>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -169,6 +175,8 @@ mod tests {
             flagged: true,
             level: 1.0,
             regions: vec![],
+            unlike_training: false,
+            drift: None,
             error: error.map(String::from),
         }
     }

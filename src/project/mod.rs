@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub mod autosave;
 pub mod dataset;
 pub mod demo;
+pub mod drift;
 pub mod evaluation;
 pub mod export;
 pub mod guard;

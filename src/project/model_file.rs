@@ -133,6 +133,10 @@ pub struct ModelFile {
     /// Hash of the training images' paths and bytes: tells whether a model saw these images.
     pub training_fingerprint: String,
     pub training_images: usize,
+    /// What the training images look like (brightness, contrast, colour), for the drift check;
+    /// models saved before it was kept have none (the project's training images stand in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_look: Option<crate::project::drift::TrainingLook>,
     pub best_epoch: usize,
     pub calibration: Calibration,
     /// Loss and validation per epoch (models saved before it was kept have none).

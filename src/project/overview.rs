@@ -27,6 +27,10 @@ pub struct Evidence {
     pub log_nfa: Array2<f32>,
     /// U-Flow's image score (None for the training-free detector).
     pub image_score: Option<f32>,
+    /// The image's look as the model saw it, and the drift check of it: unlike every training
+    /// image of the model, in words.
+    pub look: Option<crate::project::drift::Look>,
+    pub unlike_training: Option<String>,
 }
 
 /// What is known of one image.
@@ -44,6 +48,8 @@ pub struct ImageFacts {
     pub worst_model_iou: Option<f64>,
     /// Label issues of the image that nobody dismissed, strongest first.
     pub issues: Vec<LabelIssue>,
+    /// Unlike every image the model trained on (the drift check), in words.
+    pub unlike_training: Option<String>,
 }
 
 impl ImageFacts {
@@ -83,6 +89,7 @@ pub fn image_facts(
         worst_iou: lowest(&d.pairs),
         worst_model_iou: lowest(&d.vs_model),
         issues,
+        unlike_training: evidence.and_then(|e| e.unlike_training.clone()),
     }
 }
 
@@ -319,6 +326,8 @@ mod tests {
         let ev = Evidence {
             log_nfa: map,
             image_score: Some(0.7),
+            look: None,
+            unlike_training: None,
         };
         let f = image_facts("x", &layers, Some(&ev), 0.0, IssueOptions::default(), &[]);
         assert_eq!(f.worst_iou, Some(0.0));

@@ -2,8 +2,10 @@
 //! the log10 NFA map and the image score of a model on an image, one entry per image in
 //! `cache/MODEL/CATEGORY/`, stamped with a key of everything that decided it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::drift::{self, TrainingLook};
 use super::model_file::ModelFile;
 use super::storage::{self, Fnv};
 use super::{ImageEntry, MODEL_META_FILE, MODEL_WEIGHTS_FILE, Project};
@@ -16,13 +18,15 @@ pub struct InferenceSummary {
     pub log_nfa: ndarray::Array2<f32>,
     pub image_score: f32,
     pub mean_z2_per_scale: Vec<f64>,
+    /// The image's look as the model saw it (for the drift check; None in results made before).
+    pub look: Option<drift::Look>,
     /// Per cell of `log_nfa`, the scale (0 = finest) whose test gave its value.
     pub best_scale: ndarray::Array2<u8>,
 }
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 5;
+const RESULTS_VERSION: u32 = 6;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
@@ -86,6 +90,7 @@ impl CacheEntry {
             best_scale: two(&self.scale)?.mapv(|v| v as u8),
             image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
             mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
+            look: serde_json::from_value(meta["look"].clone()).ok(),
         })
     }
 
@@ -105,6 +110,7 @@ impl CacheEntry {
             "key": self.key,
             "image_score": s.image_score,
             "mean_z2_per_scale": s.mean_z2_per_scale,
+            "look": s.look,
         });
         storage::write_atomic(&self.meta, meta.to_string().as_bytes())?;
         Ok(())
@@ -125,6 +131,50 @@ pub fn cached_summary(
 }
 
 impl Project {
+    /// What the training images of model `name` for `category` look like: kept with the model,
+    /// else (a model saved before it was kept) measured on the project's training images of the
+    /// category. Remembered per model file, so that a whole project's drift check reads it once.
+    pub fn training_look(&self, name: &str, category: &str) -> Option<TrainingLook> {
+        type Memo = HashMap<(PathBuf, String), Option<TrainingLook>>;
+        static MEMO: std::sync::OnceLock<std::sync::Mutex<Memo>> = std::sync::OnceLock::new();
+        let dir = self.model_dir(name, category);
+        let meta = dir.join(MODEL_META_FILE);
+        let stamp = std::fs::metadata(&meta)
+            .and_then(|m| m.modified())
+            .map(|t| format!("{t:?}"))
+            .ok()?;
+        let key = (meta, stamp);
+        let memo = MEMO.get_or_init(Default::default);
+        if let Some(t) = memo.lock().ok()?.get(&key) {
+            return t.clone();
+        }
+        let file = ModelFile::read(&dir).ok()?;
+        let look = file.training_look.clone().or_else(|| {
+            let paths: Vec<PathBuf> = self
+                .file
+                .images
+                .iter()
+                .filter(|e| e.category == category && e.split == super::Split::Train)
+                .map(|e| self.image_path(e))
+                .collect();
+            drift::training_look(&paths, file.input_size as u32)
+        });
+        memo.lock().ok()?.insert(key, look.clone());
+        look
+    }
+
+    /// The drift check of a result of model `name`: None when the image looks like the
+    /// training images (or either look is unknown).
+    pub fn unlike_training(
+        &self,
+        name: &str,
+        category: &str,
+        result: &InferenceSummary,
+    ) -> Option<drift::Unlike> {
+        self.training_look(name, category)?
+            .judge(result.look.as_ref()?)
+    }
+
     /// The cached result of model `name` on an image, if one is there and still valid.
     pub fn cached_result(&self, name: &str, entry: &ImageEntry) -> Option<InferenceSummary> {
         cached_summary(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::project::imaging;
+use crate::project::drift::{self, Look};
 use crate::project::model_file::{Calibration, FlowShape, MODEL_FORMAT, ModelFile, TrainConfig};
 use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
@@ -42,20 +42,20 @@ impl std::error::Error for Cancelled {}
 
 /// Image file -> normalised 3 x S x S tensor.
 pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
-    let img = imaging::load_dynamic(path)?.to_rgb8();
-    let img = image::imageops::resize(
-        &img,
-        size as u32,
-        size as u32,
-        image::imageops::FilterType::Triangle,
-    );
+    Ok(preprocess_with_look(path, size)?.0)
+}
+
+/// The network's input, and the image's look as the drift check measures it (on the same
+/// resized image).
+pub fn preprocess_with_look(path: &Path, size: i64) -> anyhow::Result<(Tensor, Look)> {
+    let img = drift::model_view(path, size as u32)?;
     let data: Vec<f32> = img.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
     let t = Tensor::from_slice(&data)
         .view([size, size, 3])
         .permute([2, 0, 1]);
     let mean = Tensor::from_slice(&IMAGENET_MEAN).view([3, 1, 1]);
     let std = Tensor::from_slice(&IMAGENET_STD).view([3, 1, 1]);
-    Ok(((t - mean) / std).contiguous())
+    Ok((((t - mean) / std).contiguous(), drift::look(&img)))
 }
 
 /// Backbone features of each image (finest first), computed once: the backbone is frozen, so
@@ -140,6 +140,8 @@ pub struct Inference {
     pub anomaly_map: ndarray::Array2<f32>,
     pub image_score: f32,
     pub segmentation: acontrario::Segmentation,
+    /// The image's look, for the drift check.
+    pub look: Look,
 }
 
 /// The backbone a model names: a TorchScript file, or a built-in one by name.
@@ -619,6 +621,7 @@ impl Model {
             train: config.clone(),
             training_fingerprint: fingerprint,
             training_images: paths.len(),
+            training_look: drift::training_look(&paths, config.input_size as u32),
             best_epoch,
             calibration,
             train_seconds: earlier + started.elapsed().as_secs_f64(),
@@ -720,7 +723,7 @@ impl Model {
     /// Inference with another segmentation (to compare counts of tests on one model).
     pub fn infer_with(&self, path: &Path, opts: SegmentOptions) -> anyhow::Result<Inference> {
         let size = self.file.input_size;
-        let x = preprocess(path, size)?;
+        let (x, look) = preprocess_with_look(path, size)?;
         let z = self.latents(&x);
         let _g = tch::no_grad_guard();
         let maps: Vec<Tensor> = z
@@ -751,6 +754,7 @@ impl Model {
             anomaly_map,
             image_score,
             segmentation,
+            look,
         })
     }
 }
@@ -912,6 +916,7 @@ impl From<&Inference> for InferenceSummary {
             log_nfa: i.segmentation.log_nfa.clone(),
             best_scale: i.segmentation.best_scale.clone(),
             image_score: i.image_score,
+            look: Some(i.look),
             mean_z2_per_scale: i
                 .latents
                 .iter()
