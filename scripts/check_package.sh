@@ -89,6 +89,16 @@ else
   bad "infer: $(cat "$SCRATCH/infer.jsonl" "$SCRATCH/infer.err")"
 fi
 
+# Live inspection with the packaged binary: an image lands in a watched folder and is scored.
+mkdir -p "$SCRATCH/camera"
+cp "$DEMO/images/leather/test/hole/004.png" "$SCRATCH/camera/part.png"
+if run timeout 120 "$BIN" watch --project "$SCRATCH/demo" --folder "$SCRATCH/camera" --category leather --stop-after 1 >"$SCRATCH/watch.jsonl" 2>"$SCRATCH/watch.err" &&
+  python3 -c 'import json,sys; r=json.loads(open(sys.argv[1]).readline()); assert r["flagged"] and r["regions"], r' "$SCRATCH/watch.jsonl"; then
+  ok "contrario watch scores an image that lands in a folder (flagged)"
+else
+  bad "watch: $(cat "$SCRATCH/watch.jsonl" "$SCRATCH/watch.err")"
+fi
+
 # What `add-cuda` leaves (`cuda/torch-lib` beside the binary, PyPI's torch 2.13.0 with its CUDA
 # libraries), simulated with this machine's environment of the same version: the package loads
 # libtorch_cuda at start and still computes (on the CPU where, as here, there is no GPU).
