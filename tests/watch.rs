@@ -305,6 +305,15 @@ fn watch_refuses_what_it_cannot_do_with_a_message() {
     }
 }
 
+/// A notice of the window says `text`.
+fn assert_notice(h: &window::H, text: &str) {
+    let notices = &h.state().state.notices;
+    assert!(
+        notices.iter().any(|n| n.text.contains(text)),
+        "no notice says {text:?}: {notices:?}"
+    );
+}
+
 #[test]
 fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_for_review() {
     let (dir, root) = window::demo_copy();
@@ -376,15 +385,7 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
     ));
     h.run_steps(2);
     // The truncated file says so in a notice; the scored ones are the project's live split.
-    assert!(
-        h.state()
-            .state
-            .notices
-            .iter()
-            .any(|n| n.text.contains("part-0003.png")),
-        "{:?}",
-        h.state().state.notices
-    );
+    assert_notice(&h, "part-0003.png");
     let hole = window::index_of(&h, "live/leather/part-0002");
     let p = h.state().state.project.as_ref().unwrap();
     assert_eq!(p.file.images[hole].split, Split::Live);
@@ -409,13 +410,5 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
         h.step();
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        h.state()
-            .state
-            .notices
-            .iter()
-            .any(|n| n.text.contains("Watch stopped: 4 seen")),
-        "{:?}",
-        h.state().state.notices
-    );
+    assert_notice(&h, "Watch stopped: 4 seen");
 }
