@@ -723,3 +723,54 @@ fn a_project_open_elsewhere_is_not_overwritten() {
     assert!(err.contains("is open in another Contrario"), "{err}");
     assert_eq!(std::fs::read(p.join("project.ron")).unwrap(), before);
 }
+
+#[test]
+fn eval_and_infer_tell_the_test_images_unlike_the_training_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    contrario::project::copy_folder(&demo, &p).unwrap();
+    // One normal test image taken under dimmer light.
+    let dim = p.join("images/leather/test/good/000.png");
+    let mut img = image::open(&dim).unwrap().to_rgb8();
+    for px in img.pixels_mut() {
+        px.0 = px.0.map(|v| (f32::from(v) * 0.85) as u8);
+    }
+    img.save(&dim).unwrap();
+    let args = ["--model", "uflow-l2", "--category", "leather"];
+    let out = contrario()
+        .args(["eval", "--json", "--project"])
+        .arg(&p)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let leather = &v["categories"]["leather"];
+    assert_eq!(leather["unlike_training"], 1, "{leather}");
+    let first = &leather["unlike_training_images"][0];
+    assert_eq!(first["image"], "leather/test/good/000");
+    assert!(
+        first["words"]
+            .as_str()
+            .unwrap()
+            .starts_with("darker than every training image")
+    );
+    let out = contrario()
+        .args(["infer", "--project"])
+        .arg(&p)
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let unlike: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["unlike_training"] == true)
+        .map(|l| l["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(unlike, ["leather/test/good/000"]);
+}

@@ -319,5 +319,7 @@ fn prepare(project: &Project, model: &str, category: &str) -> Result<Prepared, S
     if results.is_empty() {
         return Err(format!("category {category:?} has no test images"));
     }
-    Prepared::new(project, &results, &curve_levels()).map_err(|e| e.to_string())
+    Prepared::new(project, &results, &curve_levels())
+        .map(|p| p.with_drift(project, model, category, &results))
+        .map_err(|e| e.to_string())
 }

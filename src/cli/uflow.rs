@@ -298,12 +298,10 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
         }
         let mut v = evaluation::evaluate(&project, &results, threshold)?;
         // The drift check: the test images unlike every training image, and why.
-        let unlike: Vec<serde_json::Value> = results
-            .iter()
-            .filter_map(|(e, r)| {
-                let u = project.unlike_training(&args.model, &cat, r)?;
-                Some(serde_json::json!({"image": e.id, "kind": e.kind, "measure": u.measure, "words": u.words}))
-            })
+        let unlike: Vec<serde_json::Value> = project
+            .unlike_training_images(&args.model, &cat, &results)
+            .into_iter()
+            .map(|(id, u)| serde_json::json!({"image": id, "measure": u.measure, "words": u.words}))
             .collect();
         v["unlike_training"] = unlike.len().into();
         v["unlike_training_images"] = unlike.into();

@@ -214,11 +214,29 @@ impl ContrarioApp {
                     .color(Color32::WHITE),
             );
             ui.label(RichText::new(verdict).size(24.0).color(Color32::LIGHT_GRAY));
-            ui.label(
-                RichText::new(format!("NFA level {level:.1}: {}", false_alarm_text(level)))
-                    .size(20.0)
-                    .color(Color32::GRAY),
+            // The level, and on the same line (the panes never move) the drift check's words
+            // where the image is unlike every training image.
+            let font = egui::FontId::proportional(20.0);
+            let mut job = egui::text::LayoutJob::default();
+            job.append(
+                &format!("NFA level {level:.1}: {}", false_alarm_text(level)),
+                0.0,
+                egui::TextFormat::simple(font.clone(), Color32::GRAY),
             );
+            if let Some(words) = self
+                .state
+                .review
+                .facts
+                .get(index)
+                .and_then(|f| f.unlike_training.as_ref())
+            {
+                job.append(
+                    &format!("· this image is {words}"),
+                    12.0,
+                    egui::TextFormat::simple(font, Color32::from_rgb(200, 150, 255)),
+                );
+            }
+            ui.label(job);
         });
         ui.add_space(12.0);
         let Some(cur) = self.current.as_ref().filter(|c| c.index == index) else {

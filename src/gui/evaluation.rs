@@ -140,6 +140,21 @@ impl ContrarioApp {
         summary_table(ui, view);
         ui.add_space(4.0);
         decision_table(ui, view, level, &self.state.review.verdicts);
+        if let Some(p) = &view.prepared
+            && let Some((id, words)) = p.unlike_training.first()
+        {
+            ui.label(
+                RichText::new(format!(
+                    "{} of the test images are unlike every training image, e.g. {id}: {words}",
+                    p.unlike_training.len()
+                ))
+                .color(Color32::from_rgb(200, 150, 255)),
+            )
+            .on_hover_text(
+                "The drift check: the model's flags on those images are not to be trusted \
+                 (lighting or camera changed?). The image list's filter 'unlike training' shows them.",
+            );
+        }
         ui.add_space(4.0);
         let mut save = false;
         ui.horizontal(|ui| {

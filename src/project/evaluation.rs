@@ -101,6 +101,9 @@ pub struct Prepared {
     roc: Vec<(f64, f64)>,
     miou_curve: Vec<(f32, f64)>,
     images: Vec<ImageOutcome>,
+    /// The test images unlike every training image of the model (the drift check): id and
+    /// words; set by [`Prepared::with_drift`].
+    pub unlike_training: Vec<(String, String)>,
 }
 
 impl Prepared {
@@ -223,7 +226,24 @@ impl Prepared {
             roc: metrics::roc_curve(&scores, &labels, 400),
             miou_curve,
             images,
+            unlike_training: Vec::new(),
         })
+    }
+
+    /// With the drift check of model `name`'s results: the images unlike its training images.
+    pub fn with_drift(
+        mut self,
+        project: &Project,
+        name: &str,
+        category: &str,
+        results: &[(ImageEntry, InferenceSummary)],
+    ) -> Self {
+        self.unlike_training = project
+            .unlike_training_images(name, category, results)
+            .into_iter()
+            .map(|(id, u)| (id, u.words))
+            .collect();
+        self
     }
 
     /// The evaluation at the NFA level `threshold`.

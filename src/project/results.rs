@@ -175,6 +175,19 @@ impl Project {
             .judge(result.look.as_ref()?)
     }
 
+    /// The images of `results` that the drift check finds unlike model `name`'s training images.
+    pub fn unlike_training_images(
+        &self,
+        name: &str,
+        category: &str,
+        results: &[(ImageEntry, InferenceSummary)],
+    ) -> Vec<(String, drift::Unlike)> {
+        results
+            .iter()
+            .filter_map(|(e, r)| Some((e.id.clone(), self.unlike_training(name, category, r)?)))
+            .collect()
+    }
+
     /// The cached result of model `name` on an image, if one is there and still valid.
     pub fn cached_result(&self, name: &str, entry: &ImageEntry) -> Option<InferenceSummary> {
         cached_summary(
