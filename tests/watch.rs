@@ -412,3 +412,69 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
     }
     assert_notice(&h, "Watch stopped: 4 seen");
 }
+
+#[test]
+fn messages_the_broker_never_acknowledged_are_kept_and_sent_by_the_next_watch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    contrario::project::copy_folder(&demo(), &project).unwrap();
+    let line = tmp.path().join("camera");
+    std::fs::create_dir_all(&line).unwrap();
+    let good = demo().join("images/leather/test/good/000.png");
+    let port = LocalBroker::free_port().unwrap();
+    let broker_dir = tmp.path().join("broker");
+    let broker = LocalBroker::start(&broker_dir, port).unwrap();
+    let got = subscribe(port, "line2/#");
+    std::thread::sleep(Duration::from_millis(300));
+    let watch = |stop_after: &str| {
+        Command::new(env!("CARGO_BIN_EXE_contrario"))
+            .args(["watch", "--project"])
+            .arg(&project)
+            .arg("--folder")
+            .arg(&line)
+            .args(["--model", "uflow-l2", "--category", "leather"])
+            .args([
+                "--mqtt",
+                &format!("mqtt://127.0.0.1:{port}"),
+                "--topic",
+                "line2",
+            ])
+            .args(["--stop-after", stop_after])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The broker is away for the whole of a watch: its message is kept when it stops.
+    broker.stop();
+    let first = watch("1");
+    std::fs::copy(&good, line.join("first.png")).unwrap();
+    let out = first.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("1 message(s) the broker never acknowledged"),
+        "{err}"
+    );
+    assert!(project.join("live/mqtt-unsent.jsonl").exists());
+    // Back, the next watch sends it first, then its own.
+    let broker = LocalBroker::start(&broker_dir, port).unwrap();
+    let second = watch("1");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::copy(&good, line.join("second.png")).unwrap();
+    let out = second.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("an earlier watch could not deliver"), "{err}");
+    wait_for("both messages", 30, || got.lock().unwrap().len() >= 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let names: Vec<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| file_name(v))
+        .collect();
+    assert_eq!(names, ["first.png", "second.png"]);
+    assert!(!project.join("live/mqtt-unsent.jsonl").exists());
+    drop(broker);
+}

@@ -59,9 +59,17 @@ pub struct MqttStatus {
     pub last_error: Option<String>,
 }
 
+/// A topic and its payload.
+pub type Message = (String, Vec<u8>);
+
+/// Messages published and not acknowledged yet, oldest first: a QoS 1 broker acknowledges in
+/// the order it received them (MQTT 3.1.1, 4.6), so each PUBACK is the oldest one's.
+type Unacked = Arc<Mutex<VecDeque<Message>>>;
+
 pub struct Publisher {
-    tx: Option<Sender<(String, Vec<u8>)>>,
+    tx: Option<Sender<Message>>,
     status: Arc<Mutex<MqttStatus>>,
+    unacked: Unacked,
     client: Client,
     threads: Vec<JoinHandle<()>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
@@ -73,11 +81,13 @@ impl Publisher {
         opts.set_keep_alive(Duration::from_secs(10));
         let (client, mut connection) = Client::new(opts, 64);
         let status = Arc::new(Mutex::new(MqttStatus::default()));
+        let unacked: Unacked = Arc::default();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel::<(String, Vec<u8>)>();
+        let (tx, rx) = mpsc::channel::<Message>();
 
         // The connection: driven here, reconnected with back-off after each failure.
         let st = status.clone();
+        let un = unacked.clone();
         let halt = stop.clone();
         let net = std::thread::Builder::new()
             .name("contrario-mqtt-net".into())
@@ -94,9 +104,11 @@ impl Publisher {
                             s.last_error = None;
                         }
                         Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
+                            let mut u = un.lock().unwrap();
+                            u.pop_front();
                             let mut s = st.lock().unwrap();
                             s.acknowledged += 1;
-                            s.pending = s.pending.saturating_sub(1);
+                            s.pending = u.len();
                         }
                         Ok(Ok(Event::Outgoing(Outgoing::Disconnect))) => break,
                         Ok(Ok(_)) => {}
@@ -116,15 +128,17 @@ impl Publisher {
 
         // The queue: order kept, bounded, fed to the client as fast as it takes them.
         let st = status.clone();
+        let un = unacked.clone();
         let c = client.clone();
         let halt = stop.clone();
         let feed = std::thread::Builder::new()
             .name("contrario-mqtt-queue".into())
-            .spawn(move || feed_loop(rx, c, st, halt))
+            .spawn(move || feed_loop(rx, c, st, un, halt))
             .expect("spawn the MQTT queue thread");
         Publisher {
             tx: Some(tx),
             status,
+            unacked,
             client,
             threads: vec![net, feed],
             stop,
@@ -134,7 +148,9 @@ impl Publisher {
     /// Queue one message (QoS 1, not retained).
     pub fn publish(&self, topic: String, payload: Vec<u8>) {
         if let Some(tx) = &self.tx {
-            self.status.lock().unwrap().pending += 1;
+            let mut u = self.unacked.lock().unwrap();
+            u.push_back((topic.clone(), payload.clone()));
+            self.status.lock().unwrap().pending = u.len();
             let _ = tx.send((topic, payload));
         }
     }
@@ -144,20 +160,19 @@ impl Publisher {
     }
 
     /// Wait until the broker has acknowledged everything queued, up to `timeout`; then close.
-    /// Returns what was still unacknowledged (0 when all arrived).
-    pub fn finish(mut self, timeout: Duration) -> usize {
+    /// Returns the messages still unacknowledged, oldest first (none when all arrived).
+    pub fn finish(mut self, timeout: Duration) -> Vec<Message> {
         self.tx = None;
         let end = Instant::now() + timeout;
         while self.status().pending > 0 && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let left = self.status().pending;
         let _ = self.client.try_disconnect();
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        left
+        self.unacked.lock().unwrap().drain(..).collect()
     }
 }
 
@@ -169,12 +184,13 @@ impl Drop for Publisher {
 }
 
 fn feed_loop(
-    rx: Receiver<(String, Vec<u8>)>,
+    rx: Receiver<Message>,
     client: Client,
     status: Arc<Mutex<MqttStatus>>,
+    unacked: Unacked,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let mut queue: VecDeque<(String, Vec<u8>)> = VecDeque::new();
+    let mut queue: VecDeque<Message> = VecDeque::new();
     let mut open = true;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) && (open || !queue.is_empty()) {
         // Take what arrived; wait a little only when there is nothing to hand over.
@@ -192,10 +208,15 @@ fn feed_loop(
             queue.push_back(m);
         }
         while queue.len() > QUEUE_LIMIT {
+            // The oldest not handed to the client: in the unacknowledged list, after those that
+            // were.
+            let mut u = unacked.lock().unwrap();
+            let at = u.len().saturating_sub(queue.len());
+            u.remove(at);
             queue.pop_front();
             let mut s = status.lock().unwrap();
             s.dropped += 1;
-            s.pending = s.pending.saturating_sub(1);
+            s.pending = u.len();
         }
         while let Some((topic, payload)) = queue.front() {
             match client.try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone()) {

@@ -70,7 +70,8 @@ pub enum WatchEvent {
     Warning(String),
     Stopped {
         counts: WatchCounts,
-        /// Messages the broker had not acknowledged when the watch ended.
+        /// Messages the broker had not acknowledged when the watch ended (kept in
+        /// `live/mqtt-unsent.jsonl` for the next watch with a broker).
         mqtt_unsent: usize,
     },
 }
@@ -319,6 +320,21 @@ impl Run {
             let id = format!("contrario-{}-{}", std::process::id(), fnv(&self.folder));
             Publisher::start(b, &id)
         });
+        // What an earlier watch could not deliver goes first, in its order.
+        let earlier_unsent = if let Some(p) = &publisher {
+            let unsent = live::read_unsent(&root);
+            for u in &unsent {
+                p.publish(u.topic.clone(), u.payload.clone().into_bytes());
+            }
+            unsent.len()
+        } else {
+            0
+        };
+        if earlier_unsent > 0 {
+            self.emit(WatchEvent::Warning(format!(
+                "sending {earlier_unsent} message(s) an earlier watch could not deliver"
+            )));
+        }
         let mut out = self.config.out.as_ref().and_then(|p| open_append(p).ok());
 
         // Kernel events for files closed after writing or renamed into place.
@@ -412,7 +428,24 @@ impl Run {
                 break;
             }
         }
-        let mqtt_unsent = publisher.map_or(0, |p| p.finish(Duration::from_secs(10)));
+        let mut mqtt_unsent = 0;
+        if let Some(p) = publisher {
+            let left: Vec<live::Unsent> = p
+                .finish(Duration::from_secs(10))
+                .into_iter()
+                .map(|(topic, payload)| live::Unsent {
+                    topic,
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                })
+                .collect();
+            mqtt_unsent = left.len();
+            if let Err(e) = live::write_unsent(&root, &left) {
+                self.emit(WatchEvent::Warning(format!(
+                    "could not keep the {} undelivered message(s): {e}",
+                    left.len()
+                )));
+            }
+        }
         self.emit(WatchEvent::Stopped {
             counts,
             mqtt_unsent,

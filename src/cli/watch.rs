@@ -80,7 +80,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
                     counts.flagged,
                     counts.errors,
                     if mqtt_unsent > 0 {
-                        format!("; {mqtt_unsent} message(s) the broker never acknowledged")
+                        format!(
+                            "; {mqtt_unsent} message(s) the broker never acknowledged, kept for the next watch with a broker"
+                        )
                     } else {
                         String::new()
                     }

@@ -79,6 +79,43 @@ impl ProjectFile {
     }
 }
 
+/// Messages a watch published that its broker had not acknowledged when it stopped (the broker
+/// away): sent first by the next watch with a broker, so that none is lost to a restart.
+pub const MQTT_UNSENT: &str = "mqtt-unsent.jsonl";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Unsent {
+    pub topic: String,
+    /// The record, as JSON text.
+    pub payload: String,
+}
+
+pub fn read_unsent(root: &Path) -> Vec<Unsent> {
+    std::fs::read_to_string(root.join(LIVE_DIR).join(MQTT_UNSENT))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Keep `unsent` for the next watch (atomically), or forget the file when nothing is left.
+pub fn write_unsent(root: &Path, unsent: &[Unsent]) -> std::io::Result<()> {
+    let path = root.join(LIVE_DIR).join(MQTT_UNSENT);
+    if unsent.is_empty() {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    let mut text = String::new();
+    for u in unsent {
+        text += &serde_json::to_string(u).map_err(std::io::Error::other)?;
+        text.push('\n');
+    }
+    std::fs::create_dir_all(path.parent().unwrap_or(root))?;
+    super::storage::write_atomic(&path, text.as_bytes())
+}
+
 pub fn journal_path(root: &Path) -> PathBuf {
     root.join(LIVE_DIR).join(LIVE_JOURNAL)
 }
