@@ -329,36 +329,38 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
         h.state().state.notices
     );
     h.get_by_label_contains("Waiting for images");
-    // The demo has three categories: a sub-folder names the images' one.
+    // The demo has three categories: a sub-folder names the images' one. One image lands at a
+    // time, each scored before the next (the strip and the list in a known order).
     let images = demo().join("images/leather/test");
-    std::fs::copy(
-        images.join("good/001.png"),
-        line.join("leather/part-0001.png"),
-    )
-    .unwrap();
-    std::fs::copy(
-        images.join("hole/004.png"),
-        line.join("leather/part-0002.png"),
-    )
-    .unwrap();
-    std::fs::write(line.join("leather/part-0003.png"), b"not a png").unwrap();
-    // Taken under dimmer light.
     let mut dim = image::open(images.join("good/002.png")).unwrap().to_rgb8();
+    // Taken under dimmer light.
     for p in dim.pixels_mut() {
         p.0 = p.0.map(|v| (f32::from(v) * 0.85) as u8);
     }
-    dim.save(line.join("leather/part-0004.png")).unwrap();
-    let end = Instant::now() + Duration::from_secs(180);
-    while h
-        .state()
-        .state
-        .live
-        .as_ref()
-        .is_none_or(|s| s.recent.len() < 4)
-    {
-        assert!(Instant::now() < end, "the window's watch scored nothing");
-        h.step();
-        std::thread::sleep(Duration::from_millis(20));
+    let land: [&dyn Fn(&Path); 4] = [
+        &|to| drop(std::fs::copy(images.join("good/001.png"), to).unwrap()),
+        &|to| drop(std::fs::copy(images.join("hole/004.png"), to).unwrap()),
+        &|to| std::fs::write(to, b"not a png").unwrap(),
+        &|to| dim.save(to).unwrap(),
+    ];
+    for (k, write) in land.iter().enumerate() {
+        write(&line.join(format!("leather/part-{:04}.png", k + 1)));
+        let end = Instant::now() + Duration::from_secs(180);
+        while h
+            .state()
+            .state
+            .live
+            .as_ref()
+            .is_none_or(|s| s.recent.len() < k + 1)
+        {
+            assert!(
+                Instant::now() < end,
+                "the window's watch did not score image {}",
+                k + 1
+            );
+            h.step();
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     window::settle(&mut h);
     let flagged = h.state().state.live.as_ref().unwrap().counts.flagged;
