@@ -338,8 +338,12 @@ fn the_window_watches_a_folder_shows_the_live_strip_and_opens_a_flagged_image_fo
         p.0 = p.0.map(|v| (f32::from(v) * 0.85) as u8);
     }
     let land: [&dyn Fn(&Path); 4] = [
-        &|to| drop(std::fs::copy(images.join("good/001.png"), to).unwrap()),
-        &|to| drop(std::fs::copy(images.join("hole/004.png"), to).unwrap()),
+        &|to| {
+            std::fs::copy(images.join("good/001.png"), to).unwrap();
+        },
+        &|to| {
+            std::fs::copy(images.join("hole/004.png"), to).unwrap();
+        },
         &|to| std::fs::write(to, b"not a png").unwrap(),
         &|to| dim.save(to).unwrap(),
     ];
