@@ -11,23 +11,11 @@ use anyhow::Context;
 
 use crate::app::mqtt::{self, Broker, LocalBroker};
 use crate::app::watch::{Watch, WatchConfig, WatchEvent};
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
+use crate::stats::timing::median_p95_max;
 
 fn summary(v: &[f64]) -> serde_json::Value {
-    let mut v = v.to_vec();
-    serde_json::json!({
-        "median": percentile(&mut v, 0.5),
-        "p95": percentile(&mut v, 0.95),
-        "max": percentile(&mut v, 1.0),
-        "n": v.len(),
-    })
+    let (median, p95, max) = median_p95_max(v);
+    serde_json::json!({"median": median, "p95": p95, "max": max, "n": v.len()})
 }
 
 /// The demo's leather test images at `size` px, encoded once (the camera's files).
@@ -129,10 +117,10 @@ fn step(
     // Held: everything scored, and the latency does not climb over the run (a backlog growing
     // means the rate is above what the machine sustains).
     let third = (json_ms.len() / 3).max(1);
-    let mut first = json_ms[..third.min(json_ms.len())].to_vec();
-    let mut last = json_ms[json_ms.len().saturating_sub(third)..].to_vec();
-    let held = json_ms.len() == count
-        && percentile(&mut last, 0.5) <= 2.0 * percentile(&mut first, 0.5) + 50.0;
+    let median = |v: &[f64]| median_p95_max(v).0;
+    let first = median(&json_ms[..third.min(json_ms.len())]);
+    let last = median(&json_ms[json_ms.len().saturating_sub(third)..]);
+    let held = json_ms.len() == count && last <= 2.0 * first + 50.0;
     Ok(Step {
         scored: json_ms.len(),
         json_ms,
@@ -260,7 +248,7 @@ fn run(
     watch.stop();
     drop(watch);
     drop(local);
-    let scoring = percentile(&mut alone.json_ms.clone(), 0.5);
+    let scoring = median_p95_max(&alone.json_ms).0;
     Ok(serde_json::json!({
         "image_px": size,
         "rate_per_s": rate,

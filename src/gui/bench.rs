@@ -15,6 +15,7 @@ use super::ContrarioApp;
 use crate::app::AppCommand;
 use crate::app::annotation::{LabelCommand, Tool};
 use crate::app::detection::Detection;
+use crate::stats::timing::median_p95_max;
 
 const SCREEN: [f32; 2] = [1280.0, 800.0];
 
@@ -26,16 +27,14 @@ struct Run {
 
 impl Run {
     fn json(&self, idle_median: Option<f64>) -> serde_json::Value {
-        let mut ms = self.ms.clone();
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
-        let median = at(0.5);
+        let (median, p95, max) = median_p95_max(&self.ms);
+        let n = self.ms.len();
         let mut v = serde_json::json!({
-            "frames": ms.len(),
+            "frames": n,
             "median_ms": median,
-            "p95_ms": at(0.95),
-            "max_ms": at(1.0),
-            "texture_kib_per_frame": self.texture_bytes as f64 / 1024.0 / ms.len() as f64,
+            "p95_ms": p95,
+            "max_ms": max,
+            "texture_kib_per_frame": self.texture_bytes as f64 / 1024.0 / n as f64,
         });
         if let Some(idle) = idle_median {
             v["median_over_idle"] = (median / idle).into();
@@ -355,13 +354,8 @@ pub fn review_keys(project: &Path, flagged: usize) -> anyhow::Result<serde_json:
     );
     let unsaved = w.app.state.labels.flush();
     anyhow::ensure!(unsaved.is_empty(), "not saved: {unsaved:?}");
-    let stats = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
-        (at(0.5), at(0.95), at(1.0))
-    };
-    let (median, p95, max) = stats(ms);
-    let (frames_median, frames_p95, _) = stats(frames);
+    let (median, p95, max) = median_p95_max(&ms);
+    let (frames_median, frames_p95, _) = median_p95_max(&frames);
     Ok(serde_json::json!({
         "flagged_images": flagged,
         "queue_length": queue,

@@ -20,3 +20,25 @@ pub fn median_seconds<R>(repeat: usize, mut f: impl FnMut() -> R) -> f64 {
     batches.sort_by(f64::total_cmp);
     batches[2]
 }
+
+/// Median, 95th percentile and maximum of measured values (nearest rank; NaN when there are
+/// none), as every benchmark reports latencies.
+pub fn median_p95_max(values: &[f64]) -> (f64, f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (at(0.5), at(0.95), at(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quantiles_are_nearest_ranks() {
+        let v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(super::median_p95_max(&v), (10.0, 19.0, 20.0));
+        assert!(super::median_p95_max(&[]).0.is_nan());
+    }
+}
