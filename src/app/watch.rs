@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 
-use crate::app::mqtt::{Broker, MqttStatus, Publisher};
+use crate::app::mqtt::{Broker, Publisher};
 use crate::project::imaging::is_image_path;
 use crate::project::live::{self, LiveRecord, LiveRegion};
 use crate::project::{DetectorChoice, Project};
@@ -108,7 +108,6 @@ pub struct Watch {
     control: Arc<Control>,
     events: Receiver<WatchEvent>,
     handle: Option<JoinHandle<()>>,
-    mqtt: Arc<std::sync::Mutex<Option<MqttStatus>>>,
     pub config: WatchConfig,
     pub model: String,
 }
@@ -162,7 +161,6 @@ impl Watch {
             paused: AtomicBool::new(false),
         });
         let (tx, events) = mpsc::channel();
-        let mqtt = Arc::new(std::sync::Mutex::new(None));
         let run = Run {
             level: config
                 .level
@@ -175,7 +173,6 @@ impl Watch {
             control: control.clone(),
             tx,
             notify,
-            mqtt_status: mqtt.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("contrario-watch".into())
@@ -184,7 +181,6 @@ impl Watch {
             control,
             events,
             handle: Some(handle),
-            mqtt,
             config,
             model,
         })
@@ -206,10 +202,6 @@ impl Watch {
 
     pub fn is_running(&self) -> bool {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
-    }
-
-    pub fn mqtt_status(&self) -> Option<MqttStatus> {
-        self.mqtt.lock().unwrap().clone()
     }
 
     pub fn try_recv(&self) -> Option<WatchEvent> {
@@ -296,7 +288,6 @@ struct Run {
     control: Arc<Control>,
     tx: Sender<WatchEvent>,
     notify: Box<dyn Fn() + Send>,
-    mqtt_status: Arc<std::sync::Mutex<Option<MqttStatus>>>,
 }
 
 impl Run {
@@ -317,7 +308,9 @@ impl Run {
         drop(earlier);
         let worker = Worker::spawn(Box::new(|| {}));
         let publisher = self.config.mqtt.as_ref().map(|(b, _)| {
-            let id = format!("contrario-{}-{}", std::process::id(), fnv(&self.folder));
+            let mut h = crate::project::storage::Fnv::new();
+            h.eat(self.folder.as_os_str().as_encoded_bytes());
+            let id = format!("contrario-{}-{}", std::process::id(), h.hex());
             Publisher::start(b, &id)
         });
         // What an earlier watch could not deliver goes first, in its order.
@@ -353,12 +346,15 @@ impl Run {
             }
             if last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY) {
                 let first = last_scan.is_none();
-                let mut found = Vec::new();
-                let _ = crate::project::collect_images(&self.folder, 0, &mut found);
-                // The backlog in the order it arrived.
-                found.sort_by_key(|p| stamp(p).map(|s| s.1));
-                for p in found {
-                    let Some(s) = stamp(&p) else { continue };
+                let mut paths = Vec::new();
+                let _ = crate::project::collect_images(&self.folder, 0, &mut paths);
+                // One stat per file and scan; the backlog in the order it arrived.
+                let mut found: Vec<(PathBuf, (u64, u128))> = paths
+                    .into_iter()
+                    .filter_map(|p| stamp(&p).map(|s| (p, s)))
+                    .collect();
+                found.sort_by_key(|(_, s)| s.1);
+                for (p, s) in found {
                     if queued.contains(&p) || done.contains(&(p.clone(), s.0, s.1)) {
                         continue;
                     }
@@ -421,7 +417,6 @@ impl Run {
                     &record.category
                 };
                 p.publish(format!("{prefix}/{cat}"), line.into_bytes());
-                *self.mqtt_status.lock().unwrap() = Some(p.status());
             }
             self.emit(WatchEvent::Record(Box::new(record)));
             if self.config.stop_after.is_some_and(|n| counts.seen >= n) {
@@ -627,12 +622,4 @@ impl Run {
             }
         }
     }
-}
-
-fn fnv(p: &Path) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in p.as_os_str().as_encoded_bytes() {
-        h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
-    }
-    format!("{:08x}", h as u32)
 }

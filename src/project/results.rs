@@ -135,14 +135,11 @@ impl Project {
     /// else (a model saved before it was kept) measured on the project's training images of the
     /// category. Remembered per model file, so that a whole project's drift check reads it once.
     pub fn training_look(&self, name: &str, category: &str) -> Option<TrainingLook> {
-        type Memo = HashMap<(PathBuf, String), Option<TrainingLook>>;
+        type Memo = HashMap<(PathBuf, std::time::SystemTime), Option<TrainingLook>>;
         static MEMO: std::sync::OnceLock<std::sync::Mutex<Memo>> = std::sync::OnceLock::new();
         let dir = self.model_dir(name, category);
         let meta = dir.join(MODEL_META_FILE);
-        let stamp = std::fs::metadata(&meta)
-            .and_then(|m| m.modified())
-            .map(|t| format!("{t:?}"))
-            .ok()?;
+        let stamp = std::fs::metadata(&meta).and_then(|m| m.modified()).ok()?;
         let key = (meta, stamp);
         let memo = MEMO.get_or_init(Default::default);
         if let Some(t) = memo.lock().ok()?.get(&key) {
