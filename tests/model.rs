@@ -134,7 +134,7 @@ fn trains_saves_loads_and_infers_deterministically() {
     }
     let mut raw = Model::load(dir.path(), tch::Device::Cpu).unwrap();
     raw.file.calibration.latent_scale.clear();
-    let x = contrario::uflow::model::preprocess(&img, 128).unwrap();
+    let x = contrario::uflow::model::preprocess(&img, 128, None).unwrap();
     for ((zc, zr), k) in model.latents(&x).iter().zip(raw.latents(&x)).zip(k) {
         let d = (zc - zr * *k).abs().max().double_value(&[]);
         assert!(
@@ -218,7 +218,7 @@ fn a_cancelled_training_resumes_and_ends_where_an_uninterrupted_one_does() {
             .collect::<Vec<_>>()
     };
     assert_eq!(losses(&m.file), losses(&full.file));
-    let (a, b) = (m.vs.variables(), full.vs.variables());
+    let (a, b) = (m.weights(), full.weights());
     for (k, t) in &a {
         let d = (t - &b[k]).abs().max().double_value(&[]);
         assert_eq!(d, 0.0, "{k} differs after resuming");

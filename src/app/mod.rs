@@ -701,6 +701,7 @@ mod tests {
             area: 16,
             log10_nfa: 1.0,
             strength: 1.0,
+            percentile: Some(0.5),
         };
         s.review.issues = vec![(0, issue(0)), (0, issue(10))];
         // Dismissed before anyone said who reviews: it waits, nothing is recorded or refused.

@@ -89,6 +89,8 @@ pub enum ReviewCommand {
     Sort(SortKey),
     /// Select an issue's image, to be shown zoomed on it (index into `Review::issues`).
     OpenIssue(usize),
+    /// The same for a label the model cannot confirm (index into `Review::unconfirmed`).
+    OpenUnconfirmed(usize),
     /// Add an unlabelled detection to the active annotator's layer.
     AcceptIssue(usize),
     /// Not a label error: recorded, and not shown again.
@@ -138,6 +140,9 @@ pub struct Review {
     pub queue: Vec<usize>,
     /// Open label issues of the project with their image index, strongest first.
     pub issues: Vec<(usize, LabelIssue)>,
+    /// Labels the model cannot confirm (seen above normal, below the level), weakest evidence
+    /// first: shown apart, never counted as issues.
+    pub unconfirmed: Vec<(usize, LabelIssue)>,
     pub filter: ListFilter,
     pub sort: SortKey,
     /// The image list: image indices, filtered and sorted.
@@ -166,6 +171,7 @@ impl Review {
             decisions: Vec::new(),
             queue: Vec::new(),
             issues: Vec::new(),
+            unconfirmed: Vec::new(),
             filter: ListFilter::default(),
             sort: SortKey::default(),
             rows: Vec::new(),
@@ -221,6 +227,16 @@ impl Review {
             .collect();
         self.issues
             .sort_by(|a, b| b.1.strength.total_cmp(&a.1.strength));
+        self.unconfirmed = self
+            .facts
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| f.unconfirmed.iter().map(move |x| (i, x.clone())))
+            .collect();
+        self.unconfirmed.sort_by(|a, b| {
+            let p = |x: &LabelIssue| x.percentile.unwrap_or(1.0);
+            p(&a.1).total_cmp(&p(&b.1))
+        });
     }
 }
 

@@ -20,6 +20,26 @@ use crate::project::storage::write_atomic;
 use crate::project::{ImageEntry, Project};
 
 impl AppState {
+    /// Select a finding's image, zoomed on it, judged with what it is about: the detection, and
+    /// the layer it concerns (the one that marked it, or, for a detection nobody marked, the
+    /// layer an acceptance would write).
+    fn open_finding(&mut self, i: usize, issue: &crate::project::review::LabelIssue) {
+        self.select(i);
+        self.review.focus = Some((i, issue.bbox));
+        self.show_heatmap = true;
+        let layer = match issue.kind.annotator() {
+            Some(a) => Some(a.to_string()),
+            None => self
+                .annotation
+                .annotator
+                .clone()
+                .or_else(|| self.label_layer.clone()),
+        };
+        if layer.is_some() {
+            self.label_layer = layer;
+        }
+    }
+
     pub(super) fn apply_review(&mut self, cmd: ReviewCommand) {
         if cmd.is_signed() && self.review.reviewer.is_none() {
             // Asked where the person is (the panel shows a name field), then carried out.
@@ -79,23 +99,12 @@ impl AppState {
             }
             ReviewCommand::OpenIssue(k) => {
                 if let Some((i, issue)) = self.review.issues.get(k).cloned() {
-                    self.select(i);
-                    self.review.focus = Some((i, issue.bbox));
-                    // Judged with what it is about: the detection, and the layer it concerns
-                    // (the one that marked it, or, for a detection nobody marked, the layer an
-                    // acceptance would write).
-                    self.show_heatmap = true;
-                    let layer = match &issue.kind {
-                        IssueKind::LabelWithoutEvidence { annotator } => Some(annotator.clone()),
-                        IssueKind::UnlabelledDetection => self
-                            .annotation
-                            .annotator
-                            .clone()
-                            .or_else(|| self.label_layer.clone()),
-                    };
-                    if layer.is_some() {
-                        self.label_layer = layer;
-                    }
+                    self.open_finding(i, &issue);
+                }
+            }
+            ReviewCommand::OpenUnconfirmed(k) => {
+                if let Some((i, issue)) = self.review.unconfirmed.get(k).cloned() {
+                    self.open_finding(i, &issue);
                 }
             }
             ReviewCommand::AcceptIssue(k) => self.accept_issue(k),
@@ -496,6 +505,7 @@ impl Analyses {
 fn evidence_of(d: &super::detection::Detection) -> Evidence {
     Evidence {
         log_nfa: d.log_nfa.clone(),
+        score: d.score.clone(),
         image_score: d.image_score,
         look: d.look,
         unlike_training: None,
@@ -507,6 +517,7 @@ fn cached(project: &Project, model: &Option<String>, e: &ImageEntry) -> Option<E
     let s = project.cached_result(model.as_ref()?, e)?;
     Some(Evidence {
         log_nfa: s.log_nfa,
+        score: Some(s.anomaly_map),
         image_score: Some(s.image_score),
         look: s.look,
         unlike_training: None,

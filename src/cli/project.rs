@@ -134,7 +134,9 @@ pub fn review(project: &Path, model: Option<&str>, limit: usize) -> anyhow::Resu
         ..Default::default()
     };
     let mut items = Vec::new();
-    let mut issues = Vec::new();
+    let (mut issues, mut unconfirmed) = (Vec::new(), Vec::new());
+    // Labelled regions the finder judged per category (per annotator layer, 8-connected).
+    let mut judged: std::collections::BTreeMap<&str, usize> = Default::default();
     for e in &p.file.images {
         let layers = review::layers_of(&p, &mut store, &e.id)?;
         if layers.is_empty() {
@@ -142,7 +144,11 @@ pub fn review(project: &Path, model: Option<&str>, limit: usize) -> anyhow::Resu
         }
         let summary = model.and_then(|m| p.cached_result(m, e));
         if let Some(s) = &summary {
-            issues.extend(review::label_issues(&e.id, &s.log_nfa, &layers, opts));
+            let f = review::label_issues(&e.id, &s.log_nfa, Some(&s.anomaly_map), &layers, opts);
+            *judged.entry(&e.category).or_default() +=
+                layers.iter().map(|(_, m)| m.regions8(false).len()).sum::<usize>();
+            issues.extend(f.issues);
+            unconfirmed.extend(f.unconfirmed);
         }
         items.push(review::analyze(
             &e.id,
@@ -156,7 +162,10 @@ pub fn review(project: &Path, model: Option<&str>, limit: usize) -> anyhow::Resu
     let out = serde_json::json!({
         "queue": queue.iter().take(limit).collect::<Vec<_>>(),
         "inconsistent_groups": review::group_inconsistencies(&p, &mut store)?,
+        "labelled_regions_judged": judged,
         "label_issues": issues.iter().take(limit).collect::<Vec<_>>(),
+        // Labels the model sees something in, below the level: not issues.
+        "unconfirmed_labels": unconfirmed.iter().take(limit).collect::<Vec<_>>(),
     });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use crate::project::evaluation;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
-use crate::project::training::{DEFAULT_BACKBONE, Progress, TrainingSettings};
+use crate::project::training::{
+    DEFAULT_BACKBONE, DEFAULT_PHOTOMETRIC, Photometric, Progress, TrainingSettings,
+};
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
 use crate::stats::acontrario::{OutlineRule, TestCount};
 use crate::uflow::worker::{Command, Message, Worker};
@@ -63,6 +65,17 @@ pub struct TrainArgs {
     /// context, tighter outlines at NFA < 1 on objects).
     #[arg(long, default_value_t = 4)]
     pub taps: i64,
+    /// How each image's lighting is evened out before the backbone: standardise (its mean grey
+    /// and spread set to the training images'; the default) or as-is.
+    #[arg(long, default_value = DEFAULT_PHOTOMETRIC.name(), value_parser = parse_photometric)]
+    pub photometric: Photometric,
+}
+
+fn parse_photometric(s: &str) -> Result<Photometric, String> {
+    Photometric::parse(s).ok_or_else(|| {
+        let names: Vec<_> = Photometric::ALL.iter().map(|p| p.name()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 fn categories(project: &Project, asked: &[String]) -> anyhow::Result<Vec<String>> {
@@ -124,6 +137,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         builtin: settings.builtin.clone(),
         first_stride: settings.first_stride,
         test_count: args.target.test_count.unwrap_or(TestCount::PerArea),
+        photometric: args.photometric,
         ..TrainConfig::default()
     };
     let worker = Worker::spawn(Box::new(|| {}));
@@ -312,6 +326,11 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
             .unwrap_or(TestCount::PerArea);
         v["test_count"] = count.name().into();
         v["outline"] = args.outline.unwrap_or_default().name().into();
+        // The held-out figure's 95 % upper bound (few held-out images, a wide bound).
+        v["validation_false_alarms_upper_95"] = file
+            .as_ref()
+            .map(|f| f.calibration.false_alarms_upper(0.95))
+            .into();
         v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);
     }

@@ -115,6 +115,8 @@ pub struct ContrarioApp {
     note_for: Option<String>,
     note_draft: String,
     opened_issue: Option<crate::project::review::LabelIssue>,
+    /// The issues tab lists the labels the model cannot confirm instead of the issues.
+    show_unconfirmed: bool,
     issue_box: Option<(usize, [u32; 4])>,
     /// The import and export forms, when open, and folders picked for their fields.
     import_form: Option<window_state::ImportForm>,
@@ -197,6 +199,7 @@ impl ContrarioApp {
             note_for: None,
             note_draft: String::new(),
             opened_issue: None,
+            show_unconfirmed: false,
             issue_box: None,
             import_form: None,
             export_form: None,

@@ -79,6 +79,14 @@ pub(super) fn badges(
     out
 }
 
+/// Where a label's score falls among the image's unlabelled pixels, in words.
+fn percentile_words(p: Option<f32>) -> String {
+    match p {
+        Some(p) => format!(" (above {:.0} % of it)", 100.0 * p),
+        None => String::new(),
+    }
+}
+
 /// What an issue is, in a line.
 pub(super) fn issue_text(issue: &LabelIssue, annotator_name: impl Fn(&str) -> String) -> String {
     match &issue.kind {
@@ -88,8 +96,16 @@ pub(super) fn issue_text(issue: &LabelIssue, annotator_name: impl Fn(&str) -> St
             issue.area
         ),
         IssueKind::LabelWithoutEvidence { annotator } => format!(
-            "{} marked it, the detector sees nothing · {} px",
+            "{} marked it, the detector sees nothing beyond the rest of the image{} · {} px",
             annotator_name(annotator),
+            percentile_words(issue.percentile),
+            issue.area
+        ),
+        IssueKind::Unconfirmed { annotator } => format!(
+            "{} marked it; the detector sees more than elsewhere{} but finds no region · {}, {} px",
+            annotator_name(annotator),
+            percentile_words(issue.percentile),
+            nfa_text(issue.log10_nfa),
             issue.area
         ),
     }
@@ -383,37 +399,68 @@ impl ContrarioApp {
             self.apply(AppCommand::Review(c));
         }
         let Some(p) = &self.state.project else { return };
-        let issues = &self.state.review.issues;
         let detector = self
             .state
             .detector
             .clone()
             .unwrap_or_else(|| "training-free".into());
-        ui.label(
-            RichText::new(format!(
-                "{} label issue(s) · detector: {detector}",
-                issues.len()
-            ))
-            .strong(),
+        let (n_issues, n_unconfirmed) = (
+            self.state.review.issues.len(),
+            self.state.review.unconfirmed.len(),
         );
-        if issues.is_empty() {
-            ui.label(
+        ui.label(RichText::new(format!("detector: {detector}")).small());
+        ui.horizontal(|ui| {
+            for (unconfirmed, text, tip) in [
+                (
+                    false,
+                    format!("{n_issues} label issue(s)"),
+                    "Significant detections nobody marked, and marks where the detector sees \
+                     nothing beyond the rest of the image",
+                ),
+                (
+                    true,
+                    format!("{n_unconfirmed} it cannot confirm"),
+                    "Marks where the detector sees more than the rest of the image but not \
+                     enough to outline it at the level (weak or small defects): not issues",
+                ),
+            ] {
+                let on = self.show_unconfirmed == unconfirmed;
+                if ui
+                    .selectable_label(on, RichText::new(text).strong())
+                    .on_hover_text(tip)
+                    .clicked()
+                {
+                    self.show_unconfirmed = unconfirmed;
+                }
+            }
+        });
+        let unconfirmed = self.show_unconfirmed;
+        let list = if unconfirmed {
+            &self.state.review.unconfirmed
+        } else {
+            &self.state.review.issues
+        };
+        if list.is_empty() {
+            ui.label(if unconfirmed {
+                "Every mark is either confirmed by a detection or an issue."
+            } else {
                 "An issue is a significant detection nobody marked, or a mark where the detector \
-                 sees nothing. They need the detector's results: run it on the images (R).",
-            );
+                 sees nothing beyond the rest of the image. They need the detector's results: \
+                 run it on the images (R)."
+            });
             return;
         }
         let name = |id: &str| self.annotator_name(id);
-        let texts: Vec<String> = issues.iter().map(|(_, x)| issue_text(x, name)).collect();
+        let texts: Vec<String> = list.iter().map(|(_, x)| issue_text(x, name)).collect();
         let mut cmds = Vec::new();
         let mut wanted = Vec::new();
         let row_h = 2.0 * ui.text_style_height(&egui::TextStyle::Body) + 12.0;
         egui::ScrollArea::vertical()
-            .id_salt("label-issues")
+            .id_salt(("label-issues", unconfirmed))
             .auto_shrink([false, false])
-            .show_rows(ui, row_h, issues.len(), |ui, range| {
+            .show_rows(ui, row_h, list.len(), |ui, range| {
                 for k in range {
-                    let (i, issue) = &issues[k];
+                    let (i, issue) = &list[k];
                     let e = &p.file.images[*i];
                     let open = self.opened_issue.as_ref() == Some(issue);
                     let thumb = self.thumbs.get(i);
@@ -429,10 +476,18 @@ impl ContrarioApp {
                                 )
                                 .clicked()
                             {
-                                cmds.push((ReviewCommand::OpenIssue(k), Some(issue.clone())));
+                                let c = if unconfirmed {
+                                    ReviewCommand::OpenUnconfirmed(k)
+                                } else {
+                                    ReviewCommand::OpenIssue(k)
+                                };
+                                cmds.push((c, Some(issue.clone())));
                             }
                             // Cut to the panel (whole on hover): rows have one height.
                             ui.add(egui::Label::new(RichText::new(&texts[k]).small()).truncate());
+                            if unconfirmed {
+                                return;
+                            }
                             ui.horizontal(|ui| {
                                 if issue.kind == IssueKind::UnlabelledDetection
                                     && ui

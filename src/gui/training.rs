@@ -11,9 +11,11 @@ use super::window_state::PathField;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::project::training::{
-    BUILTIN_BACKBONES, EpochRecord, TAPS, TrainingSettings, best_epoch,
+    BUILTIN_BACKBONES, EpochRecord, Photometric, TAPS, TrainingSettings, best_epoch,
 };
 
+/// The confidence of the bound shown on the false alarms of held-out normals.
+const CONFIDENCE: f64 = 0.95;
 const TRAIN_COLOUR: Color32 = Color32::from_rgb(90, 160, 255);
 const VALIDATION_COLOUR: Color32 = Color32::from_rgb(255, 170, 60);
 
@@ -145,7 +147,12 @@ impl ContrarioApp {
                         "Regions at NFA < 1 (the default level) on the held-out normal images; \
                          the level promises at most 1 per image",
                     );
-                    let text = format!("{false_alarms:.2} on {held_out} held-out images");
+                    let upper = calibration.false_alarms_upper(CONFIDENCE);
+                    let text = format!(
+                        "{false_alarms:.2} on {held_out} held-out images (at most {upper:.2} \
+                         with {:.0} % confidence)",
+                        100.0 * CONFIDENCE
+                    );
                     if false_alarms > 1.0 {
                         // More than the level promises: this model does not know its normals well.
                         ui.colored_label(ui.visuals().warn_fg_color, text)
@@ -232,6 +239,22 @@ impl ContrarioApp {
                     "Finer maps (4/8/16) suit textures' small defects; coarser ones (8/16/32) see \
                      more context, for objects' outlines (TorchScript backbones give their own)",
                 );
+                ui.end_row();
+                let l = ui.label("lighting");
+                let _ = egui::ComboBox::from_id_salt("photometric")
+                    .selected_text(t.photometric.name())
+                    .show_ui(ui, |ui| {
+                        for p in Photometric::ALL {
+                            ui.selectable_value(&mut t.photometric, p, p.name());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "standardise: each image's mean grey and spread set to the training \
+                         images', so a change of lighting on the line is not read as a defect; \
+                         as-is: the images as the camera gave them",
+                    );
                 ui.end_row();
                 let l = ui.label("epochs");
                 ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS))

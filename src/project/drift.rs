@@ -205,12 +205,52 @@ impl TrainingLook {
 /// The training look of images on disk, as a model of input `size` sees them (unreadable ones
 /// left out: the training reports those).
 pub fn training_look(paths: &[std::path::PathBuf], size: u32) -> Option<TrainingLook> {
+    TrainingLook::of(&looks(paths, size))
+}
+
+/// The look of each image that can be read, as a model of input `size` sees it.
+pub fn looks(paths: &[std::path::PathBuf], size: u32) -> Vec<Look> {
     use rayon::prelude::*;
-    let looks: Vec<Look> = paths
+    paths
         .par_iter()
         .filter_map(|p| model_view(p, size).ok().map(|i| look(&i)))
-        .collect();
-    TrainingLook::of(&looks)
+        .collect()
+}
+
+/// What photometric standardisation sets every image to: the training images' mean grey and
+/// mean grey spread.
+pub fn standard_of(looks: &[Look]) -> Option<[f32; 2]> {
+    if looks.is_empty() {
+        return None;
+    }
+    let n = looks.len() as f32;
+    Some([
+        looks.iter().map(|l| l.brightness).sum::<f32>() / n,
+        looks.iter().map(|l| l.contrast).sum::<f32>() / n,
+    ])
+}
+
+/// An image's pixels as the network takes them (0-1 per channel, before the backbone's own
+/// normalisation), with its grey mean and spread set to `standard` when there is one: a line's
+/// lighting then moves nothing the model sees, while colours and local contrast keep their
+/// relations (one gain and one offset for all three channels).
+pub fn network_pixels(img: &RgbImage, look: &Look, standard: Option<[f32; 2]>) -> Vec<f32> {
+    match standard {
+        None => img.as_raw().iter().map(|&v| v as f32 / 255.0).collect(),
+        Some([mean, spread]) => {
+            // A flat image has no contrast to stretch: only its level moves.
+            let gain = if look.contrast > 1.0 {
+                spread / look.contrast
+            } else {
+                1.0
+            };
+            let offset = mean - gain * look.brightness;
+            img.as_raw()
+                .iter()
+                .map(|&v| (gain * v as f32 + offset) / 255.0)
+                .collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +262,30 @@ mod tests {
             let n = ((x * 7 + y * 13) % (u32::from(noise) + 1)) as u8;
             image::Rgb(rgb.map(|v| v.saturating_add(n)))
         })
+    }
+
+    #[test]
+    fn standardised_pixels_have_the_standard_grey_mean_and_spread_whatever_the_lighting() {
+        let base = flat([120, 140, 160], 40);
+        let dim = RgbImage::from_fn(32, 32, |x, y| {
+            image::Rgb(base.get_pixel(x, y).0.map(|v| (v as f32 * 0.8) as u8))
+        });
+        let standard = Some([150.0, 20.0]);
+        for img in [&base, &dim] {
+            let l = look(img);
+            let px = network_pixels(img, &l, standard);
+            let grey: Vec<f32> = px
+                .chunks(3)
+                .map(|c| 255.0 * (GREY[0] * c[0] + GREY[1] * c[1] + GREY[2] * c[2]))
+                .collect();
+            let n = grey.len() as f32;
+            let m = grey.iter().sum::<f32>() / n;
+            let sd = (grey.iter().map(|g| (g - m).powi(2)).sum::<f32>() / n).sqrt();
+            assert!((m - 150.0).abs() < 0.01 && (sd - 20.0).abs() < 0.01, "{m} {sd}");
+        }
+        // Without a standard, the pixels as they are.
+        let l = look(&base);
+        assert_eq!(network_pixels(&base, &l, None)[0], 120.0 / 255.0);
     }
 
     #[test]

@@ -67,8 +67,9 @@ pub fn load_label(path: &Path, expected: (u32, u32)) -> Result<GrayImage, ImageL
     Ok(mask)
 }
 
-/// A label mask as a binary map at (h, w): any non-zero class is anomalous; resized bilinearly
-/// and thresholded at half, as the literature evaluates. `None` (no mask) means all normal.
+/// A label mask as a binary map at (h, w): any non-zero class is anomalous; resized by nearest
+/// neighbour (each output pixel takes the mask pixel under its centre), as the official MVTec AD
+/// evaluation resizes ground truth. `None` (no mask) means all normal.
 pub fn binary_mask_at(
     path: Option<&Path>,
     (h, w): (usize, usize),
@@ -77,16 +78,24 @@ pub fn binary_mask_at(
         return Ok(vec![false; h * w]);
     };
     let m = load_dynamic(p)?.to_luma8();
-    let bin = GrayImage::from_fn(m.width(), m.height(), |x, y| {
-        image::Luma([if m.get_pixel(x, y).0[0] != 0 { 255 } else { 0 }])
-    });
-    let r = image::imageops::resize(
-        &bin,
-        w as u32,
-        h as u32,
-        image::imageops::FilterType::Triangle,
-    );
-    Ok(r.pixels().map(|v| v.0[0] >= 128).collect())
+    Ok(nearest_binary(&m, (h, w)))
+}
+
+/// `m`'s non-zero pixels at (h, w) by nearest neighbour, centre sampled: output pixel x reads
+/// mask column floor((x + 0.5) W / w).
+fn nearest_binary(m: &GrayImage, (h, w): (usize, usize)) -> Vec<bool> {
+    let (mw, mh) = (m.width() as usize, m.height() as usize);
+    if mw == 0 || mh == 0 {
+        return vec![false; h * w];
+    }
+    let at = |i: usize, n: usize, big: usize| ((2 * i + 1) * big / (2 * n)).min(big - 1);
+    let cols: Vec<u32> = (0..w).map(|x| at(x, w, mw) as u32).collect();
+    let mut out = Vec::with_capacity(h * w);
+    for y in 0..h {
+        let sy = at(y, h, mh) as u32;
+        out.extend(cols.iter().map(|&sx| m.get_pixel(sx, sy).0[0] != 0));
+    }
+    out
 }
 
 /// Downscale to fit in `max` x `max`, keeping the aspect ratio (never upscales).
@@ -119,6 +128,26 @@ pub fn image_size(path: &Path) -> Result<(u32, u32), ImageLoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masks_shrink_by_nearest_neighbour_at_pixel_centres() {
+        // 8 x 4 mask, marked at columns 2-3 of row 1 and at the last pixel: halved, output
+        // pixel (x, y) reads mask pixel (2x + 1, 2y + 1).
+        let mut m = GrayImage::new(8, 4);
+        for x in [2, 3] {
+            m.put_pixel(x, 1, image::Luma([1]));
+        }
+        m.put_pixel(7, 3, image::Luma([255]));
+        let r = nearest_binary(&m, (2, 4));
+        assert_eq!(
+            r,
+            vec![false, true, false, false, false, false, false, true]
+        );
+        // Same size: unchanged; a single mask pixel grown to any size fills it.
+        assert_eq!(nearest_binary(&m, (4, 8)).iter().filter(|&&v| v).count(), 3);
+        let one = GrayImage::from_pixel(1, 1, image::Luma([9]));
+        assert!(nearest_binary(&one, (3, 5)).iter().all(|&v| v));
+    }
 
     #[test]
     fn garbage_file_is_a_decode_error() {

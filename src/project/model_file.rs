@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 use super::MODEL_META_FILE;
-use super::training::TrainingSettings;
+use super::training::{Family, Photometric, TrainingSettings};
 use crate::stats::acontrario::null::CellNull;
 use crate::stats::acontrario::{SegmentOptions, TestCount};
 
@@ -44,7 +44,22 @@ pub struct TrainConfig {
     /// choice existed use the default, the per-area count).
     #[serde(default = "per_area")]
     pub test_count: TestCount,
+    /// How images' brightness and contrast are evened out before the backbone (models saved
+    /// before the choice existed took them as they were).
+    #[serde(default)]
+    pub photometric: Photometric,
+    /// The model family (models saved before the choice existed are U-Flows).
+    #[serde(default)]
+    pub family: Family,
+    /// PatchCore: the share of the training patches kept in the memory bank (greedy coreset).
+    #[serde(default = "coreset")]
+    pub coreset_fraction: f64,
 }
+
+fn coreset() -> f64 {
+    0.1
+}
+
 
 fn four() -> i64 {
     4
@@ -87,6 +102,9 @@ impl TrainConfig {
             first_stride: s.normalised().first_stride,
             deterministic: true,
             test_count: TestCount::PerArea,
+            photometric: s.photometric,
+            family: s.family,
+            coreset_fraction: coreset(),
         }
     }
 }
@@ -119,6 +137,17 @@ pub struct Calibration {
     pub validation_nll: f64,
 }
 
+impl Calibration {
+    /// An upper bound, with this confidence, on the mean false alarms per normal image that the
+    /// validation figure estimates: the regions counted on the held-out images are a Poisson
+    /// count (Garwood's exact bound), so few held-out images give a wide bound.
+    pub fn false_alarms_upper(&self, confidence: f64) -> f64 {
+        let n = self.validation_images.max(1) as f64;
+        let count = (self.false_alarms_per_normal_image * n).round().max(0.0) as u64;
+        crate::stats::acontrario::tails::poisson_upper(count, confidence) / n
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFile {
     pub format_version: u32,
@@ -137,6 +166,14 @@ pub struct ModelFile {
     /// models saved before it was kept have none (the project's training images stand in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub training_look: Option<crate::project::drift::TrainingLook>,
+    /// With [`Photometric::Standardise`], the training images' mean grey and mean grey spread
+    /// that every image is set to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photometric_standard: Option<[f32; 2]>,
+    /// PatchCore: how held-out normal patches' distances to the bank are distributed (what
+    /// turns a distance into evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_null: Option<crate::stats::acontrario::null::DistanceNull>,
     pub best_epoch: usize,
     pub calibration: Calibration,
     /// Loss and validation per epoch (models saved before it was kept have none).

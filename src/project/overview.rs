@@ -25,6 +25,9 @@ pub const DISAGREEMENT_IOU: f64 = 0.5;
 #[derive(Debug, Clone)]
 pub struct Evidence {
     pub log_nfa: Array2<f32>,
+    /// The detector's score map, higher more anomalous (U-Flow's anomaly map; None for the
+    /// training-free detector, whose score is `-log_nfa`).
+    pub score: Option<Array2<f32>>,
     /// U-Flow's image score (None for the training-free detector).
     pub image_score: Option<f32>,
     /// The image's look as the model saw it, and the drift check of it: unlike every training
@@ -48,6 +51,8 @@ pub struct ImageFacts {
     pub worst_model_iou: Option<f64>,
     /// Label issues of the image that nobody dismissed, strongest first.
     pub issues: Vec<LabelIssue>,
+    /// Labels the model sees something in but not at the NFA level: not issues.
+    pub unconfirmed: Vec<LabelIssue>,
     /// Unlike every image the model trained on (the drift check), in words.
     pub unlike_training: Option<String>,
 }
@@ -76,9 +81,11 @@ pub fn image_facts(
     let min_log_nfa = evidence.map(|e| e.log_nfa.iter().copied().fold(f32::INFINITY, f32::min));
     let d = review::analyze(id, layers, evidence.map(|e| &e.log_nfa), level);
     let lowest = |v: &[review::PairIou]| v.iter().map(|p| p.iou).reduce(f64::min);
-    let issues = evidence
-        .map(|e| review::label_issues(id, &e.log_nfa, layers, opts))
-        .unwrap_or_default()
+    let found = evidence
+        .map(|e| review::label_issues(id, &e.log_nfa, e.score.as_ref(), layers, opts))
+        .unwrap_or_default();
+    let issues = found
+        .issues
         .into_iter()
         .filter(|i| !dismissed(i, decisions))
         .collect();
@@ -89,6 +96,7 @@ pub fn image_facts(
         worst_iou: lowest(&d.pairs),
         worst_model_iou: lowest(&d.vs_model),
         issues,
+        unconfirmed: found.unconfirmed,
         unlike_training: evidence.and_then(|e| e.unlike_training.clone()),
     }
 }
@@ -325,6 +333,7 @@ mod tests {
         map[(3, 0)] = -9.0; // nobody marked the bottom-left corner
         let ev = Evidence {
             log_nfa: map,
+            score: None,
             image_score: Some(0.7),
             look: None,
             unlike_training: None,
@@ -403,6 +412,7 @@ mod tests {
             area: 4,
             log10_nfa: 3.0,
             strength: 3.0,
+            percentile: Some(0.4),
         };
         let d = record_issue_decision(&saver, dir.path(), "tess", &issue, IssueAction::Dismissed);
         assert!(saver.flush().is_empty());

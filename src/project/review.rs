@@ -373,8 +373,24 @@ pub fn adjudicate(
 pub enum IssueKind {
     /// The model finds a strongly significant region that no annotator marked.
     UnlabelledDetection,
-    /// An annotator marked a region where the model sees nothing significant.
+    /// An annotator marked a region where the model sees nothing beyond normal: no significant
+    /// region, and its score there typical of the image's unlabelled pixels.
     LabelWithoutEvidence { annotator: String },
+    /// Not an issue: an annotator's region that the model sees above normal but not at the NFA
+    /// level (a weak or small defect), so it can neither confirm nor accuse it.
+    Unconfirmed { annotator: String },
+}
+
+impl IssueKind {
+    /// The annotator whose label it is about (None for a detection nobody marked).
+    pub fn annotator(&self) -> Option<&str> {
+        match self {
+            IssueKind::UnlabelledDetection => None,
+            IssueKind::LabelWithoutEvidence { annotator } | IssueKind::Unconfirmed { annotator } => {
+                Some(annotator)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -390,6 +406,18 @@ pub struct LabelIssue {
     /// How strong the evidence is, in orders of magnitude of NFA beyond the threshold; issues
     /// are ranked by it.
     pub strength: f32,
+    /// For a label: where the detector's score at the label's median pixel falls among the
+    /// image's unlabelled pixels (0-1; about 0.5 for a region like the rest of the image).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percentile: Option<f32>,
+}
+
+/// What the finder says of one image: the issues (wrong labels, ranked) and, apart, the labels
+/// the model cannot confirm.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LabelFindings {
+    pub issues: Vec<LabelIssue>,
+    pub unconfirmed: Vec<LabelIssue>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -406,6 +434,10 @@ pub struct IssueOptions {
     /// see a neighbourhood), and the fragments it leaves around a labelled defect are not
     /// unlabelled defects. Two cells of the default 32 x 32 test grid.
     pub near: f64,
+    /// A label without a significant region is accused only when the score at its median pixel
+    /// lies below this fraction of the image's unlabelled pixels, i.e. is typical of them; above
+    /// it the model sees something there (a weak defect) and cannot confirm the label.
+    pub typical_below: f64,
 }
 
 impl Default for IssueOptions {
@@ -415,28 +447,35 @@ impl Default for IssueOptions {
             evidence_below: 0.0,
             min_overlap: 0.1,
             near: 2.0 / 32.0,
+            typical_below: TYPICAL_BELOW,
         }
     }
 }
 
-/// Probably wrong labels of one image, from the model's log10 NFA map (any resolution; mapped
-/// onto the image) and the annotators' layers. Sorted by strength, strongest first.
+/// Where the finder draws the line between a label typical of the rest of the image and one
+/// the model sees something in (measured in `tests/review.rs` on every shared category).
+pub const TYPICAL_BELOW: f64 = 0.8;
+
+/// Probably wrong labels of one image, from the model's log10 NFA map and its score map (any
+/// resolutions, each mapped onto the image; higher scores more anomalous, `-log_nfa` when there
+/// is none) and the annotators' layers. Issues sorted by strength, strongest first.
 pub fn label_issues(
     image_id: &str,
     log_nfa: &Array2<f32>,
+    score: Option<&Array2<f32>>,
     layers: &[(String, LabelMask)],
     opts: IssueOptions,
-) -> Vec<LabelIssue> {
+) -> LabelFindings {
+    let mut out = LabelFindings::default();
     let Some((_, first)) = layers.first() else {
-        return Vec::new();
+        return out;
     };
     let (w, h) = (first.width as usize, first.height as usize);
     let (gh, gw) = log_nfa.dim();
     if w == 0 || h == 0 || gh == 0 || gw == 0 {
-        return Vec::new();
+        return out;
     }
     let cell = |x: usize, y: usize| ((y * gh / h).min(gh - 1), (x * gw / w).min(gw - 1));
-    let mut out = Vec::new();
     // Detections nobody marked: overlap measured on the image grid, with the marks grown by
     // `near` (a detection next to a marked defect is that defect's).
     let union: Vec<bool> = (0..w * h)
@@ -464,39 +503,95 @@ pub fn label_issues(
             }
         }
         if inside > 0 && (marked as f64) < opts.min_overlap * inside as f64 {
-            out.push(LabelIssue {
+            out.issues.push(LabelIssue {
                 image: image_id.into(),
                 kind: IssueKind::UnlabelledDetection,
                 bbox,
                 area: inside,
                 log10_nfa: r.log10_nfa,
                 strength: opts.detect_below - r.log10_nfa,
+                percentile: None,
             });
         }
     }
-    // Labelled regions without evidence, per annotator.
+    // Labelled regions without a significant region, per annotator: accused when the score
+    // inside is typical of the image's unlabelled pixels, otherwise unconfirmed. The image's
+    // own unlabelled pixels are the reference (not the training normals): a drifted image
+    // shifts both alike, and what the model makes of this object's surface is in them.
+    let score_at = |x: usize, y: usize| -> f32 {
+        match score {
+            Some(s) => {
+                let (sh, sw) = s.dim();
+                s[((y * sh / h).min(sh - 1), (x * sw / w).min(sw - 1))]
+            }
+            None => -log_nfa[cell(x, y)],
+        }
+    };
+    let mut reference: Vec<f32> = Vec::new();
+    let step = (w.max(h) / 256).max(1);
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            if !union[y * w + x] {
+                reference.push(score_at(x, y));
+            }
+        }
+    }
+    reference.retain(|v| !v.is_nan());
+    reference.sort_by(f32::total_cmp);
     for (who, m) in layers {
         for (_, px) in m.regions8(false) {
             let lowest = px
                 .iter()
                 .map(|&i| log_nfa[cell(i as usize % w, i as usize / w)])
                 .fold(f32::INFINITY, f32::min);
-            if lowest >= opts.evidence_below {
-                out.push(LabelIssue {
-                    image: image_id.into(),
-                    kind: IssueKind::LabelWithoutEvidence {
+            if lowest < opts.evidence_below {
+                continue;
+            }
+            let mut inside: Vec<f32> = px
+                .iter()
+                .map(|&i| score_at(i as usize % w, i as usize / w))
+                .collect();
+            let percentile = percentile_of_median(&mut inside, &reference);
+            let typical = percentile.is_some_and(|p| (p as f64) < opts.typical_below);
+            let issue = LabelIssue {
+                image: image_id.into(),
+                kind: if typical {
+                    IssueKind::LabelWithoutEvidence {
                         annotator: who.clone(),
-                    },
-                    bbox: bbox_of(px.iter().copied(), m.width),
-                    area: px.len(),
-                    log10_nfa: lowest,
-                    strength: lowest - opts.evidence_below,
-                });
+                    }
+                } else {
+                    IssueKind::Unconfirmed {
+                        annotator: who.clone(),
+                    }
+                },
+                bbox: bbox_of(px.iter().copied(), m.width),
+                area: px.len(),
+                log10_nfa: lowest,
+                strength: lowest - opts.evidence_below,
+                percentile,
+            };
+            if typical {
+                out.issues.push(issue);
+            } else {
+                out.unconfirmed.push(issue);
             }
         }
     }
-    out.sort_by(|a, b| b.strength.total_cmp(&a.strength));
+    out.issues.sort_by(|a, b| b.strength.total_cmp(&a.strength));
     out
+}
+
+/// Where the median of `inside` falls in `reference` (sorted), ties counted half: None when
+/// there are too few reference pixels to say (labels cover nearly the whole image).
+fn percentile_of_median(inside: &mut [f32], reference: &[f32]) -> Option<f32> {
+    if inside.is_empty() || reference.len() < 64 {
+        return None;
+    }
+    let mid = inside.len() / 2;
+    let (_, &mut m, _) = inside.select_nth_unstable_by(mid, f32::total_cmp);
+    let below = reference.partition_point(|&v| v < m);
+    let up_to = reference.partition_point(|&v| v <= m);
+    Some(((below + up_to) as f64 / 2.0 / reference.len() as f64) as f32)
 }
 
 /// `mask` (w x h) grown by `radius` pixels (a square).
@@ -647,25 +742,54 @@ mod tests {
 
     #[test]
     fn label_issues_find_missed_and_unsupported_regions() {
-        // 8x8 image, 4x4 NFA grid: a strong detection at grid cell (0, 0), nothing elsewhere.
-        let mut nfa = Array2::<f32>::from_elem((4, 4), 50.0);
+        // 64x64 image, 8x8 NFA grid: a strong detection at grid cell (0, 0), a weak one at
+        // (7, 7); a score map that is noise but for a raised patch at cells (4..6, 0..2).
+        let mut nfa = Array2::<f32>::from_elem((8, 8), 50.0);
         nfa[(0, 0)] = -12.0;
-        nfa[(3, 3)] = -1.0; // weak: evidence for a label, but not an issue by itself
-        let ann = mask(8, 8, &[(4, 4, 1), (6, 6, 1), (7, 7, 1)]);
-        let issues = label_issues("x", &nfa, &[("a".into(), ann)], IssueOptions::default());
-        assert_eq!(issues.len(), 2, "{issues:?}");
+        nfa[(7, 7)] = -1.0; // weak: evidence for a label, but not an issue by itself
+        let mut score = Array2::from_shape_fn((32, 32), |(y, x)| ((x * 7 + y * 13) % 10) as f32);
+        for y in 0..8 {
+            for x in 16..24 {
+                score[(y, x)] += 20.0;
+            }
+        }
+        let block = |x0: u32, y0: u32| -> Vec<(u32, u32, u8)> {
+            (y0..y0 + 4)
+                .flat_map(|y| (x0..x0 + 4).map(move |x| (x, y, 1)))
+                .collect()
+        };
+        // A label on the plain middle, one on the raised patch, one on the weak detection.
+        let marks: Vec<_> = [block(30, 30), block(34, 2), block(58, 58)].concat();
+        let ann = mask(64, 64, &marks);
+        let f = label_issues(
+            "x",
+            &nfa,
+            Some(&score),
+            &[("a".into(), ann)],
+            IssueOptions::default(),
+        );
+        assert_eq!(f.issues.len(), 2, "{f:?}");
         // Ranked by strength: the label where the model is 50 orders of magnitude from any
         // evidence first, then the detection 10 orders below the issue threshold.
-        assert_eq!(
-            issues[0].kind,
-            IssueKind::LabelWithoutEvidence {
-                annotator: "a".into()
-            }
-        );
-        assert_eq!(issues[0].bbox, [4, 4, 5, 5]);
-        assert_eq!(issues[0].strength, 50.0);
-        assert_eq!(issues[1].kind, IssueKind::UnlabelledDetection);
-        assert_eq!(issues[1].bbox, [0, 0, 2, 2]);
-        assert_eq!(issues[1].strength, 10.0);
+        let k = IssueKind::LabelWithoutEvidence {
+            annotator: "a".into(),
+        };
+        assert_eq!(f.issues[0].kind, k);
+        assert_eq!(f.issues[0].bbox, [30, 30, 34, 34]);
+        assert_eq!(f.issues[0].strength, 50.0);
+        assert!(f.issues[0].percentile.unwrap() < 0.8, "{f:?}");
+        assert_eq!(f.issues[1].kind, IssueKind::UnlabelledDetection);
+        assert_eq!(f.issues[1].bbox, [0, 0, 8, 8]);
+        assert_eq!(f.issues[1].strength, 10.0);
+        // The raised patch: above the rest of the image, so the model cannot confirm it.
+        assert_eq!(f.unconfirmed.len(), 1, "{f:?}");
+        assert_eq!(f.unconfirmed[0].bbox, [34, 2, 38, 6]);
+        assert!(f.unconfirmed[0].percentile.unwrap() > 0.95, "{f:?}");
+        // Without a score map the NFA map is the score: the plain label ties with the
+        // unlabelled pixels (about the 50th percentile) and is accused.
+        let ann = mask(64, 64, &block(30, 30));
+        let f = label_issues("x", &nfa, None, &[("a".into(), ann)], IssueOptions::default());
+        assert_eq!(f.issues.len(), 2, "{f:?}");
+        assert!((f.issues[0].percentile.unwrap() - 0.5).abs() < 0.05, "{f:?}");
     }
 }

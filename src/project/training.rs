@@ -50,6 +50,68 @@ pub const DEFAULT_BACKBONE: &str = BUILTIN_BACKBONES[2].name;
 /// fine maps, textures' small defects) or 8 (8, 16, 32: more context, objects' outlines).
 pub const TAPS: [i64; 2] = [4, 8];
 
+/// A model family: how normal features are learnt and an image's evidence measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// U-Flow: a normalizing flow makes normal features white noise; the evidence is the
+    /// latents' energy.
+    #[default]
+    Uflow,
+    /// PatchCore: a memory bank of normal patch features (a coreset of them); the evidence is a
+    /// patch's distance to the nearest.
+    Patchcore,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::Uflow, Family::Patchcore];
+
+    /// The name on the command line, in the window and at the start of a model's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Uflow => "uflow",
+            Family::Patchcore => "patchcore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// The photometric setting of new models (measured in the README's "Lighting" section).
+pub const DEFAULT_PHOTOMETRIC: Photometric = Photometric::Standardise;
+
+/// How an image's lighting is evened out before the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Photometric {
+    /// As the camera gave it.
+    #[default]
+    AsIs,
+    /// Each image's mean grey and grey spread set to the training images' mean
+    /// (`ModelFile::photometric_standard`): brighter or dimmer lighting, or another exposure,
+    /// then changes nothing the model sees.
+    Standardise,
+}
+
+impl Photometric {
+    pub const ALL: [Photometric; 2] = [Photometric::AsIs, Photometric::Standardise];
+
+    /// The name on the command line and in the window.
+    pub fn name(self) -> &'static str {
+        match self {
+            Photometric::AsIs => "as-is",
+            Photometric::Standardise => "standardise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name() == s)
+    }
+}
+
+
 /// A built-in backbone as models and settings name it, with the finest stride it is tapped at:
 /// `efficientnet-lite1` (the default taps, 4) or `efficientnet-lite1-s8` (8; how models saved
 /// before the taps were a setting name theirs).
@@ -86,6 +148,10 @@ pub struct TrainingSettings {
     pub backbone_file: Option<PathBuf>,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// How images' lighting is evened out before the backbone.
+    pub photometric: Photometric,
+    /// The model family trained.
+    pub family: Family,
 }
 
 impl Default for TrainingSettings {
@@ -99,6 +165,8 @@ impl Default for TrainingSettings {
             backbone_file: None,
             batch_size: 8,
             learning_rate: 1e-3,
+            photometric: DEFAULT_PHOTOMETRIC,
+            family: Family::Uflow,
         }
     }
 }
@@ -173,7 +241,7 @@ impl TrainingSettings {
     /// (`uflow-l2`, `uflow-l2-s8-384`, `uflow`, `uflow-s8`, ...; a TorchScript backbone by its
     /// file name: `uflow-cait`).
     pub fn model_name(&self) -> String {
-        let mut name = String::from("uflow");
+        let mut name = String::from(self.family.name());
         if let Some(f) = &self.backbone_file {
             let stem = f
                 .file_stem()
@@ -204,6 +272,9 @@ impl TrainingSettings {
         }
         if self.input_size != 256 {
             name.push_str(&format!("-{}", self.input_size));
+        }
+        if self.photometric != DEFAULT_PHOTOMETRIC {
+            name.push_str(&format!("-{}", self.photometric.name()));
         }
         name
     }

@@ -7,6 +7,7 @@ pub mod backbone;
 pub mod bench;
 pub mod flow;
 pub mod model;
+pub mod patchcore;
 pub mod runtime;
 pub mod torch_pickle;
 pub mod worker;

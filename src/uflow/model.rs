@@ -17,13 +17,14 @@ use crate::project::drift::{self, Look};
 use crate::project::model_file::{Calibration, FlowShape, MODEL_FORMAT, ModelFile, TrainConfig};
 use crate::project::results::{CacheEntry, InferenceSummary};
 use crate::project::storage::Fnv;
-use crate::project::training::{BUILTIN_BACKBONES, parse_builtin};
+use crate::project::training::{BUILTIN_BACKBONES, Family, Photometric, parse_builtin};
 use crate::project::training::{EpochRecord, Progress};
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
-use crate::stats::acontrario::null::CellNull;
+use crate::stats::acontrario::null::{CellNull, DistanceNull};
 use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
+use crate::uflow::patchcore::{self, Bank};
 
 /// Work stopped at the user's request: the worker reports it as [`Message::Cancelled`], not as
 /// a failure.
@@ -40,22 +41,29 @@ impl std::fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
-/// Image file -> normalised 3 x S x S tensor.
-pub fn preprocess(path: &Path, size: i64) -> anyhow::Result<Tensor> {
-    Ok(preprocess_with_look(path, size)?.0)
+/// Image file -> normalised 3 x S x S tensor, its lighting set to `standard` (grey mean and
+/// spread) when there is one.
+pub fn preprocess(path: &Path, size: i64, standard: Option<[f32; 2]>) -> anyhow::Result<Tensor> {
+    Ok(preprocess_with_look(path, size, standard)?.0)
 }
 
 /// The network's input, and the image's look as the drift check measures it (on the same
-/// resized image).
-pub fn preprocess_with_look(path: &Path, size: i64) -> anyhow::Result<(Tensor, Look)> {
+/// resized image, before any standardisation: the drift check says how the camera's image
+/// differs).
+pub fn preprocess_with_look(
+    path: &Path,
+    size: i64,
+    standard: Option<[f32; 2]>,
+) -> anyhow::Result<(Tensor, Look)> {
     let img = drift::model_view(path, size as u32)?;
-    let data: Vec<f32> = img.as_raw().iter().map(|&v| v as f32 / 255.0).collect();
+    let look = drift::look(&img);
+    let data = drift::network_pixels(&img, &look, standard);
     let t = Tensor::from_slice(&data)
         .view([size, size, 3])
         .permute([2, 0, 1]);
     let mean = Tensor::from_slice(&IMAGENET_MEAN).view([3, 1, 1]);
     let std = Tensor::from_slice(&IMAGENET_STD).view([3, 1, 1]);
-    Ok((((t - mean) / std).contiguous(), drift::look(&img)))
+    Ok((((t - mean) / std).contiguous(), look))
 }
 
 /// Backbone features of each image (finest first), computed once: the backbone is frozen, so
@@ -64,6 +72,7 @@ pub fn extract_features(
     backbone: &dyn Backbone,
     paths: &[PathBuf],
     size: i64,
+    standard: Option<[f32; 2]>,
     device: Device,
     cancel: &AtomicBool,
     mut progress: impl FnMut(Progress),
@@ -75,7 +84,7 @@ pub fn extract_features(
         }
         let batch: Vec<Tensor> = chunk
             .iter()
-            .map(|p| preprocess(p, size))
+            .map(|p| preprocess(p, size, standard))
             .collect::<anyhow::Result<_>>()?;
         let x = Tensor::stack(&batch, 0).to_device(device);
         let feats = backbone.features(&x);
@@ -125,10 +134,17 @@ fn batch_of(feats: &[Vec<Tensor>], idx: &[usize], device: Device) -> Vec<Tensor>
 /// A loaded or freshly trained model, ready for inference (lives on the worker thread).
 pub struct Model {
     pub file: ModelFile,
-    pub vs: nn::VarStore,
-    pub flow: UFlow,
+    pub net: Net,
     pub backbone: Box<dyn Backbone>,
     pub device: Device,
+}
+
+/// What a family learnt from the normal images.
+pub enum Net {
+    /// U-Flow: the flow and its weights.
+    Flow { vs: nn::VarStore, flow: UFlow },
+    /// PatchCore: the memory bank.
+    Bank(Bank),
 }
 
 /// Inference result for one image.
@@ -477,16 +493,29 @@ impl Model {
             0
         };
         let (val_idx, train_idx) = order.split_at(n_val);
+        if config.family == Family::Patchcore {
+            // With a single image there is nothing to hold out: calibrate on it (reported).
+            let val: Vec<usize> = if val_idx.is_empty() { train_idx.to_vec() } else { val_idx.to_vec() };
+            return train_bank(&paths, &val, train_idx, config, device, cancel, &mut progress);
+        }
         let backbone = open_backbone(
             config.backbone.as_deref(),
             &config.builtin,
             config.first_stride,
             device,
         )?;
+        // The training images' look: the drift check's reference, and the standard their
+        // lighting is set to.
+        let looks = drift::looks(&paths, config.input_size as u32);
+        let standard = match config.photometric {
+            Photometric::AsIs => None,
+            Photometric::Standardise => drift::standard_of(&looks),
+        };
         let feats = extract_features(
             backbone.as_ref(),
             &paths,
             config.input_size,
+            standard,
             device,
             cancel,
             &mut progress,
@@ -621,7 +650,9 @@ impl Model {
             train: config.clone(),
             training_fingerprint: fingerprint,
             training_images: paths.len(),
-            training_look: drift::training_look(&paths, config.input_size as u32),
+            training_look: drift::TrainingLook::of(&looks),
+            photometric_standard: standard,
+            distance_null: None,
             best_epoch,
             calibration,
             train_seconds: earlier + started.elapsed().as_secs_f64(),
@@ -629,8 +660,7 @@ impl Model {
         };
         Ok(Model {
             file,
-            vs,
-            flow,
+            net: Net::Flow { vs, flow },
             backbone,
             device,
         })
@@ -641,7 +671,11 @@ impl Model {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         // tch picks the format from the extension, so the temporary name keeps it.
         let tmp = dir.join(".tmp-weights.safetensors");
-        self.vs.save(&tmp).context("writing the weights")?;
+        match &self.net {
+            Net::Flow { vs, .. } => vs.save(&tmp).context("writing the weights")?,
+            Net::Bank(b) => Tensor::write_safetensors(&[(BANK_TENSOR, &b.patches)], &tmp)
+                .context("writing the memory bank")?,
+        }
         std::fs::rename(&tmp, dir.join(MODEL_WEIGHTS_FILE))?;
         let cfg = ron::ser::PrettyConfig::new().struct_names(true);
         let text = ron::ser::to_string_pretty(&self.file, cfg)?;
@@ -667,36 +701,66 @@ impl Model {
                     .with_context(|| format!("loading the backbone of {}", ron_path.display()))?
             }
         };
-        if flow_shape(backbone.as_ref(), file.input_size) != file.shape {
+        let expected = match file.train.family {
+            Family::Uflow => flow_shape(backbone.as_ref(), file.input_size),
+            Family::Patchcore => bank_shape(backbone.as_ref(), file.input_size),
+        };
+        if expected != file.shape {
             bail!(
                 "{}: its feature shapes do not match the backbone at input size {}",
                 ron_path.display(),
                 file.input_size
             );
         }
-        let (mut vs, flow) = new_flow(&file.shape, Some(file.permutations.clone()), 0, device);
         let weights = dir.join(MODEL_WEIGHTS_FILE);
         check_safetensors(&weights)?;
-        vs.load(&weights)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+        let net = match file.train.family {
+            Family::Uflow => {
+                let (mut vs, flow) =
+                    new_flow(&file.shape, Some(file.permutations.clone()), 0, device);
+                vs.load(&weights)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+                Net::Flow { vs, flow }
+            }
+            Family::Patchcore => {
+                let read = Tensor::read_safetensors(&weights)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", weights.display()))?;
+                let bank = read
+                    .into_iter()
+                    .find(|(k, _)| k == BANK_TENSOR)
+                    .map(|(_, t)| t)
+                    .ok_or_else(|| anyhow::anyhow!("{}: no memory bank in it", weights.display()))?;
+                let dims = bank.size();
+                if dims.len() != 2 || dims[1] != file.shape.channels[0] || file.distance_null.is_none() {
+                    bail!("{}: the memory bank does not match {}", weights.display(), ron_path.display());
+                }
+                Net::Bank(Bank::new(bank.to_kind(Kind::Float).to_device(device)))
+            }
+        };
         Ok(Model {
             file,
-            vs,
-            flow,
+            net,
             backbone,
             device,
         })
     }
 
-    /// Latents of one preprocessed image, with the calibration's per-scale correction.
+    /// Latents of one preprocessed image, with the calibration's per-scale correction (for
+    /// PatchCore, its one map of half-normal scores).
     pub fn latents(&self, x: &Tensor) -> Vec<Tensor> {
         let _g = tch::no_grad_guard();
         let feats = self
             .backbone
             .features(&x.unsqueeze(0).to_device(self.device));
+        let flow = match &self.net {
+            Net::Flow { flow, .. } => flow,
+            Net::Bank(bank) => {
+                let (_, z) = self.bank_maps(bank, &feats);
+                return vec![z.unsqueeze(0)];
+            }
+        };
         let scale = &self.file.calibration.latent_scale;
-        self.flow
-            .forward(&feats)
+        flow.forward(&feats)
             .0
             .into_iter()
             .enumerate()
@@ -708,6 +772,27 @@ impl Model {
                 }
             })
             .collect()
+    }
+
+    /// What the model learnt, by name: the flow's weights, or the memory bank.
+    pub fn weights(&self) -> HashMap<String, Tensor> {
+        match &self.net {
+            Net::Flow { vs, .. } => vs.variables(),
+            Net::Bank(b) => HashMap::from([(BANK_TENSOR.to_string(), b.patches.shallow_clone())]),
+        }
+    }
+
+    /// PatchCore's maps of one image's features: each patch's distance to the bank (h x w, on
+    /// the device) and its half-normal score under the held-out normals' law (on the CPU).
+    fn bank_maps(&self, bank: &Bank, feats: &[Tensor]) -> (Tensor, Tensor) {
+        let p = patchcore::patch_features(feats, self.backbone.first_stride()).squeeze_dim(0);
+        let (h, w) = (p.size()[1], p.size()[2]);
+        let dist = bank.nearest(&patchcore::rows(&p)).view([h, w]);
+        let z = match &self.file.distance_null {
+            Some(null) => bank_scores(null, &dist),
+            None => dist.to_device(Device::Cpu),
+        };
+        (dist, z)
     }
 
     /// The segmentation this model's results are made with (its own count of tests).
@@ -723,7 +808,27 @@ impl Model {
     /// Inference with another segmentation (to compare counts of tests on one model).
     pub fn infer_with(&self, path: &Path, opts: SegmentOptions) -> anyhow::Result<Inference> {
         let size = self.file.input_size;
-        let (x, look) = preprocess_with_look(path, size)?;
+        let (x, look) = preprocess_with_look(path, size, self.file.photometric_standard)?;
+        if let Net::Bank(bank) = &self.net {
+            let _g = tch::no_grad_guard();
+            let feats = self
+                .backbone
+                .features(&x.unsqueeze(0).to_device(self.device));
+            let (dist, z) = self.bank_maps(bank, &feats);
+            let anomaly_map = to_array2(&patchcore::smooth_map(&dist, size));
+            let image_score = anomaly_map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let latents = vec![to_array3(&z.unsqueeze(0))];
+            let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
+            let out = Some((size as usize, size as usize));
+            let segmentation = segment_for(&views, out, opts, &self.file.calibration.cell_null);
+            return Ok(Inference {
+                latents,
+                anomaly_map,
+                image_score,
+                segmentation,
+                look,
+            });
+        }
         let z = self.latents(&x);
         let _g = tch::no_grad_guard();
         let maps: Vec<Tensor> = z
@@ -757,6 +862,137 @@ impl Model {
             look,
         })
     }
+}
+
+/// Distances (h x w) as half-normal scores under `null`, on the CPU.
+fn bank_scores(null: &DistanceNull, dist: &Tensor) -> Tensor {
+    let a = to_array2(dist);
+    let z: Vec<f32> = a.iter().map(|&d| null.z(d as f64) as f32).collect();
+    Tensor::from_slice(&z).view([a.dim().0 as i64, a.dim().1 as i64])
+}
+
+/// PatchCore's shape over a backbone at input side `size`: one map of stride-8 patches whose
+/// descriptors join the stride-8 and stride-16 channels.
+fn bank_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
+    let c = backbone.channels();
+    let (a, b) = if backbone.first_stride() <= 4 { (1, 2) } else { (0, 1) };
+    let side = size / 8;
+    FlowShape {
+        channels: vec![c[a] + c[b]],
+        sizes: vec![(side, side)],
+        steps_per_scale: 0,
+    }
+}
+
+/// The memory bank's tensor in `weights.safetensors`.
+const BANK_TENSOR: &str = "memory_bank";
+
+/// Train a PatchCore: the training split's patches, a greedy coreset of them as the bank; the
+/// held-out normals' distances to it give the distance null, their scores the cell null and
+/// the validation false alarms (as for a flow); the held-out images' own coreset then joins the
+/// bank, so that unseen normals lie no farther from it than the calibration assumed.
+fn train_bank(
+    paths: &[PathBuf],
+    val_idx: &[usize],
+    train_idx: &[usize],
+    config: &TrainConfig,
+    device: Device,
+    cancel: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Model> {
+    let started = Instant::now();
+    let backbone = open_backbone(
+        config.backbone.as_deref(),
+        &config.builtin,
+        config.first_stride,
+        device,
+    )?;
+    if backbone.channels().len() < 3 && backbone.first_stride() <= 4 {
+        bail!("PatchCore needs a backbone with stride-8 and stride-16 feature maps");
+    }
+    let looks = drift::looks(paths, config.input_size as u32);
+    let standard = match config.photometric {
+        Photometric::AsIs => None,
+        Photometric::Standardise => drift::standard_of(&looks),
+    };
+    let feats = extract_features(
+        backbone.as_ref(),
+        paths,
+        config.input_size,
+        standard,
+        device,
+        cancel,
+        &mut *progress,
+    )?;
+    let first = backbone.first_stride();
+    let patches = |i: usize| -> Tensor {
+        let f: Vec<Tensor> = feats[i].iter().map(|t| t.unsqueeze(0)).collect();
+        patchcore::patch_features(&f, first).squeeze_dim(0)
+    };
+    let rows_of = |idx: &[usize]| -> Tensor {
+        let r: Vec<Tensor> = idx.iter().map(|&i| patchcore::rows(&patches(i))).collect();
+        Tensor::cat(&r, 0).to_device(device)
+    };
+    let _g = tch::no_grad_guard();
+    let coreset = |x: &Tensor| -> anyhow::Result<Tensor> {
+        let k = patchcore::coreset_size(x.size()[0], config.coreset_fraction);
+        let picks =
+            patchcore::greedy_coreset(x, k, config.seed, cancel).ok_or(Cancelled)?;
+        Ok(patchcore::take(x, &picks))
+    };
+    let bank = Bank::new(coreset(&rows_of(train_idx))?);
+    let dists: Vec<Tensor> = val_idx
+        .iter()
+        .map(|&i| {
+            let p = patches(i);
+            let (h, w) = (p.size()[1], p.size()[2]);
+            bank.nearest(&patchcore::rows(&p)).view([h, w])
+        })
+        .collect();
+    let all: Vec<f64> = dists
+        .iter()
+        .flat_map(|d| Vec::<f32>::try_from(&d.flatten(0, -1).to_device(Device::Cpu)).unwrap_or_default())
+        .map(f64::from)
+        .collect();
+    let null = DistanceNull::fit(&all)
+        .ok_or_else(|| anyhow::anyhow!("too few held-out patches to calibrate on"))?;
+    let opts = SegmentOptions::with_count(config.test_count);
+    let latents: Vec<Vec<Array3<f32>>> = dists
+        .iter()
+        .map(|d| vec![to_array3(&bank_scores(&null, d).unsqueeze(0))])
+        .collect();
+    let calibration = calibrate_latents(latents, false, f64::NAN, opts);
+    // The held-out images join the bank when they were held out (not with a single image).
+    let bank = if val_idx.iter().any(|i| !train_idx.contains(i)) {
+        let held = coreset(&rows_of(val_idx))?;
+        Bank::new(Tensor::cat(&[bank.patches.shallow_clone(), held], 0))
+    } else {
+        bank
+    };
+    let file = ModelFile {
+        format_version: MODEL_FORMAT,
+        backbone: backbone.name(),
+        backbone_path: config.backbone.clone(),
+        input_size: config.input_size,
+        shape: bank_shape(backbone.as_ref(), config.input_size),
+        permutations: Vec::new(),
+        train: config.clone(),
+        training_fingerprint: fingerprint(paths),
+        training_images: paths.len(),
+        training_look: drift::TrainingLook::of(&looks),
+        photometric_standard: standard,
+        distance_null: Some(null),
+        best_epoch: 0,
+        calibration,
+        train_seconds: started.elapsed().as_secs_f64(),
+        history: Vec::new(),
+    };
+    Ok(Model {
+        file,
+        net: Net::Bank(bank),
+        backbone,
+        device,
+    })
 }
 
 /// A model's segmentation: the per-area count weighs each cell's evidence against the cells of
@@ -849,20 +1085,38 @@ fn calibrate(
     opts: SegmentOptions,
 ) -> Calibration {
     let _g = tch::no_grad_guard();
-    let scales = feats[0].len();
-    let mut sums = vec![0.0; scales];
-    let mut latents: Vec<Vec<Array3<f32>>> = Vec::new();
-    for &i in idx {
-        let x = batch_of(feats, &[i], device);
-        let (z, _) = flow.forward(&x);
-        for (s, t) in z.iter().enumerate() {
-            sums[s] += t.pow_tensor_scalar(2).mean(Kind::Float).double_value(&[]);
-        }
-        latents.push(z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect());
-    }
-    let n = idx.len().max(1) as f64;
-    let mean_z2: Vec<f64> = sums.iter().map(|s| s / n).collect();
-    let latent_scale: Vec<f64> = if idx.is_empty() {
+    let latents: Vec<Vec<Array3<f32>>> = idx
+        .iter()
+        .map(|&i| {
+            let x = batch_of(feats, &[i], device);
+            let (z, _) = flow.forward(&x);
+            z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect()
+        })
+        .collect();
+    calibrate_latents(latents, true, val_nll, opts)
+}
+
+/// The calibration from held-out normals' latents (per image, per scale): their mean z^2, with
+/// `correct` the per-scale factor that brings it to at most 1, the cell null of each scale and
+/// the false alarms at level 0.
+fn calibrate_latents(
+    mut latents: Vec<Vec<Array3<f32>>>,
+    correct: bool,
+    val_nll: f64,
+    opts: SegmentOptions,
+) -> Calibration {
+    let scales = latents.first().map_or(0, |l| l.len());
+    let n = latents.len().max(1) as f64;
+    let mean_z2: Vec<f64> = (0..scales)
+        .map(|s| {
+            latents
+                .iter()
+                .map(|l| l[s].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / l[s].len().max(1) as f64)
+                .sum::<f64>()
+                / n
+        })
+        .collect();
+    let latent_scale: Vec<f64> = if latents.is_empty() || !correct {
         Vec::new()
     } else {
         mean_z2
@@ -877,7 +1131,7 @@ fn calibrate(
     }
     // How the tested cells are distributed on the held-out normals, after the correction: what
     // the test weighs each cell's evidence against.
-    let cell_null: Vec<CellNull> = if idx.is_empty() {
+    let cell_null: Vec<CellNull> = if latents.is_empty() {
         Vec::new()
     } else {
         (0..scales)
@@ -904,7 +1158,7 @@ fn calibrate(
         latent_scale,
         cell_null,
         false_alarms_per_normal_image: alarms as f64 / n,
-        validation_images: idx.len(),
+        validation_images: latents.len(),
         validation_nll: val_nll,
     }
 }

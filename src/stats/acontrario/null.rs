@@ -109,6 +109,99 @@ impl CellNull {
     }
 }
 
+/// How a memory-bank detector's score (a patch's distance to its nearest normal patch) is
+/// distributed on held-out normal patches, turned into the latent the a contrario test expects.
+///
+/// A flow's latents are N(0, 1) by training; a distance is not, and its law depends on the
+/// backbone and the images. So the distances of held-out normals (never in the bank) define it:
+/// a patch at distance d gets the score z >= 0 with P(|N(0, 1)| >= z) = P(D >= d), the probability
+/// integral transform onto a half-normal, so that z^2 is chi-square with one degree of freedom
+/// under normality and grows with d only (a close patch is never evidence). Below the 90th
+/// percentile P(D >= d) is the held-out patches' empirical survival; above it an exponential tail
+/// fitted to them (its scale the mean excess, the maximum-likelihood fit) carries it beyond the
+/// largest distance seen, so that a patch far from every normal keeps gaining evidence. The
+/// patches' spatial correlation (neighbouring patches share pixels) is the cell null's business
+/// ([`CellNull::fit`] on the held-out images' scores), as for a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistanceNull {
+    /// (d, P(D >= d)) by increasing d, from the smallest distance to `tail_from`.
+    pub body: Vec<(f64, f64)>,
+    /// Where the exponential tail starts (the 90th percentile) and its mean excess.
+    pub tail_from: f64,
+    pub tail_scale: f64,
+}
+
+/// The share of held-out patches beyond `tail_from`.
+const TAIL_MASS: f64 = 0.1;
+const BODY_POINTS: usize = 64;
+
+impl DistanceNull {
+    /// The null of held-out normal patches' distances; None with too few to say anything.
+    pub fn fit(distances: &[f64]) -> Option<Self> {
+        let mut d: Vec<f64> = distances.iter().copied().filter(|v| v.is_finite()).collect();
+        if d.len() < 20 {
+            return None;
+        }
+        d.sort_by(f64::total_cmp);
+        let n = d.len();
+        let at = |q: f64| d[((q * (n - 1) as f64).round() as usize).min(n - 1)];
+        let body: Vec<(f64, f64)> = (0..BODY_POINTS)
+            .map(|i| {
+                let q = (1.0 - TAIL_MASS) * i as f64 / (BODY_POINTS - 1) as f64;
+                (at(q), 1.0 - q)
+            })
+            .collect();
+        let tail_from = at(1.0 - TAIL_MASS);
+        let excess: Vec<f64> = d.iter().filter(|&&v| v > tail_from).map(|v| v - tail_from).collect();
+        let tail_scale = (excess.iter().sum::<f64>() / excess.len().max(1) as f64).max(1e-9);
+        Some(Self {
+            body,
+            tail_from,
+            tail_scale,
+        })
+    }
+
+    /// ln P(D >= d) under the null.
+    pub fn ln_survival(&self, d: f64) -> f64 {
+        if d >= self.tail_from {
+            return TAIL_MASS.ln() - (d - self.tail_from) / self.tail_scale;
+        }
+        let i = self.body.partition_point(|p| p.0 <= d);
+        if i == 0 {
+            return 0.0;
+        }
+        let (a, b) = (self.body[i - 1], self.body[i.min(self.body.len() - 1)]);
+        let s = if b.0 > a.0 {
+            a.1 + (b.1 - a.1) * (d - a.0) / (b.0 - a.0)
+        } else {
+            a.1
+        };
+        s.clamp(TAIL_MASS, 1.0).ln()
+    }
+
+    /// The half-normal score of distance d: P(|N(0, 1)| >= z) = P(D >= d).
+    pub fn z(&self, d: f64) -> f64 {
+        half_normal_quantile(self.ln_survival(d))
+    }
+}
+
+/// z >= 0 with P(|N(0, 1)| >= z) = exp(ln_s), accurate far into the tail (where 1 - s/2 is 1
+/// in floating point): statrs' inverse above 1e-12, Abramowitz and Stegun 26.2.23 (error below
+/// 5e-4) from the logarithm below.
+fn half_normal_quantile(ln_s: f64) -> f64 {
+    use statrs::distribution::{ContinuousCDF, Normal};
+    if ln_s >= 0.0 {
+        return 0.0;
+    }
+    let ln_p = ln_s - std::f64::consts::LN_2; // one tail
+    if ln_p > (1e-12f64).ln() {
+        return Normal::standard().inverse_cdf(1.0 - ln_p.exp()).max(0.0);
+    }
+    let t = (-2.0 * ln_p).sqrt();
+    t - (2.515517 + 0.802853 * t + 0.010328 * t * t)
+        / (1.0 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,6 +229,30 @@ mod tests {
             );
         }
         assert_eq!(null.log10_pfa_cell(0.9, 120, false), 0.0);
+    }
+
+    #[test]
+    fn distances_become_half_normal_scores_that_keep_growing_beyond_the_normals() {
+        use rand_distr::Gamma;
+        // Distances of some skewed law: their scores are half-normal, z^2 chi-square(1).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let g = Gamma::new(3.0, 0.5).unwrap();
+        let held_out: Vec<f64> = (0..20_000).map(|_| g.sample(&mut rng)).collect();
+        let null = DistanceNull::fit(&held_out).unwrap();
+        let fresh: Vec<f64> = (0..20_000).map(|_| null.z(g.sample(&mut rng))).collect();
+        let mean_z2 = fresh.iter().map(|z| z * z).sum::<f64>() / fresh.len() as f64;
+        assert!((mean_z2 - 1.0).abs() < 0.05, "{mean_z2}");
+        // P(|N| >= 1.96) = 5 %.
+        let beyond = fresh.iter().filter(|&&z| z >= 1.96).count() as f64 / fresh.len() as f64;
+        assert!((beyond - 0.05).abs() < 0.006, "{beyond}");
+        // Close patches are never evidence; far ones ever more.
+        assert_eq!(null.z(0.0), 0.0);
+        let max = held_out.iter().copied().fold(0.0, f64::max);
+        assert!(null.z(2.0 * max) > null.z(max) + 1.0 && null.z(10.0 * max).is_finite());
+        // The two branches of the quantile meet.
+        let edge = (1e-12f64).ln() + std::f64::consts::LN_2;
+        let (a, b) = (half_normal_quantile(edge + 1e-9), half_normal_quantile(edge - 1e-9));
+        assert!((b - a).abs() < 1e-3, "{a} {b}");
     }
 
     #[test]

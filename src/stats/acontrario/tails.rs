@@ -127,9 +127,32 @@ pub fn log10_binomial_tail(n: f64, k: f64, p: f64) -> f64 {
     ln_beta_reg(k, n - k + 1.0, p) / std::f64::consts::LN_10
 }
 
+/// The exact (Garwood) upper confidence bound on a Poisson mean from `count` events seen: the
+/// mean `m` for which seeing at most `count` has probability 1 - `confidence`, i.e. half the
+/// `confidence` quantile of chi-square with 2 (count + 1) degrees of freedom.
+pub fn poisson_upper(count: u64, confidence: f64) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    ChiSquared::new(2.0 * (count as f64 + 1.0))
+        .map_or(f64::INFINITY, |c| c.inverse_cdf(confidence) / 2.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn poisson_upper_bounds_match_the_tables() {
+        // Garwood's one-sided 95 % bounds: 0 -> 3.00, 1 -> 4.74, 5 -> 10.51.
+        for (k, m) in [(0, 2.9957), (1, 4.7439), (5, 10.5130)] {
+            assert!((poisson_upper(k, 0.95) - m).abs() < 1e-3, "{k}");
+        }
+        // By definition: P(X <= k | m) = 5 %.
+        let m = poisson_upper(3, 0.95);
+        let p: f64 = (0..=3u32)
+            .map(|i| (-m).exp() * m.powi(i as i32) / (1..=i).map(f64::from).product::<f64>())
+            .sum();
+        assert!((p - 0.05).abs() < 1e-6, "{p}");
+    }
     use statrs::distribution::{Binomial, ChiSquared, ContinuousCDF, DiscreteCDF};
 
     #[test]

@@ -1,0 +1,56 @@
+"""The tables of bench/lighting.sh: per category and photometric setting, the figures of `eval --json`
+on the test images as they are and under each drift, and the label-issue finder on correct labels."""
+import json
+import pathlib
+import sys
+
+out = pathlib.Path(sys.argv[1])
+cats = ["leather", "bottle", "magnetic_tile"]
+drifts = [("asis-light", "as they are"), ("dark", "darker 8 %"), ("bright", "brighter 8 %"), ("warm", "warm cast")]
+
+
+def load(p):
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+print("| category | lighting | test images | pixel AUROC | AU-PRO | image AUROC | mIoU at NFA < 1 | false alarms per normal image | unlike training | training s |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+means = {}
+for c in cats:
+    for ph in ["as-is", "standardise"]:
+        t = (out / f"{c}.{ph}.train.time")
+        secs = t.read_text().strip() if t.exists() else "-"
+        for d, words in drifts:
+            v = load(out / f"{c}.{ph}.{d}.eval.json")
+            if v is None:
+                continue
+            e = v["categories"][c]
+            row = [e.get(k) for k in ["pixel_auroc", "aupro", "image_auroc", "miou_nfa", "false_alarms_per_normal_image"]]
+            m = means.setdefault((ph, d), [])
+            m.append(row)
+            f = lambda x, n=1: "-" if x is None else f"{x:.{n}f}"
+            print(f"| {c} | {ph} | {words} | {f(row[0])} | {f(row[1])} | {f(row[2])} | {f(row[3], 3)} | {f(row[4], 2)} | {e.get('unlike_training', 0)} | {secs if d == 'asis-light' else ''} |")
+print()
+print("| lighting | test images | mean pixel AUROC | mean AU-PRO | mean image AUROC | mean mIoU | mean false alarms per normal image |")
+print("|---|---|---|---|---|---|---|")
+for (ph, d), rows in sorted(means.items()):
+    words = dict(drifts)[d]
+    mean = [sum(r[i] for r in rows if r[i] is not None) / max(1, sum(r[i] is not None for r in rows)) for i in range(5)]
+    print(f"| {ph} | {words} ({len(rows)} categories) | {mean[0]:.2f} | {mean[1]:.2f} | {mean[2]:.2f} | {mean[3]:.3f} | {mean[4]:.2f} |")
+print()
+print("| category | lighting | correct labels judged | accused (label without evidence) | the model cannot confirm | unlabelled detections |")
+print("|---|---|---|---|---|---|")
+for c in cats:
+    for ph in ["as-is", "standardise"]:
+        v = load(out / f"{c}.{ph}.review.json")
+        if v is None:
+            continue
+        mine = lambda xs: [x for x in xs if x["image"].startswith(c + "/")]
+        issues = mine(v["label_issues"])
+        acc = sum(x["kind"] == "label_without_evidence" for x in issues)
+        unl = sum(x["kind"] == "unlabelled_detection" for x in issues)
+        unc = len(mine(v.get("unconfirmed_labels", [])))
+        print(f"| {c} | {ph} | {v.get('labelled_regions_judged', {}).get(c, '-')} | {acc} | {unc} | {unl} |")

@@ -1,0 +1,217 @@
+//! PatchCore (Roth et al., CVPR 2022), the memory-bank family: the backbone's stride-8 and
+//! stride-16 features, each averaged over its 3 x 3 neighbourhood, the coarser upsampled and
+//! concatenated, are patch descriptors; a greedy coreset of the training images' patches is the
+//! memory bank; a patch's evidence is its distance to the nearest patch of the bank. The map
+//! shown is that distance upsampled to the input and blurred (Gaussian, sigma 4), the image score
+//! its maximum, as published; the a contrario regions are tested on the distances turned into
+//! half-normal scores by the held-out normals' law (`stats::acontrario::null::DistanceNull`).
+//! Everything runs in libtorch on the model's device: batched distances by one matrix product.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::{Kind, Tensor};
+
+/// Descriptors projected to this many dimensions for the coreset's distances (a
+/// Johnson-Lindenstrauss projection, as published: the selection barely changes, and it costs a
+/// fraction).
+const PROJECTION_DIM: i64 = 128;
+
+/// Patch descriptors of a batch of backbone features (finest first, the finest at
+/// `first_stride`): N x D x h x w at stride 8.
+pub fn patch_features(feats: &[Tensor], first_stride: i64) -> Tensor {
+    let (a, b) = if first_stride <= 4 { (1, 2) } else { (0, 1) };
+    let local = |t: &Tensor| t.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>);
+    let fine = local(&feats[a]);
+    let size = fine.size();
+    let coarse =
+        local(&feats[b]).upsample_bilinear2d([size[2], size[3]], false, None, None);
+    Tensor::cat(&[fine, coarse], 1)
+}
+
+/// One image's descriptors (D x h x w) as rows (h w x D).
+pub fn rows(patches: &Tensor) -> Tensor {
+    let d = patches.size()[0];
+    patches.view([d, -1]).transpose(0, 1).contiguous()
+}
+
+/// Indices of a greedy k-center coreset of `x` (N x D): each next row the one farthest from
+/// those chosen, from a seeded first row; distances on a seeded random projection. Checks
+/// `cancel` every 256 picks (None: cancelled).
+pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> Option<Vec<i64>> {
+    let _g = tch::no_grad_guard();
+    let n = x.size()[0];
+    let d = x.size()[1];
+    let k = (k as i64).clamp(1, n.max(1));
+    let mut rng = StdRng::seed_from_u64(seed);
+    let xp = if d > PROJECTION_DIM {
+        let p: Vec<f32> = (0..d * PROJECTION_DIM)
+            .map(|_| {
+                // Box-Muller: a Gaussian matrix from the seeded generator.
+                let (u, v): (f64, f64) = (rng.random::<f64>().max(1e-12), rng.random());
+                ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+            })
+            .collect();
+        let p = Tensor::from_slice(&p)
+            .view([d, PROJECTION_DIM])
+            .to_device(x.device());
+        x.mm(&p)
+    } else {
+        x.shallow_clone()
+    };
+    let norms = xp.pow_tensor_scalar(2).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let mut chosen = Vec::with_capacity(k as usize);
+    let mut next = rng.random_range(0..n);
+    let mut nearest = Tensor::full([n], f64::INFINITY, (Kind::Float, x.device()));
+    for i in 0..k {
+        if i % 256 == 0 && cancel.load(Ordering::Relaxed) {
+            return None;
+        }
+        chosen.push(next);
+        let c = xp.get(next);
+        // |x - c|^2 = |x|^2 - 2 x.c + |c|^2, one matrix-vector product.
+        let dist = &norms - xp.mv(&c) * 2.0 + c.pow_tensor_scalar(2).sum(Kind::Float);
+        nearest = nearest.minimum(&dist);
+        next = nearest.argmax(None, false).int64_value(&[]);
+    }
+    Some(chosen)
+}
+
+/// The memory bank: normal patch descriptors (M x D) and their squared norms.
+pub struct Bank {
+    pub patches: Tensor,
+    norms: Tensor,
+}
+
+/// Bank rows per distance block: bounds the P x M matrix of one product (32 MB for 1024
+/// patches).
+const BLOCK: i64 = 8192;
+
+impl Bank {
+    pub fn new(patches: Tensor) -> Self {
+        let norms = patches
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        Self { patches, norms }
+    }
+
+    pub fn len(&self) -> i64 {
+        self.patches.size()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Each query row's (P x D) Euclidean distance to its nearest bank row: P.
+    pub fn nearest(&self, q: &Tensor) -> Tensor {
+        let _g = tch::no_grad_guard();
+        let q = q.to_device(self.patches.device());
+        let qn = q
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+        let m = self.len();
+        let mut best: Option<Tensor> = None;
+        let mut start = 0;
+        while start < m {
+            let len = BLOCK.min(m - start);
+            let b = self.patches.narrow(0, start, len);
+            let d2 = &qn + self.norms.narrow(0, start, len).unsqueeze(0) - q.mm(&b.tr()) * 2.0;
+            let (low, _) = d2.min_dim(1, false);
+            best = Some(match best {
+                Some(t) => t.minimum(&low),
+                None => low,
+            });
+            start += len;
+        }
+        best.unwrap_or_else(|| Tensor::zeros([q.size()[0]], (Kind::Float, q.device())))
+            .clamp_min(0.0)
+            .sqrt()
+    }
+}
+
+/// The shown map: an h x w distance map upsampled bilinearly to `size` x `size` and blurred by
+/// a Gaussian of sigma 4 pixels (reflected at the borders, radius 4 sigma, as scipy's
+/// `gaussian_filter` the published code uses).
+pub fn smooth_map(dist: &Tensor, size: i64) -> Tensor {
+    let _g = tch::no_grad_guard();
+    const SIGMA: f64 = 4.0;
+    let r = (4.0 * SIGMA).round() as i64;
+    let k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f64 / (2.0 * SIGMA * SIGMA)).exp() as f32)
+        .collect();
+    let sum: f32 = k.iter().sum();
+    let k = Tensor::from_slice(&k.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(dist.device());
+    let up = dist
+        .view([1, 1, dist.size()[0], dist.size()[1]])
+        .upsample_bilinear2d([size, size], false, None, None);
+    let pad = r.min(size - 1);
+    let x = up.reflection_pad2d([pad, pad, 0, 0]);
+    let x = x.conv2d(&k.view([1, 1, 1, -1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let x = x.reflection_pad2d([0, 0, pad, pad]);
+    let x = x.conv2d(&k.view([1, 1, -1, 1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    x.view([size, size])
+}
+
+/// A share of `n` rows, at least one.
+pub fn coreset_size(n: i64, fraction: f64) -> usize {
+    ((n as f64 * fraction).ceil() as i64).clamp(1, n.max(1)) as usize
+}
+
+/// The rows of `x` at `idx`.
+pub fn take(x: &Tensor, idx: &[i64]) -> Tensor {
+    x.index_select(0, &Tensor::from_slice(idx).to_device(x.device()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn coreset_covers_every_cluster_and_distances_are_exact() {
+        // Four tight clusters of 100 points in 200 dimensions: a coreset of 4 takes one of each.
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut data = Vec::new();
+        for c in 0..4 {
+            for _ in 0..100 {
+                for j in 0..200 {
+                    let centre = if j == c { 10.0 } else { 0.0 };
+                    data.push(centre + 0.01 * rng.random::<f32>());
+                }
+            }
+        }
+        let x = Tensor::from_slice(&data).view([400, 200]);
+        let picks = greedy_coreset(&x, 4, 1, &AtomicBool::new(false)).unwrap();
+        let mut clusters: Vec<i64> = picks.iter().map(|i| i / 100).collect();
+        clusters.sort();
+        assert_eq!(clusters, vec![0, 1, 2, 3]);
+        // Nearest distances by the product form equal the direct ones.
+        let bank = Bank::new(take(&x, &picks));
+        let q = x.narrow(0, 0, 10) + 1.0;
+        let fast = bank.nearest(&q);
+        let direct = (q.unsqueeze(1) - bank.patches.unsqueeze(0))
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist([2i64].as_slice(), false, Kind::Float)
+            .min_dim(1, false)
+            .0
+            .sqrt();
+        let diff = (fast - direct).abs().max().double_value(&[]);
+        assert!(diff < 1e-3, "{diff}");
+    }
+
+    #[test]
+    fn the_smoothed_map_keeps_its_mass_and_spreads_a_peak() {
+        let d = Tensor::zeros([8, 8], (Kind::Float, Device::Cpu));
+        let _ = d.get(4).get(4).fill_(1.0);
+        let m = smooth_map(&d, 64);
+        assert_eq!(m.size(), vec![64, 64]);
+        let (peak, at) = m.view([-1]).max_dim(0, false);
+        let at = at.int64_value(&[]);
+        assert!(peak.double_value(&[]) < 1.0 && (at / 64 - 36).abs() <= 4, "{at}");
+        // A constant map stays constant (the kernel sums to one, borders reflected).
+        let c = smooth_map(&Tensor::ones([8, 8], (Kind::Float, Device::Cpu)), 32);
+        let spread = (c.max() - c.min()).double_value(&[]);
+        assert!(spread < 1e-5, "{spread}");
+    }
+}
