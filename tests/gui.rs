@@ -194,7 +194,7 @@ fn train_u_flow_from_the_window_then_detect_with_it() {
     h.get_by_label_contains("writes model \"uflow-l2-64\"");
     h.key_press(egui::Key::T);
     h.run_steps(2);
-    h.get_by_label("Train U-Flow").click();
+    h.get_by_label("Train model").click();
     settle(&mut h);
     let notices = &h.state().state.notices;
     assert!(
@@ -262,7 +262,7 @@ fn a_u_flow_trained_from_the_window_outlines_the_scratch_at_the_default_level() 
     settle(&mut h);
     assert_eq!(h.state().state.nfa_threshold, 0.0);
     h.get_by_label_contains("at most 1.0 false alarms per image");
-    h.get_by_label("Train U-Flow").click();
+    h.get_by_label("Train model").click();
     settle_within(&mut h, Duration::from_secs(600));
     assert_eq!(h.state().state.detector.as_deref(), Some("uflow-l2"));
     h.get_by_label("Detect anomalies").click();

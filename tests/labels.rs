@@ -422,7 +422,8 @@ fn label_issues_on_a_planted_miss() {
         }
     }
     nfa[(2, 2)] = -40.0; // nobody marked this
-    let issues = review::label_issues("x", &nfa, None, &[("a".into(), m)], Default::default()).issues;
+    let issues =
+        review::label_issues("x", &nfa, None, &[("a".into(), m)], Default::default()).issues;
     assert_eq!(issues.len(), 2, "{issues:?}");
     assert!(matches!(
         issues[0].kind,

@@ -39,8 +39,14 @@ fn category(p: &Project, cat: &str, epochs: usize) -> Outcome {
         epochs,
         ..TrainConfig::default()
     };
-    let model = Model::train(&train, &cfg, tch::Device::Cpu, &AtomicBool::new(false), |_| {})
-        .unwrap();
+    let model = Model::train(
+        &train,
+        &cfg,
+        tch::Device::Cpu,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
     let mut store = LabelStore::new(Autosaver::new());
     let tests: Vec<_> = entries.iter().filter(|e| e.split == Split::Test).collect();
     let defective = tests.iter().position(|e| e.kind != "good").unwrap();
@@ -116,8 +122,14 @@ fn label_issues_spare_correct_labels_and_find_a_deleted_and_a_wrong_one() {
     for (cat, epochs) in [("leather", 60), ("bottle", 30)] {
         let o = category(&p, cat, epochs);
         println!("{cat}: {o:?}");
-        assert!(o.found_deleted, "{cat}: the deleted label's defect is not reported");
-        assert!(o.found_wrong, "{cat}: the label drawn on a normal image is not reported");
+        assert!(
+            o.found_deleted,
+            "{cat}: the deleted label's defect is not reported"
+        );
+        assert!(
+            o.found_wrong,
+            "{cat}: the label drawn on a normal image is not reported"
+        );
         assert!(o.labels >= 6, "{cat}: {o:?}");
         labels += o.labels;
         accused += o.accused;

@@ -288,7 +288,7 @@ impl Action {
             ActualPixels => "Actual pixels 1:1",
             ShowShortcuts => "Keyboard shortcuts",
             Detect => "Detect anomalies",
-            TrainUFlow => "Train U-Flow",
+            TrainUFlow => "Train model",
             CancelTraining => "Cancel training",
             ToggleHeatmap => "Show heatmap",
             StricterLevel => "Stricter NFA level",
@@ -346,7 +346,8 @@ impl Action {
             ShowShortcuts => "Every action and its key",
             Detect => "Run the detector on this image (in the background)",
             TrainUFlow => {
-                "Train a U-Flow model on this category's normal training images (background)"
+                "Train a model (U-Flow or PatchCore, as the training panel sets) on this \
+                 category's normal training images (background)"
             }
             CancelTraining => "Stop the training; started again, it resumes where it stopped",
             ToggleHeatmap => "Paint the detector's map over the image",
@@ -383,13 +384,14 @@ impl Action {
             }
             NextUnreviewed => "The first image of the review queue without a verdict",
             ShowTraining => {
-                "Train a U-Flow on this category: settings, progress, the loss curve, calibration"
+                "Train a model on this category: family and settings, progress, the loss curve, \
+                 calibration"
             }
             RunOnAll => {
-                "Run the chosen U-Flow model on every image in the background (cached ones are \
+                "Run the chosen model on every image in the background (cached ones are \
                  read back); badges, queue and label issues follow"
             }
-            RunOnFiltered => "Run the chosen U-Flow model on the images the list shows",
+            RunOnFiltered => "Run the chosen model on the images the list shows",
             CancelRun => "Stop running the model over the images (results so far are kept)",
             ShowEvaluation => {
                 "The model against this category's ground truth: AUROC, AUPRO, mIoU, false \

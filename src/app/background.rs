@@ -15,6 +15,7 @@ use super::{AppCommand, AppState, NoticeLevel};
 use crate::project::imaging;
 use crate::project::model_file::TrainConfig;
 use crate::project::results::InferenceSummary;
+use crate::project::training::Family;
 use crate::project::{MODEL_META_FILE, Split};
 use crate::stats::acontrario::trainfree;
 use crate::uflow::worker::{Command, Message, Worker};
@@ -331,11 +332,17 @@ impl Background {
                         .collect();
                     state.notify(
                         NoticeLevel::Info,
-                        format!(
-                            "U-Flow trained on {category} in {seconds:.0} s (best epoch {}; mean z^2 per scale on held-out normals {})",
-                            file.best_epoch + 1,
-                            z2.join(", ")
-                        ),
+                        match file.train.family {
+                            Family::Uflow => format!(
+                                "U-Flow trained on {category} in {seconds:.0} s (best epoch {}; mean z^2 per scale on held-out normals {})",
+                                file.best_epoch + 1,
+                                z2.join(", ")
+                            ),
+                            Family::Patchcore => format!(
+                                "PatchCore trained on {category} in {seconds:.0} s ({:.2} false alarms per held-out normal image)",
+                                file.calibration.false_alarms_per_normal_image
+                            ),
+                        },
                     );
                     // A retrained model's results replace the old ones.
                     state.detections.clear();

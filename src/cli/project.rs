@@ -145,8 +145,10 @@ pub fn review(project: &Path, model: Option<&str>, limit: usize) -> anyhow::Resu
         let summary = model.and_then(|m| p.cached_result(m, e));
         if let Some(s) = &summary {
             let f = review::label_issues(&e.id, &s.log_nfa, Some(&s.anomaly_map), &layers, opts);
-            *judged.entry(&e.category).or_default() +=
-                layers.iter().map(|(_, m)| m.regions8(false).len()).sum::<usize>();
+            *judged.entry(&e.category).or_default() += layers
+                .iter()
+                .map(|(_, m)| m.regions8(false).len())
+                .sum::<usize>();
             issues.extend(f.issues);
             unconfirmed.extend(f.unconfirmed);
         }

@@ -9,7 +9,7 @@ use crate::project::evaluation;
 use crate::project::model_file::{ModelFile, TrainConfig};
 use crate::project::results::InferenceSummary;
 use crate::project::training::{
-    DEFAULT_BACKBONE, DEFAULT_PHOTOMETRIC, Photometric, Progress, TrainingSettings,
+    DEFAULT_BACKBONE, DEFAULT_PHOTOMETRIC, Family, Photometric, Progress, TrainingSettings,
 };
 use crate::project::{ImageEntry, MODEL_META_FILE, Project, Split};
 use crate::stats::acontrario::{OutlineRule, TestCount};
@@ -69,6 +69,20 @@ pub struct TrainArgs {
     /// and spread set to the training images'; the default) or as-is.
     #[arg(long, default_value = DEFAULT_PHOTOMETRIC.name(), value_parser = parse_photometric)]
     pub photometric: Photometric,
+    /// The model family: uflow (a normalizing flow) or patchcore (a memory bank of normal patch
+    /// features; no epochs: --epochs, --batch and --lr do not apply).
+    #[arg(long, default_value = "uflow", value_parser = parse_family)]
+    pub detector: Family,
+    /// PatchCore: the share of the training patches kept in the memory bank (greedy coreset).
+    #[arg(long, default_value_t = 0.1)]
+    pub coreset: f64,
+}
+
+fn parse_family(s: &str) -> Result<Family, String> {
+    Family::parse(s).ok_or_else(|| {
+        let names: Vec<_> = Family::ALL.iter().map(|f| f.name()).collect();
+        format!("one of {}", names.join(", "))
+    })
 }
 
 fn parse_photometric(s: &str) -> Result<Photometric, String> {
@@ -138,8 +152,16 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
         first_stride: settings.first_stride,
         test_count: args.target.test_count.unwrap_or(TestCount::PerArea),
         photometric: args.photometric,
+        family: args.detector,
+        coreset_fraction: args.coreset,
         ..TrainConfig::default()
     };
+    if !(args.coreset > 0.0 && args.coreset <= 1.0) {
+        bail!(
+            "--coreset must be a share above 0 and at most 1, not {}",
+            args.coreset
+        );
+    }
     let worker = Worker::spawn(Box::new(|| {}));
     for cat in cats {
         let train: Vec<PathBuf> = images(&project, &cat, Split::Train)
@@ -186,6 +208,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                         "{}",
                         serde_json::json!({
                             "model": dir, "category": cat, "seconds": seconds, "best_epoch": file.best_epoch,
+                            "detector": file.train.family.name(),
                             "calibration": file.calibration,
                         })
                     );

@@ -172,16 +172,23 @@ impl ContrarioApp {
         let Some(index) = self.demo_image() else {
             return;
         };
+        let category = match &self.state.project {
+            Some(p) => p.file.images[index].category.clone(),
+            None => return,
+        };
+        let detector = match self.state.detector.clone() {
+            Some(m) => {
+                let family = self
+                    .state
+                    .model_file(&m, &category)
+                    .map_or("U-Flow", |f| f.train.family.label());
+                format!("{family} \"{m}\"")
+            }
+            None => "the training-free detector".to_string(),
+        };
         let Some(p) = &self.state.project else { return };
         let e = &p.file.images[index];
         let detection = self.state.detections.get(&index);
-        let detector = self
-            .state
-            .detector
-            .as_ref()
-            .map_or("the training-free detector".to_string(), |m| {
-                format!("U-Flow \"{m}\"")
-            });
         let level = self.state.nfa_threshold;
         let verdict = match detection {
             Some(d) if !d.regions.is_empty() => {

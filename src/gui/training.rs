@@ -11,7 +11,7 @@ use super::window_state::PathField;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::project::training::{
-    BUILTIN_BACKBONES, EpochRecord, Photometric, TAPS, TrainingSettings, best_epoch,
+    BUILTIN_BACKBONES, EpochRecord, Family, Photometric, TAPS, TrainingSettings, best_epoch,
 };
 
 /// The confidence of the bound shown on the false alarms of held-out normals.
@@ -117,7 +117,11 @@ impl ContrarioApp {
                 }
             },
         };
-        loss_plot(ui, &history, best);
+        if history.is_empty() && done.is_some() {
+            ui.label("A memory bank: no epochs, no loss curve.");
+        } else {
+            loss_plot(ui, &history, best);
+        }
         if let Some((calibration, seconds, images)) = done {
             let z2: Vec<String> = calibration
                 .mean_z2_per_scale
@@ -133,10 +137,13 @@ impl ContrarioApp {
             } else {
                 "unknown".into()
             };
+            let epochs = !history.is_empty();
             egui::Grid::new("training-facts").show(ui, |ui| {
-                ui.label("best epoch");
-                ui.label(best.map_or("-".into(), |b| (b + 1).to_string()));
-                ui.end_row();
+                if epochs {
+                    ui.label("best epoch");
+                    ui.label(best.map_or("-".into(), |b| (b + 1).to_string()));
+                    ui.end_row();
+                }
                 ui.label("mean z² per scale").on_hover_text(
                     "On held-out normal images; 1 is white noise, as U-Flow aims at",
                 );
@@ -183,6 +190,22 @@ impl ContrarioApp {
         egui::Grid::new("training-settings")
             .num_columns(2)
             .show(ui, |ui| {
+                let l = ui.label("model family");
+                let _ = egui::ComboBox::from_id_salt("family")
+                    .selected_text(t.family.label())
+                    .show_ui(ui, |ui| {
+                        for f in Family::ALL {
+                            ui.selectable_value(&mut t.family, f, f.label());
+                        }
+                    })
+                    .response
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "U-Flow: a normalizing flow trained for epochs makes normal features white \
+                         noise. PatchCore: a memory bank of the normal images' patch features (10 % \
+                         of them), no epochs; trained in seconds. Both give regions with an NFA.",
+                    );
+                ui.end_row();
                 let l = ui.label("backbone");
                 ui.horizontal(|ui| {
                     let shown = match &t.backbone_file {
@@ -256,9 +279,14 @@ impl ContrarioApp {
                          as-is: the images as the camera gave them",
                     );
                 ui.end_row();
+                // A memory bank has no epochs, batches or learning rate.
+                let flow = t.family == Family::Uflow;
                 let l = ui.label("epochs");
-                ui.add(egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS))
-                    .labelled_by(l.id);
+                ui.add_enabled(
+                    flow,
+                    egui::DragValue::new(&mut t.epochs).range(1..=TrainingSettings::MAX_EPOCHS),
+                )
+                .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("input size");
                 let _ = egui::ComboBox::from_id_salt("input-size")
@@ -272,13 +300,15 @@ impl ContrarioApp {
                     .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("batch size");
-                ui.add(
+                ui.add_enabled(
+                    flow,
                     egui::DragValue::new(&mut t.batch_size).range(1..=TrainingSettings::MAX_BATCH),
                 )
                 .labelled_by(l.id);
                 ui.end_row();
                 let l = ui.label("learning rate");
-                ui.add(
+                ui.add_enabled(
+                    flow,
                     egui::DragValue::new(&mut t.learning_rate)
                         .range(1e-6..=0.1)
                         .speed(1e-5)

@@ -281,7 +281,10 @@ mod tests {
             let n = grey.len() as f32;
             let m = grey.iter().sum::<f32>() / n;
             let sd = (grey.iter().map(|g| (g - m).powi(2)).sum::<f32>() / n).sqrt();
-            assert!((m - 150.0).abs() < 0.01 && (sd - 20.0).abs() < 0.01, "{m} {sd}");
+            assert!(
+                (m - 150.0).abs() < 0.01 && (sd - 20.0).abs() < 0.01,
+                "{m} {sd}"
+            );
         }
         // Without a standard, the pixels as they are.
         let l = look(&base);

@@ -60,7 +60,6 @@ fn coreset() -> f64 {
     0.1
 }
 
-
 fn four() -> i64 {
     4
 }

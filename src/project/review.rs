@@ -386,9 +386,8 @@ impl IssueKind {
     pub fn annotator(&self) -> Option<&str> {
         match self {
             IssueKind::UnlabelledDetection => None,
-            IssueKind::LabelWithoutEvidence { annotator } | IssueKind::Unconfirmed { annotator } => {
-                Some(annotator)
-            }
+            IssueKind::LabelWithoutEvidence { annotator }
+            | IssueKind::Unconfirmed { annotator } => Some(annotator),
         }
     }
 }
@@ -788,8 +787,17 @@ mod tests {
         // Without a score map the NFA map is the score: the plain label ties with the
         // unlabelled pixels (about the 50th percentile) and is accused.
         let ann = mask(64, 64, &block(30, 30));
-        let f = label_issues("x", &nfa, None, &[("a".into(), ann)], IssueOptions::default());
+        let f = label_issues(
+            "x",
+            &nfa,
+            None,
+            &[("a".into(), ann)],
+            IssueOptions::default(),
+        );
         assert_eq!(f.issues.len(), 2, "{f:?}");
-        assert!((f.issues[0].percentile.unwrap() - 0.5).abs() < 0.05, "{f:?}");
+        assert!(
+            (f.issues[0].percentile.unwrap() - 0.5).abs() < 0.05,
+            "{f:?}"
+        );
     }
 }

@@ -77,6 +77,14 @@ impl Family {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == s)
     }
+
+    /// The family in words.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Uflow => "U-Flow",
+            Family::Patchcore => "PatchCore",
+        }
+    }
 }
 
 /// The photometric setting of new models (measured in the README's "Lighting" section).
@@ -110,7 +118,6 @@ impl Photometric {
         Self::ALL.into_iter().find(|p| p.name() == s)
     }
 }
-
 
 /// A built-in backbone as models and settings name it, with the finest stride it is tapped at:
 /// `efficientnet-lite1` (the default taps, 4) or `efficientnet-lite1-s8` (8; how models saved

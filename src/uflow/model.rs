@@ -495,8 +495,20 @@ impl Model {
         let (val_idx, train_idx) = order.split_at(n_val);
         if config.family == Family::Patchcore {
             // With a single image there is nothing to hold out: calibrate on it (reported).
-            let val: Vec<usize> = if val_idx.is_empty() { train_idx.to_vec() } else { val_idx.to_vec() };
-            return train_bank(&paths, &val, train_idx, config, device, cancel, &mut progress);
+            let val: Vec<usize> = if val_idx.is_empty() {
+                train_idx.to_vec()
+            } else {
+                val_idx.to_vec()
+            };
+            return train_bank(
+                &paths,
+                &val,
+                train_idx,
+                config,
+                device,
+                cancel,
+                &mut progress,
+            );
         }
         let backbone = open_backbone(
             config.backbone.as_deref(),
@@ -729,10 +741,19 @@ impl Model {
                     .into_iter()
                     .find(|(k, _)| k == BANK_TENSOR)
                     .map(|(_, t)| t)
-                    .ok_or_else(|| anyhow::anyhow!("{}: no memory bank in it", weights.display()))?;
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("{}: no memory bank in it", weights.display())
+                    })?;
                 let dims = bank.size();
-                if dims.len() != 2 || dims[1] != file.shape.channels[0] || file.distance_null.is_none() {
-                    bail!("{}: the memory bank does not match {}", weights.display(), ron_path.display());
+                if dims.len() != 2
+                    || dims[1] != file.shape.channels[0]
+                    || file.distance_null.is_none()
+                {
+                    bail!(
+                        "{}: the memory bank does not match {}",
+                        weights.display(),
+                        ron_path.display()
+                    );
                 }
                 Net::Bank(Bank::new(bank.to_kind(Kind::Float).to_device(device)))
             }
@@ -816,7 +837,10 @@ impl Model {
                 .features(&x.unsqueeze(0).to_device(self.device));
             let (dist, z) = self.bank_maps(bank, &feats);
             let anomaly_map = to_array2(&patchcore::smooth_map(&dist, size));
-            let image_score = anomaly_map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let image_score = anomaly_map
+                .iter()
+                .copied()
+                .fold(f32::NEG_INFINITY, f32::max);
             let latents = vec![to_array3(&z.unsqueeze(0))];
             let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
             let out = Some((size as usize, size as usize));
@@ -875,7 +899,11 @@ fn bank_scores(null: &DistanceNull, dist: &Tensor) -> Tensor {
 /// descriptors join the stride-8 and stride-16 channels.
 fn bank_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
     let c = backbone.channels();
-    let (a, b) = if backbone.first_stride() <= 4 { (1, 2) } else { (0, 1) };
+    let (a, b) = if backbone.first_stride() <= 4 {
+        (1, 2)
+    } else {
+        (0, 1)
+    };
     let side = size / 8;
     FlowShape {
         channels: vec![c[a] + c[b]],
@@ -936,8 +964,7 @@ fn train_bank(
     let _g = tch::no_grad_guard();
     let coreset = |x: &Tensor| -> anyhow::Result<Tensor> {
         let k = patchcore::coreset_size(x.size()[0], config.coreset_fraction);
-        let picks =
-            patchcore::greedy_coreset(x, k, config.seed, cancel).ok_or(Cancelled)?;
+        let picks = patchcore::greedy_coreset(x, k, config.seed, cancel).ok_or(Cancelled)?;
         Ok(patchcore::take(x, &picks))
     };
     let bank = Bank::new(coreset(&rows_of(train_idx))?);
@@ -951,7 +978,9 @@ fn train_bank(
         .collect();
     let all: Vec<f64> = dists
         .iter()
-        .flat_map(|d| Vec::<f32>::try_from(&d.flatten(0, -1).to_device(Device::Cpu)).unwrap_or_default())
+        .flat_map(|d| {
+            Vec::<f32>::try_from(&d.flatten(0, -1).to_device(Device::Cpu)).unwrap_or_default()
+        })
         .map(f64::from)
         .collect();
     let null = DistanceNull::fit(&all)
@@ -961,7 +990,8 @@ fn train_bank(
         .iter()
         .map(|d| vec![to_array3(&bank_scores(&null, d).unsqueeze(0))])
         .collect();
-    let calibration = calibrate_latents(latents, false, f64::NAN, opts);
+    // No likelihood to validate: 0 rather than NaN, so that model files compare equal.
+    let calibration = calibrate_latents(latents, false, 0.0, opts);
     // The held-out images join the bank when they were held out (not with a single image).
     let bank = if val_idx.iter().any(|i| !train_idx.contains(i)) {
         let held = coreset(&rows_of(val_idx))?;
@@ -1111,7 +1141,10 @@ fn calibrate_latents(
         .map(|s| {
             latents
                 .iter()
-                .map(|l| l[s].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / l[s].len().max(1) as f64)
+                .map(|l| {
+                    l[s].iter().map(|v| f64::from(*v).powi(2)).sum::<f64>()
+                        / l[s].len().max(1) as f64
+                })
                 .sum::<f64>()
                 / n
         })

@@ -24,8 +24,7 @@ pub fn patch_features(feats: &[Tensor], first_stride: i64) -> Tensor {
     let local = |t: &Tensor| t.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>);
     let fine = local(&feats[a]);
     let size = fine.size();
-    let coarse =
-        local(&feats[b]).upsample_bilinear2d([size[2], size[3]], false, None, None);
+    let coarse = local(&feats[b]).upsample_bilinear2d([size[2], size[3]], false, None, None);
     Tensor::cat(&[fine, coarse], 1)
 }
 
@@ -59,7 +58,9 @@ pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> O
     } else {
         x.shallow_clone()
     };
-    let norms = xp.pow_tensor_scalar(2).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let norms = xp
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
     let mut chosen = Vec::with_capacity(k as usize);
     let mut next = rng.random_range(0..n);
     let mut nearest = Tensor::full([n], f64::INFINITY, (Kind::Float, x.device()));
@@ -89,9 +90,10 @@ const BLOCK: i64 = 8192;
 
 impl Bank {
     pub fn new(patches: Tensor) -> Self {
-        let norms = patches
-            .pow_tensor_scalar(2)
-            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let norms =
+            patches
+                .pow_tensor_scalar(2)
+                .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
         Self { patches, norms }
     }
 
@@ -141,15 +143,30 @@ pub fn smooth_map(dist: &Tensor, size: i64) -> Tensor {
         .map(|i| (-(i * i) as f64 / (2.0 * SIGMA * SIGMA)).exp() as f32)
         .collect();
     let sum: f32 = k.iter().sum();
-    let k = Tensor::from_slice(&k.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(dist.device());
+    let k =
+        Tensor::from_slice(&k.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(dist.device());
     let up = dist
         .view([1, 1, dist.size()[0], dist.size()[1]])
         .upsample_bilinear2d([size, size], false, None, None);
     let pad = r.min(size - 1);
     let x = up.reflection_pad2d([pad, pad, 0, 0]);
-    let x = x.conv2d(&k.view([1, 1, 1, -1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let x = x.conv2d(
+        &k.view([1, 1, 1, -1]),
+        None::<Tensor>,
+        [1, 1],
+        [0, 0],
+        [1, 1],
+        1,
+    );
     let x = x.reflection_pad2d([0, 0, pad, pad]);
-    let x = x.conv2d(&k.view([1, 1, -1, 1]), None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let x = x.conv2d(
+        &k.view([1, 1, -1, 1]),
+        None::<Tensor>,
+        [1, 1],
+        [0, 0],
+        [1, 1],
+        1,
+    );
     x.view([size, size])
 }
 
@@ -208,7 +225,10 @@ mod tests {
         assert_eq!(m.size(), vec![64, 64]);
         let (peak, at) = m.view([-1]).max_dim(0, false);
         let at = at.int64_value(&[]);
-        assert!(peak.double_value(&[]) < 1.0 && (at / 64 - 36).abs() <= 4, "{at}");
+        assert!(
+            peak.double_value(&[]) < 1.0 && (at / 64 - 36).abs() <= 4,
+            "{at}"
+        );
         // A constant map stays constant (the kernel sums to one, borders reflected).
         let c = smooth_map(&Tensor::ones([8, 8], (Kind::Float, Device::Cpu)), 32);
         let spread = (c.max() - c.min()).double_value(&[]);

@@ -138,7 +138,11 @@ const BODY_POINTS: usize = 64;
 impl DistanceNull {
     /// The null of held-out normal patches' distances; None with too few to say anything.
     pub fn fit(distances: &[f64]) -> Option<Self> {
-        let mut d: Vec<f64> = distances.iter().copied().filter(|v| v.is_finite()).collect();
+        let mut d: Vec<f64> = distances
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
         if d.len() < 20 {
             return None;
         }
@@ -152,7 +156,11 @@ impl DistanceNull {
             })
             .collect();
         let tail_from = at(1.0 - TAIL_MASS);
-        let excess: Vec<f64> = d.iter().filter(|&&v| v > tail_from).map(|v| v - tail_from).collect();
+        let excess: Vec<f64> = d
+            .iter()
+            .filter(|&&v| v > tail_from)
+            .map(|v| v - tail_from)
+            .collect();
         let tail_scale = (excess.iter().sum::<f64>() / excess.len().max(1) as f64).max(1e-9);
         Some(Self {
             body,
@@ -251,7 +259,10 @@ mod tests {
         assert!(null.z(2.0 * max) > null.z(max) + 1.0 && null.z(10.0 * max).is_finite());
         // The two branches of the quantile meet.
         let edge = (1e-12f64).ln() + std::f64::consts::LN_2;
-        let (a, b) = (half_normal_quantile(edge + 1e-9), half_normal_quantile(edge - 1e-9));
+        let (a, b) = (
+            half_normal_quantile(edge + 1e-9),
+            half_normal_quantile(edge - 1e-9),
+        );
         assert!((b - a).abs() < 1e-3, "{a} {b}");
     }
 
