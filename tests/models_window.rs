@@ -343,3 +343,79 @@ fn demo_mode_shows_the_shipped_model_and_advances_through_the_images() {
     assert_eq!(h.state().demo_image(), None);
     settle(&mut h);
 }
+
+#[test]
+fn the_evaluation_panel_puts_two_models_side_by_side() {
+    let (dir, root) = demo_copy();
+    // A PatchCore beside the shipped U-Flow, trained as a user would on the command line.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_contrario"))
+        .args(["train", "--model", "patchcore-l2", "--category", "leather"])
+        .args(["--detector", "patchcore", "--project"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut h = harness(root.clone(), &dir.path().join("prefs.ron"));
+    // The newest model is the detector the project opens on: the U-Flow is chosen instead.
+    assert_eq!(h.state().state.detector.as_deref(), Some("patchcore-l2"));
+    h.state_mut()
+        .apply(AppCommand::SetDetector(Some("uflow-l2".into())));
+    select_category(&mut h, "leather");
+    h.state_mut().apply(AppCommand::SetNfaThreshold(0.0));
+    key(&mut h, egui::Key::E, Modifiers::SHIFT);
+    settle(&mut h);
+    h.get_by_label_contains("Evaluate another model").click();
+    h.run_steps(2);
+    h.get_by_label("patchcore-l2").click();
+    settle(&mut h);
+    let st = &h.state().state;
+    let (a, b) = (
+        st.evaluation.as_ref().unwrap(),
+        st.comparison.as_ref().unwrap(),
+    );
+    assert_eq!(
+        (a.model.as_str(), b.model.as_str()),
+        ("uflow-l2", "patchcore-l2")
+    );
+    let (ea, eb) = (a.evaluation().unwrap(), b.evaluation().unwrap());
+    assert_ne!(ea.summary["pixel_auroc"], eb.summary["pixel_auroc"]);
+    // The compared column says what `contrario eval` says of that model.
+    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_contrario"))
+        .args([
+            "eval",
+            "--json",
+            "--model",
+            "patchcore-l2",
+            "--category",
+            "leather",
+        ])
+        .arg("--threshold=0")
+        .arg("--project")
+        .arg(&root)
+        .output()
+        .unwrap();
+    let cli: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    for k in [
+        "pixel_auroc",
+        "aupro",
+        "image_auroc",
+        "miou_nfa",
+        "false_alarms_per_normal_image",
+    ] {
+        assert_eq!(eb.summary[k], cli["categories"]["leather"][k], "{k}");
+    }
+    h.get_by_label("uflow-l2 (U-Flow)");
+    h.get_by_label("patchcore-l2 (PatchCore)");
+    h.snapshot_options("evaluation_compare", &tolerant());
+    // Another category the PatchCore has no version of: the panel goes back to one model.
+    h.state_mut().apply(AppCommand::Evaluate(Some((
+        "uflow-l2".into(),
+        "wood".into(),
+    ))));
+    settle(&mut h);
+    assert!(h.state().state.comparison.is_none());
+}

@@ -92,6 +92,8 @@ pub enum AppCommand {
     CancelRun,
     /// Open the evaluation panel on (model, category); None closes it.
     Evaluate(Option<(String, String)>),
+    /// Put another model of the evaluated category beside it in the panel (None: alone).
+    CompareWith(Option<String>),
     /// Train and infer on the CPU even when a GPU is usable (false: the GPU again).
     UseCpu(bool),
     /// Live inspection: watch a folder into the project, pause, stop.
@@ -164,8 +166,11 @@ pub struct AppState {
     pub run_cancel_requested: bool,
     /// A change of compute device the background has not sent to the worker yet.
     pub device_request: Option<bool>,
-    /// The evaluation panel's model, category and numbers.
+    /// The evaluation panel's model, category and numbers, and the model compared with it.
     pub evaluation: Option<models::EvaluationView>,
+    pub comparison: Option<models::EvaluationView>,
+    /// A run waiting for the one in flight (the compared model's test images).
+    pub queued_run: Option<models::Run>,
     /// The folder being watched, and watch commands the background has not run yet.
     pub live: Option<watch::LiveSession>,
     pub watch_requests: Vec<watch::WatchCommand>,
@@ -245,6 +250,8 @@ impl AppState {
             run_cancel_requested: false,
             device_request: None,
             evaluation: None,
+            comparison: None,
+            queued_run: None,
             live: None,
             watch_requests: Vec::new(),
             model_files: HashMap::new(),
@@ -366,6 +373,7 @@ impl AppState {
             AppCommand::RunDetector { filtered } => self.start_run(filtered),
             AppCommand::CancelRun => self.run_cancel_requested = true,
             AppCommand::Evaluate(which) => self.open_evaluation(which),
+            AppCommand::CompareWith(model) => self.open_comparison(model),
             AppCommand::UseCpu(on) => self.device_request = Some(on),
             AppCommand::Watch(c) => self.watch_requests.push(c),
         }

@@ -65,6 +65,7 @@ impl AppState {
     pub(super) fn open_evaluation(&mut self, which: Option<(String, String)>) {
         let Some((model, category)) = which else {
             self.evaluation = None;
+            self.comparison = None;
             return;
         };
         if self.model_file(&model, &category).is_none() {
@@ -74,27 +75,74 @@ impl AppState {
             );
             return;
         }
-        let Some(p) = &self.project else { return };
-        // The worker reads cached results back and computes the others: nothing is read here,
-        // on the UI thread.
-        let tests: Vec<usize> = p
-            .file
-            .images
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.category == category && e.split == Split::Test)
-            .map(|(i, _)| i)
-            .collect();
+        let Some(tests) = self.test_images(&category) else {
+            return;
+        };
+        // The compared model follows the category when it has a version for it.
+        let compared = self
+            .comparison
+            .as_ref()
+            .map(|c| c.model.clone())
+            .filter(|m| *m != model && self.model_file(m, &category).is_some());
         self.evaluation = Some(EvaluationView::new(model.clone(), category.clone()));
+        self.comparison = None;
         if self.run.is_some() {
             self.notify(
                 NoticeLevel::Info,
                 "The evaluation waits for the run to end; test images it does not cover are \
                  reported missing",
             );
+        } else {
+            self.run = Some(Run::new(model, tests, Some(category)));
+        }
+        if compared.is_some() {
+            self.open_comparison(compared);
+        }
+    }
+
+    /// The evaluated category's test images (the worker reads cached results back and computes
+    /// the others: nothing is read here, on the UI thread).
+    fn test_images(&self, category: &str) -> Option<Vec<usize>> {
+        let p = self.project.as_ref()?;
+        Some(
+            p.file
+                .images
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.category == category && e.split == Split::Test)
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    /// Evaluate another model of the panel's category beside it (None: the panel's model alone);
+    /// its test images run after the run in flight.
+    pub(super) fn open_comparison(&mut self, model: Option<String>) {
+        let Some(category) = self.evaluation.as_ref().map(|e| e.category.clone()) else {
+            return;
+        };
+        let Some(model) = model else {
+            self.comparison = None;
+            self.queued_run = None;
+            return;
+        };
+        if self.model_file(&model, &category).is_none() {
+            self.notify(
+                NoticeLevel::Warning,
+                format!("Model {model:?} has no version for category {category:?}: train it first"),
+            );
             return;
         }
-        self.run = Some(Run::new(model, tests, Some(category)));
+        let Some(tests) = self.test_images(&category) else {
+            return;
+        };
+        self.comparison = Some(EvaluationView::new(model.clone(), category.clone()));
+        let run = Run::new(model, tests, Some(category));
+        if self.run.is_some() {
+            self.queued_run = Some(run);
+        } else {
+            self.run = Some(run);
+        }
     }
 }
 
@@ -119,17 +167,25 @@ impl Default for Runner {
 
 impl Runner {
     pub fn is_idle(&self, state: &AppState) -> bool {
-        state.run.is_none() && state.evaluation.as_ref().is_none_or(|e| !e.computing)
+        state.run.is_none()
+            && state.queued_run.is_none()
+            && [&state.evaluation, &state.comparison]
+                .iter()
+                .all(|v| v.as_ref().is_none_or(|e| !e.computing))
     }
 
     /// Send the run's next chunk when the last one is back, end the run, and (re)compute the
     /// evaluation when it is missing or the NFA level moved.
     pub fn poll(&mut self, state: &mut AppState, worker: &Worker, repaint: &Repaint) {
         while let Ok((generation, model, category, level, outcome)) = self.rx.try_recv() {
-            let Some(ev) = state.evaluation.as_mut() else {
+            let Some(ev) = [state.evaluation.as_mut(), state.comparison.as_mut()]
+                .into_iter()
+                .flatten()
+                .find(|v| v.model == model && v.category == category)
+            else {
                 continue;
             };
-            if generation != state.generation || ev.model != model || ev.category != category {
+            if generation != state.generation {
                 continue;
             }
             ev.computing = false;
@@ -150,11 +206,16 @@ impl Runner {
                     format!("Run cancelled after {} of {} images", run.done, run.total),
                 );
             }
+            state.queued_run = None;
             // The chunk on the worker stays known until it is back (its results are dropped),
             // so that an error of it is not taken for the selected image's.
         }
         self.send_chunk(state, worker);
-        self.evaluate(state, repaint);
+        if state.run.is_none() {
+            state.run = state.queued_run.take();
+        }
+        self.evaluate(state, repaint, false);
+        self.evaluate(state, repaint, true);
     }
 
     fn send_chunk(&mut self, state: &mut AppState, worker: &Worker) {
@@ -270,11 +331,17 @@ impl Runner {
         state.review.stale = true;
     }
 
-    fn evaluate(&mut self, state: &mut AppState, repaint: &Repaint) {
+    /// (Re)compute the panel's evaluation, or the compared model's.
+    fn evaluate(&mut self, state: &mut AppState, repaint: &Repaint, compared: bool) {
         let level = state.nfa_threshold;
-        let running = state.run.is_some();
+        let running = state.run.is_some() || state.queued_run.is_some();
         let Some(p) = &state.project else { return };
-        let Some(ev) = state.evaluation.as_mut() else {
+        let view = if compared {
+            state.comparison.as_mut()
+        } else {
+            state.evaluation.as_mut()
+        };
+        let Some(ev) = view else {
             return;
         };
         if ev.computing || running || ev.level == level {

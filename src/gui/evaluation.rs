@@ -71,8 +71,13 @@ impl ContrarioApp {
         view: &EvaluationView,
         cmds: &mut Vec<AppCommand>,
     ) -> Option<(egui::Rect, egui::Rect, bool)> {
+        let compared = self.state.comparison.clone();
         ui.horizontal(|ui| {
-            ui.label(RichText::new(format!("U-Flow \"{}\"", view.model)).strong());
+            let family = self
+                .state
+                .model_file(&view.model, &view.category)
+                .map_or("U-Flow", |f| f.train.family.label());
+            ui.label(RichText::new(format!("{family} \"{}\"", view.model)).strong());
             let mut chosen = view.category.clone();
             let state = &mut self.state;
             egui::ComboBox::from_id_salt("evaluation-category")
@@ -91,6 +96,38 @@ impl ContrarioApp {
                 });
             if chosen != view.category {
                 cmds.push(AppCommand::Evaluate(Some((view.model.clone(), chosen))));
+            }
+            // Another model of the category beside it, a column each.
+            let mut other = compared.as_ref().map(|c| c.model.clone());
+            let before = other.clone();
+            let names = self.state.models.clone();
+            let models: Vec<String> = names
+                .into_iter()
+                .filter(|m| *m != view.model)
+                .filter(|m| self.state.model_file(m, &view.category).is_some())
+                .collect();
+            ui.add_enabled_ui(!models.is_empty(), |ui| {
+                egui::ComboBox::from_id_salt("evaluation-compare")
+                    .selected_text(
+                        other
+                            .clone()
+                            .map_or("compare with…".into(), |m| format!("beside {m}")),
+                    )
+                    .show_ui(ui, |ui| {
+                        ui.selectable_value(&mut other, None, "no other model");
+                        for m in &models {
+                            ui.selectable_value(&mut other, Some(m.clone()), m);
+                        }
+                    })
+                    .response
+                    .on_hover_text(
+                        "Evaluate another model of this category beside this one, to pick the \
+                         detector on evidence",
+                    )
+                    .on_disabled_hover_text("The category has no other model: train one");
+            });
+            if other != before {
+                cmds.push(AppCommand::CompareWith(other));
             }
         });
         if let Some(run) = &self.state.run
@@ -137,6 +174,17 @@ impl ContrarioApp {
                 ui.spinner();
             }
         });
+        if let Some(c) = &compared {
+            let mut column = |v: &EvaluationView| {
+                let f = self.state.model_file(&v.model, &v.category);
+                let family = f.map_or("U-Flow", |f| f.train.family.label());
+                let seconds = f.map_or(0.0, |f| f.train_seconds);
+                (v.clone(), format!("{} ({family})", v.model), seconds)
+            };
+            let cols = [column(view), column(c)];
+            comparison_table(ui, &cols);
+            ui.label(RichText::new(format!("{} per defect kind:", view.model)).small());
+        }
         summary_table(ui, view);
         ui.add_space(4.0);
         decision_table(ui, view, level, &self.state.review.verdicts);
@@ -284,6 +332,50 @@ fn summary_table(ui: &mut egui::Ui, view: &EvaluationView) {
                 ui.end_row();
             }
         });
+}
+
+/// The category's figures of two models, a column each (a model still computing shows "…"):
+/// (its view, its title, its training seconds).
+fn comparison_table(ui: &mut egui::Ui, cols: &[(EvaluationView, String, f64); 2]) {
+    egui::Grid::new("evaluation-comparison")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            ui.label("");
+            for (_, title, _) in cols {
+                ui.label(RichText::new(title).strong());
+            }
+            ui.end_row();
+            for (key, heading, decimals) in TABLE {
+                ui.label(heading);
+                for (v, _, _) in cols {
+                    ui.label(match (&v.outcome, v.evaluation()) {
+                        (_, Some(e)) => num(&e.summary[key], decimals),
+                        (Some(Err(_)), None) => "failed".into(),
+                        _ => "…".into(),
+                    });
+                }
+                ui.end_row();
+            }
+            ui.label("training time");
+            for (_, _, s) in cols {
+                ui.label(if *s > 0.0 {
+                    format!("{s:.0} s")
+                } else {
+                    "-".into()
+                });
+            }
+            ui.end_row();
+        });
+    if let (v, _, _) = &cols[1]
+        && let Some(Err(why)) = &v.outcome
+    {
+        ui.colored_label(
+            Color32::from_rgb(230, 120, 90),
+            format!("{}: {why}", v.model),
+        );
+    }
+    ui.add_space(4.0);
 }
 
 /// Flagged (minimum log10 NFA below the level) against the ground truth, or the reviewers'
