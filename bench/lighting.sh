@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 drifted() {
   local data=$1 out=$2; shift 2
   [ -d "$out" ] && return
-  (cd "$data" && find . -type f -o -type l) | while read -r f; do
+  (cd "$data" && find -L . -type f) | while read -r f; do
     mkdir -p "$out/$(dirname "$f")"
     case "$f" in
       */test/*.png | */test/*.jpg) convert "$data/$f" "$@" "$out/$f" ;;

@@ -24,7 +24,8 @@ for c in cats:
         t = (out / f"{c}.{ph}.train.time")
         secs = t.read_text().strip() if t.exists() else "-"
         for d, words in drifts:
-            v = load(out / f"{c}.{ph}.{d}.eval.json")
+            name = f"{c}.{ph}.asis-light" if d == "asis-light" else f"{c}.{ph}-{d}"
+            v = load(out / f"{name}.eval.json")
             if v is None:
                 continue
             e = v["categories"][c]
