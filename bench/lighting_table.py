@@ -16,8 +16,8 @@ def load(p):
         return None
 
 
-print("| category | lighting | test images | pixel AUROC | AU-PRO | image AUROC | mIoU at NFA < 1 | false alarms per normal image | unlike training | training s |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| category | lighting | test images | pixel AUROC | AU-PRO | image AUROC | mIoU at NFA < 1 | false alarms per normal image | on the normals like training | unlike training (normals / all) | training s |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 means = {}
 for c in cats:
     for ph in ["as-is", "standardise"]:
@@ -29,11 +29,11 @@ for c in cats:
             if v is None:
                 continue
             e = v["categories"][c]
-            row = [e.get(k) for k in ["pixel_auroc", "aupro", "image_auroc", "miou_nfa", "false_alarms_per_normal_image"]]
+            row = [e.get(k) for k in ["pixel_auroc", "aupro", "image_auroc", "miou_nfa", "false_alarms_per_normal_image", "false_alarms_per_normal_image_like_training"]]
             m = means.setdefault((ph, d), [])
             m.append(row)
             f = lambda x, n=1: "-" if x is None else f"{x:.{n}f}"
-            print(f"| {c} | {ph} | {words} | {f(row[0])} | {f(row[1])} | {f(row[2])} | {f(row[3], 3)} | {f(row[4], 2)} | {e.get('unlike_training', 0)} | {secs if d == 'asis-light' else ''} |")
+            print(f"| {c} | {ph} | {words} | {f(row[0])} | {f(row[1])} | {f(row[2])} | {f(row[3], 3)} | {f(row[4], 2)} | {f(row[5], 2)} | {e.get('normals_unlike_training', '-')} / {e.get('unlike_training', 0)} | {secs if d == 'asis-light' else ''} |")
 print()
 print("| lighting | test images | mean pixel AUROC | mean AU-PRO | mean image AUROC | mean mIoU | mean false alarms per normal image |")
 print("|---|---|---|---|---|---|---|")

@@ -350,6 +350,12 @@ fn train_infer_eval_on_a_project() {
         assert!(c[k].is_number(), "{k} missing: {c}");
     }
     assert!(c["miou_oracle"].as_f64() >= c["miou_nfa"].as_f64());
+    // The demo's normals are like its training images: the promise is judged on all of them.
+    assert_eq!(c["normals_unlike_training"], 0, "{c}");
+    assert_eq!(
+        c["false_alarms_per_normal_image_like_training"],
+        c["false_alarms_per_normal_image"]
+    );
     // Per defect kind: each against the normals, their shares of the defect pixels adding to 1.
     let kinds = c["per_kind"].as_object().unwrap();
     assert!(

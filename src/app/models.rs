@@ -192,7 +192,7 @@ impl EvaluationView {
     }
 }
 
-/// The evaluation table's columns: (key in `evaluate`'s summary, heading, decimals shown). The
+/// The evaluation table's columns: (key in the evaluation summary, heading, decimals shown). The
 /// panel and the CSV both read them.
 pub const TABLE: [(&str, &str, usize); 7] = [
     ("images", "images", 0),

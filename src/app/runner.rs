@@ -1,7 +1,7 @@
 //! The work behind [`models`](super::models): a detector run over many images, sent to the worker
 //! a few images at a time (so that the selected image's detection slips in between), and the
 //! evaluation panel's numbers, computed on rayon's pool from the inference cache with the CLI's
-//! own `evaluate`.
+//! own `Prepared` evaluation.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -70,7 +70,9 @@ impl ContrarioApp {
                 }
             })
             .response
-            .on_hover_text("The detector: training-free, or a model of this project (U-Flow or PatchCore)");
+            .on_hover_text(
+                "The detector: training-free, or a model of this project (U-Flow or PatchCore)",
+            );
         if det != self.state.detector {
             cmds.push(AppCommand::SetDetector(det));
         }

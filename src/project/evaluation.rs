@@ -23,15 +23,6 @@ fn ground_truth(
     )?)
 }
 
-/// Evaluation of one category's test results: the numbers `contrario eval --json` prints.
-pub fn evaluate(
-    project: &Project,
-    results: &[(ImageEntry, InferenceSummary)],
-    threshold: f32,
-) -> anyhow::Result<serde_json::Value> {
-    Ok(evaluate_with_curves(project, results, threshold, &[])?.summary)
-}
-
 /// An image's outcome, for the image-level decision: flagged when its most significant region
 /// is below the NFA level.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,7 +36,7 @@ pub struct ImageOutcome {
 /// The evaluation with the curves the window plots.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
-    /// What [`evaluate`] returns.
+    /// The numbers `contrario eval --json` prints for a category.
     pub summary: serde_json::Value,
     /// Pixel ROC: (false-positive rate, true-positive rate).
     pub roc: Vec<(f64, f64)>,
@@ -70,7 +61,7 @@ pub fn decisions(images: &[ImageOutcome], level: f32) -> [usize; 4] {
     c
 }
 
-/// [`evaluate`], with the pixel ROC, the mIoU at each of `levels` and each image's outcome.
+/// The evaluation of one category's test results at `threshold`, with the pixel ROC, the mIoU at each of `levels` and each image's outcome.
 pub fn evaluate_with_curves(
     project: &Project,
     results: &[(ImageEntry, InferenceSummary)],
@@ -96,8 +87,8 @@ pub struct Prepared {
     index: metrics::IouIndex,
     /// The oracle over the thresholds that change a prediction (the level is tried last).
     oracle: (f32, f64),
-    /// The log10 NFA maps of the normal images, for the false alarms.
-    normal_maps: Vec<ndarray::Array2<f32>>,
+    /// The normal images' ids and log10 NFA maps, for the false alarms.
+    normal_maps: Vec<(String, ndarray::Array2<f32>)>,
     roc: Vec<(f64, f64)>,
     miou_curve: Vec<(f32, f64)>,
     images: Vec<ImageOutcome>,
@@ -132,7 +123,7 @@ impl Prepared {
             let defective = e.kind != "good" && gt.iter().any(|&g| g);
             image_labels.push(defective);
             if !defective {
-                normal_maps.push(r.log_nfa.clone());
+                normal_maps.push((e.id.clone(), r.log_nfa.clone()));
                 if z2.is_empty() {
                     z2 = vec![0.0; r.mean_z2_per_scale.len()];
                 }
@@ -250,11 +241,17 @@ impl Prepared {
     pub fn at(&self, threshold: f32) -> Evaluation {
         let miou = self.index.miou(threshold);
         let (best_t, best) = metrics::better(self.oracle, (threshold, miou));
-        let alarms: usize = self
-            .normal_maps
-            .iter()
-            .map(|m| crate::stats::acontrario::regions_at(m, None, threshold, 0.0).len())
-            .sum();
+        // The promise is held, or broken, on the normals like the training images; the
+        // others are flagged as unlike them, which says why they may carry more.
+        let (mut alarms, mut alarms_like, mut like) = (0usize, 0usize, 0usize);
+        for (id, m) in &self.normal_maps {
+            let n = crate::stats::acontrario::regions_at(m, None, threshold, 0.0).len();
+            alarms += n;
+            if !self.unlike_training.iter().any(|(u, _)| u == id) {
+                alarms_like += n;
+                like += 1;
+            }
+        }
         let normals = self.normal_maps.len();
         let per_kind: serde_json::Map<String, serde_json::Value> = self
             .kinds
@@ -272,6 +269,11 @@ impl Prepared {
         summary.insert(
             "false_alarms_per_normal_image".into(),
             (normals > 0).then(|| alarms as f64 / normals as f64).into(),
+        );
+        summary.insert("normals_unlike_training".into(), (normals - like).into());
+        summary.insert(
+            "false_alarms_per_normal_image_like_training".into(),
+            (like > 0).then(|| alarms_like as f64 / like as f64).into(),
         );
         summary.insert("per_kind".into(), per_kind.into());
         Evaluation {

@@ -377,7 +377,8 @@ pub enum IssueKind {
     /// region, and its score there typical of the image's unlabelled pixels.
     LabelWithoutEvidence { annotator: String },
     /// Not an issue: an annotator's region that the model sees above normal but not at the NFA
-    /// level (a weak or small defect), so it can neither confirm nor accuse it.
+    /// level (a weak defect), or one smaller than a cell of its test grid (below what it
+    /// resolves), so it can neither confirm nor accuse it.
     Unconfirmed { annotator: String },
 }
 
@@ -537,6 +538,9 @@ pub fn label_issues(
     }
     reference.retain(|v| !v.is_nan());
     reference.sort_by(f32::total_cmp);
+    // A label smaller than one cell of the test grid (a feature cell of the backbone) is below
+    // what the model resolves: it can neither confirm nor deny it.
+    let cell_area = (w as f64 / gw as f64) * (h as f64 / gh as f64);
     for (who, m) in layers {
         for (_, px) in m.regions8(false) {
             let lowest = px
@@ -551,7 +555,8 @@ pub fn label_issues(
                 .map(|&i| score_at(i as usize % w, i as usize / w))
                 .collect();
             let percentile = percentile_of_median(&mut inside, &reference);
-            let typical = percentile.is_some_and(|p| (p as f64) < opts.typical_below);
+            let typical = percentile.is_some_and(|p| (p as f64) < opts.typical_below)
+                && px.len() as f64 >= cell_area;
             let issue = LabelIssue {
                 image: image_id.into(),
                 kind: if typical {
@@ -752,13 +757,16 @@ mod tests {
                 score[(y, x)] += 20.0;
             }
         }
-        let block = |x0: u32, y0: u32| -> Vec<(u32, u32, u8)> {
-            (y0..y0 + 4)
-                .flat_map(|y| (x0..x0 + 4).map(move |x| (x, y, 1)))
+        let sized = |x0: u32, y0: u32, side: u32| -> Vec<(u32, u32, u8)> {
+            (y0..y0 + side)
+                .flat_map(|y| (x0..x0 + side).map(move |x| (x, y, 1)))
                 .collect()
         };
-        // A label on the plain middle, one on the raised patch, one on the weak detection.
-        let marks: Vec<_> = [block(30, 30), block(34, 2), block(58, 58)].concat();
+        // One cell of the grid: 8 x 8 pixels.
+        let block = |x0: u32, y0: u32| sized(x0, y0, 8);
+        // A label on the plain middle, one on the raised patch, one on the weak detection, and
+        // a speck (smaller than a cell) on the plain part.
+        let marks: Vec<_> = [block(28, 28), block(34, 2), block(56, 56), sized(10, 40, 3)].concat();
         let ann = mask(64, 64, &marks);
         let f = label_issues(
             "x",
@@ -774,19 +782,22 @@ mod tests {
             annotator: "a".into(),
         };
         assert_eq!(f.issues[0].kind, k);
-        assert_eq!(f.issues[0].bbox, [30, 30, 34, 34]);
+        assert_eq!(f.issues[0].bbox, [28, 28, 36, 36]);
         assert_eq!(f.issues[0].strength, 50.0);
         assert!(f.issues[0].percentile.unwrap() < 0.8, "{f:?}");
         assert_eq!(f.issues[1].kind, IssueKind::UnlabelledDetection);
         assert_eq!(f.issues[1].bbox, [0, 0, 8, 8]);
         assert_eq!(f.issues[1].strength, 10.0);
-        // The raised patch: above the rest of the image, so the model cannot confirm it.
-        assert_eq!(f.unconfirmed.len(), 1, "{f:?}");
-        assert_eq!(f.unconfirmed[0].bbox, [34, 2, 38, 6]);
-        assert!(f.unconfirmed[0].percentile.unwrap() > 0.95, "{f:?}");
+        // The raised patch: above the rest of the image, so the model cannot confirm it; nor
+        // the speck, typical of the image but below the model's resolution.
+        assert_eq!(f.unconfirmed.len(), 2, "{f:?}");
+        let patch = f.unconfirmed.iter().find(|u| u.bbox == [34, 2, 42, 10]);
+        assert!(patch.unwrap().percentile.unwrap() > 0.95, "{f:?}");
+        let speck = f.unconfirmed.iter().find(|u| u.bbox == [10, 40, 13, 43]);
+        assert!(speck.unwrap().percentile.unwrap() < 0.8, "{f:?}");
         // Without a score map the NFA map is the score: the plain label ties with the
         // unlabelled pixels (about the 50th percentile) and is accused.
-        let ann = mask(64, 64, &block(30, 30));
+        let ann = mask(64, 64, &block(28, 28));
         let f = label_issues(
             "x",
             &nfa,
