@@ -414,7 +414,13 @@ fn label_issues_on_a_planted_miss() {
             m.data[y * 64 + x] = 1; // labelled, and the model agrees
         }
     }
-    m.data[5 * 64 + 60] = 1; // a stray mark
+    // A stray mark, larger than one cell of the test grid (a smaller one can only be "cannot
+    // confirm": the map cannot see it).
+    for y in 2..8 {
+        for x in 56..62 {
+            m.data[y * 64 + x] = 1;
+        }
+    }
     let mut nfa = ndarray::Array2::<f32>::from_elem((16, 16), 300.0);
     for y in 10..12 {
         for x in 10..12 {
@@ -429,7 +435,7 @@ fn label_issues_on_a_planted_miss() {
         issues[0].kind,
         review::IssueKind::LabelWithoutEvidence { .. }
     ));
-    assert_eq!(issues[0].bbox, [60, 5, 61, 6]);
+    assert_eq!(issues[0].bbox, [56, 2, 62, 8]);
     assert_eq!(issues[1].kind, review::IssueKind::UnlabelledDetection);
     assert_eq!(issues[1].bbox, [8, 8, 12, 12]);
     assert_eq!(issues[1].log10_nfa, -40.0);
