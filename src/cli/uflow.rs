@@ -336,12 +336,10 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
         // The drift check: the test images unlike every training image, and why; the false
         // alarms are counted apart on the normals like the training images.
         let drift = project.unlike_training_images(&args.model, &cat, &results);
-        let mut prepared = evaluation::Prepared::new(&project, &results, &[])?;
-        prepared.unlike_training = drift
-            .iter()
-            .map(|(id, u)| (id.clone(), u.words.clone()))
-            .collect();
-        let mut v = prepared.at(threshold).summary;
+        let mut v = evaluation::Prepared::new(&project, &results, &[])?
+            .with_unlike(&drift)
+            .at(threshold)
+            .summary;
         let unlike: Vec<serde_json::Value> = drift
             .into_iter()
             .map(|(id, u)| serde_json::json!({"image": id, "measure": u.measure, "words": u.words}))

@@ -223,16 +223,21 @@ impl Prepared {
 
     /// With the drift check of model `name`'s results: the images unlike its training images.
     pub fn with_drift(
-        mut self,
+        self,
         project: &Project,
         name: &str,
         category: &str,
         results: &[(ImageEntry, InferenceSummary)],
     ) -> Self {
-        self.unlike_training = project
-            .unlike_training_images(name, category, results)
-            .into_iter()
-            .map(|(id, u)| (id, u.words))
+        let drift = project.unlike_training_images(name, category, results);
+        self.with_unlike(&drift)
+    }
+
+    /// With a drift check already made: the images unlike the training images.
+    pub fn with_unlike(mut self, drift: &[(String, super::drift::Unlike)]) -> Self {
+        self.unlike_training = drift
+            .iter()
+            .map(|(id, u)| (id.clone(), u.words.clone()))
             .collect();
         self
     }
