@@ -5,11 +5,13 @@
 # and changed as a line's lighting drifts (darker 8 %, brighter 8 %, a warm cast: R +6 %, B -6 %;
 # the training images untouched), and `review --json` with the ground truth as the only annotator
 # (the label-issue finder on correct labels). `python3 bench/lighting_table.py OUT` prints the
-# tables. Usage: bench/lighting.sh [OUT_DIR] [EPOCHS]
+# tables. DETECTOR (uflow, the default, or patchcore) picks the family; both can share OUT_DIR.
+# Usage: bench/lighting.sh [OUT_DIR] [EPOCHS] [DETECTOR]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-/tmp/contrario-lighting}
 EPOCHS=${2:-60}
+DETECTOR=${3:-uflow}
 BIN=$PWD/target/release/contrario
 cargo build --release -q
 mkdir -p "$OUT"
@@ -41,12 +43,13 @@ for pc in mvtec:leather mvtec:bottle mt:magnetic_tile; do
   P=${pc%%:*}
   C=${pc#*:}
   for ph in as-is standardise; do
-    M=uflow-$ph
-    R="$OUT/$C.$ph"
+    M=$DETECTOR-$ph
+    # U-Flow's runs keep the names they had before PatchCore joined.
+    if [ "$DETECTOR" = uflow ]; then R="$OUT/$C.$ph"; else R="$OUT/$C.$DETECTOR-$ph"; fi
     if [ ! -f "$R.train.time" ]; then
       echo "== $ph on $C"
       /usr/bin/time -f "%e" -o "$R.train.time" $BIN train --project "$OUT/$P" --model "$M" --category "$C" \
-        --epochs "$EPOCHS" --photometric "$ph" >"$R.train.json" 2>"$R.train.log"
+        --epochs "$EPOCHS" --photometric "$ph" --detector "$DETECTOR" >"$R.train.json" 2>"$R.train.log"
     fi
     for d in "" -dark -bright -warm; do
       E="$R${d:-.asis-light}.eval.json"

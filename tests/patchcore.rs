@@ -66,8 +66,10 @@ fn a_memory_bank_trains_saves_reloads_and_infers_the_same() {
     let loaded = Model::load(dir.path(), tch::Device::Cpu).unwrap();
     assert_eq!(loaded.file, model.file);
     let bank = &model.weights()["memory_bank"];
-    // A tenth of the 8 training images' 32 x 32 patches, and a tenth of the 2 held-out ones'.
-    assert_eq!(bank.size()[0], 820 + 205, "{:?}", bank.size());
+    // A tenth of the 10 training images' 32 x 32 patches; each image held out once (five
+    // folds of two) for the calibration.
+    assert_eq!(bank.size()[0], 1024, "{:?}", bank.size());
+    assert_eq!(model.file.calibration.validation_images, 10);
     assert_eq!(
         (bank - &loaded.weights()["memory_bank"])
             .abs()

@@ -494,21 +494,10 @@ impl Model {
         };
         let (val_idx, train_idx) = order.split_at(n_val);
         if config.family == Family::Patchcore {
-            // With a single image there is nothing to hold out: calibrate on it (reported).
-            let val: Vec<usize> = if val_idx.is_empty() {
-                train_idx.to_vec()
-            } else {
-                val_idx.to_vec()
-            };
-            return train_bank(
-                &paths,
-                &val,
-                train_idx,
-                config,
-                device,
-                cancel,
-                &mut progress,
-            );
+            // Every image is held out once, a fold at a time, as many folds as the validation
+            // share says (5 for a fifth).
+            let folds = (1.0 / config.validation_fraction.max(1e-3)).round() as usize;
+            return train_bank(&paths, &order, folds, config, device, cancel, &mut progress);
         }
         let backbone = open_backbone(
             config.backbone.as_deref(),
@@ -915,14 +904,18 @@ fn bank_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
 /// The memory bank's tensor in `weights.safetensors`.
 const BANK_TENSOR: &str = "memory_bank";
 
-/// Train a PatchCore: the training split's patches, a greedy coreset of them as the bank; the
-/// held-out normals' distances to it give the distance null, their scores the cell null and
-/// the validation false alarms (as for a flow); the held-out images' own coreset then joins the
-/// bank, so that unseen normals lie no farther from it than the calibration assumed.
+/// Train a PatchCore: a greedy coreset of all the training images' patches is the bank. Its
+/// calibration holds every image out once (cross-fitting): the images are dealt into `folds`
+/// folds in `order`, and each fold's distances are measured to the bank without the rows its
+/// own images gave. Those distances give the distance null, their scores the cell null and the
+/// validation false alarms (as for a flow), on every training image rather than on one fold's
+/// few. An unseen normal meets the whole bank, a little denser than each fold's, so it lies no
+/// farther from it than the calibration assumed. One image: it is calibrated on itself (its
+/// validation then says so by counting one image).
 fn train_bank(
     paths: &[PathBuf],
-    val_idx: &[usize],
-    train_idx: &[usize],
+    order: &[usize],
+    folds: usize,
     config: &TrainConfig,
     device: Device,
     cancel: &AtomicBool,
@@ -953,29 +946,51 @@ fn train_bank(
         &mut *progress,
     )?;
     let first = backbone.first_stride();
-    let patches = |i: usize| -> Tensor {
-        let f: Vec<Tensor> = feats[i].iter().map(|t| t.unsqueeze(0)).collect();
-        patchcore::patch_features(&f, first).squeeze_dim(0)
-    };
-    let rows_of = |idx: &[usize]| -> Tensor {
-        let r: Vec<Tensor> = idx.iter().map(|&i| patchcore::rows(&patches(i))).collect();
-        Tensor::cat(&r, 0).to_device(device)
-    };
     let _g = tch::no_grad_guard();
-    let coreset = |x: &Tensor| -> anyhow::Result<Tensor> {
-        let k = patchcore::coreset_size(x.size()[0], config.coreset_fraction);
-        let picks = patchcore::greedy_coreset(x, k, config.seed, cancel).ok_or(Cancelled)?;
-        Ok(patchcore::take(x, &picks))
-    };
-    let bank = Bank::new(coreset(&rows_of(train_idx))?);
-    let dists: Vec<Tensor> = val_idx
+    // Each image's patches as rows (h w x D), its map's side, and where its rows start in `x`.
+    let mut side = (0, 0);
+    let rows: Vec<Tensor> = feats
         .iter()
-        .map(|&i| {
-            let p = patches(i);
-            let (h, w) = (p.size()[1], p.size()[2]);
-            bank.nearest(&patchcore::rows(&p)).view([h, w])
+        .map(|f| {
+            let f: Vec<Tensor> = f.iter().map(|t| t.unsqueeze(0)).collect();
+            let p = patchcore::patch_features(&f, first).squeeze_dim(0);
+            side = (p.size()[1], p.size()[2]);
+            patchcore::rows(&p)
         })
         .collect();
+    let starts: Vec<i64> = rows
+        .iter()
+        .scan(0, |at, r| {
+            let s = *at;
+            *at += r.size()[0];
+            Some(s)
+        })
+        .collect();
+    let x = Tensor::cat(&rows, 0).to_device(device);
+    let k = patchcore::coreset_size(x.size()[0], config.coreset_fraction);
+    let picks = patchcore::greedy_coreset(&x, k, config.seed, cancel).ok_or(Cancelled)?;
+    let owner = |row: i64| starts.partition_point(|&s| s <= row) - 1;
+    let folds = folds.clamp(1, paths.len());
+    let mut fold = vec![0; paths.len()];
+    for (at, &i) in order.iter().enumerate() {
+        fold[i] = at % folds;
+    }
+    let mut dists: Vec<Tensor> = Vec::with_capacity(paths.len());
+    for f in 0..folds {
+        let keep: Vec<i64> = picks
+            .iter()
+            .copied()
+            .filter(|&r| folds == 1 || fold[owner(r)] != f)
+            .collect();
+        if keep.is_empty() {
+            bail!("a fold of the training images left no memory bank to calibrate on");
+        }
+        let bank = Bank::new(patchcore::take(&x, &keep));
+        for (_, r) in rows.iter().enumerate().filter(|(i, _)| fold[*i] == f) {
+            dists.push(bank.nearest(r).view([side.0, side.1]));
+        }
+    }
+    let bank = Bank::new(patchcore::take(&x, &picks));
     let all: Vec<f64> = dists
         .iter()
         .flat_map(|d| {
@@ -992,13 +1007,6 @@ fn train_bank(
         .collect();
     // No likelihood to validate: 0 rather than NaN, so that model files compare equal.
     let calibration = calibrate_latents(latents, false, 0.0, opts);
-    // The held-out images join the bank when they were held out (not with a single image).
-    let bank = if val_idx.iter().any(|i| !train_idx.contains(i)) {
-        let held = coreset(&rows_of(val_idx))?;
-        Bank::new(Tensor::cat(&[bank.patches.shallow_clone(), held], 0))
-    } else {
-        bank
-    };
     let file = ModelFile {
         format_version: MODEL_FORMAT,
         backbone: backbone.name(),

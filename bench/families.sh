@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The two detector families side by side in one run (README, "Which detector"): U-Flow and
+# PatchCore, each with `contrario train`'s defaults, on the demo project's three categories (a
+# copy, its shipped models left out, so both train here), the shared MVTec bottle and leather and
+# a Magnetic-tile subset (bench/magnetic_tile_subset.py). Per run: the training time, the
+# inference time per image (end to end from the file, fresh cache, the model loaded once; the
+# same run again from the cache is the fixed cost subtracted) and `eval --json`. Then the scaling
+# runs: Magnetic-tile with 15, 30, 60 and 119 training normals against the same test images, to
+# show how training and inference grow with the training set. `python3 bench/families_table.py
+# OUT` prints the tables. Usage: bench/families.sh [OUT_DIR] [EPOCHS]
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=${1:-/tmp/contrario-families}
+EPOCHS=${2:-60}
+BIN=$PWD/target/release/contrario
+cargo build --release -q
+mkdir -p "$OUT"
+if [ ! -f "$OUT/demo/project.ron" ]; then
+  cp -r projects/demo "$OUT/demo" && rm -rf "$OUT/demo/models" "$OUT/demo/cache"
+fi
+[ -f "$OUT/mvtec/project.ron" ] || $BIN import --project "$OUT/mvtec" --format mvtec ../shared/data/mvtec_ad >/dev/null
+subset() { # NAME TRAIN_EVERY DEFECT_EVERY
+  [ -f "$OUT/$1/project.ron" ] && return
+  python3 bench/magnetic_tile_subset.py ../shared/data/magnetic_tile "$OUT/$1-data" "$2" "$3" >/dev/null
+  $BIN import --project "$OUT/$1" --format mvtec "$OUT/$1-data" >/dev/null
+}
+subset mt 12 1
+for n in 48:15 24:30 12:60 6:119; do subset "mt-n${n#*:}" "${n%%:*}" 4; done
+run() { # PROJECT CATEGORY FAMILY TAG
+  local P="$OUT/$1" C=$2 F=$3 M=$3-l2 R="$OUT/$4.$3"
+  [ -f "$R.eval.json" ] && return
+  echo "== $F on $4"
+  /usr/bin/time -f "%e" -o "$R.train.time" $BIN train --project "$P" --model "$M" --category "$C" \
+    --detector "$F" --epochs "$EPOCHS" >"$R.train.json" 2>"$R.train.log"
+  rm -rf "$P/cache/$M/$C"
+  /usr/bin/time -f "%e" -o "$R.infer.time" $BIN infer --project "$P" --model "$M" --category "$C" >"$R.infer.jsonl"
+  /usr/bin/time -f "%e" -o "$R.cached.time" $BIN infer --project "$P" --model "$M" --category "$C" >/dev/null
+  $BIN eval --project "$P" --model "$M" --category "$C" --json >"$R.eval.json"
+}
+for pc in demo:fabric demo:leather demo:wood mvtec:bottle mvtec:leather mt:magnetic_tile; do
+  for F in uflow patchcore; do run "${pc%%:*}" "${pc#*:}" "$F" "${pc%%:*}-${pc#*:}"; done
+done
+for n in 15 30 60 119; do
+  for F in uflow patchcore; do run "mt-n$n" magnetic_tile "$F" "scaling-$n"; done
+done
+python3 bench/families_table.py "$OUT"
