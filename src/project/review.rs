@@ -12,6 +12,7 @@ use crate::project::autosave::Autosaver;
 use crate::project::labels::{Edit, EditOutcome, LabelError, LabelStore};
 use crate::project::mask::{LabelMask, bbox_of};
 use crate::project::storage::{iso8601, now_ms, read_jsonl};
+use crate::stats::acontrario::nfa::DEFAULT_TEST_SIDE;
 use crate::stats::metrics;
 
 /// The layer adjudication writes.
@@ -377,8 +378,9 @@ pub enum IssueKind {
     /// region, and its score there typical of the image's unlabelled pixels.
     LabelWithoutEvidence { annotator: String },
     /// Not an issue: an annotator's region that the model sees above normal but not at the NFA
-    /// level (a weak defect), or one smaller than a cell of its test grid (below what it
-    /// resolves), so it can neither confirm nor accuse it.
+    /// level (a weak defect), or one that nowhere holds a whole cell of its test grid (below
+    /// what it resolves: a speck, a crack thinner than a cell), so it can neither confirm nor
+    /// accuse it.
     Unconfirmed { annotator: String },
 }
 
@@ -538,9 +540,15 @@ pub fn label_issues(
     }
     reference.retain(|v| !v.is_nan());
     reference.sort_by(f32::total_cmp);
-    // A label smaller than one cell of the test grid (a feature cell of the backbone) is below
-    // what the model resolves: it can neither confirm nor deny it.
-    let cell_area = (w as f64 / gw as f64) * (h as f64 / gh as f64);
+    // A label that nowhere holds a whole cell of the test grid (a speck, a fragment, a crack
+    // thinner than a cell) is below what the model resolves: each cell's evidence is summed
+    // over the cell, so such a defect's is diluted among normal pixels, and the model can
+    // neither confirm nor deny it. The grid is the map's or the a contrario test's (at most
+    // DEFAULT_TEST_SIDE a side), whichever is coarser.
+    let side = |n: usize, g: usize| {
+        ((n as f64 / g.min(DEFAULT_TEST_SIDE) as f64).floor() as usize).clamp(1, n)
+    };
+    let (cw, ch) = (side(w, gw), side(h, gh));
     for (who, m) in layers {
         for (_, px) in m.regions8(false) {
             let lowest = px
@@ -556,7 +564,7 @@ pub fn label_issues(
                 .collect();
             let percentile = percentile_of_median(&mut inside, &reference);
             let typical = percentile.is_some_and(|p| (p as f64) < opts.typical_below)
-                && px.len() as f64 >= cell_area;
+                && holds_rect(&px, w, cw, ch);
             let issue = LabelIssue {
                 image: image_id.into(),
                 kind: if typical {
@@ -583,6 +591,42 @@ pub fn label_issues(
     }
     out.issues.sort_by(|a, b| b.strength.total_cmp(&a.strength));
     out
+}
+
+/// Whether the region (pixel indices `px` of a `w`-wide image) contains a whole `cw` x `ch`
+/// rectangle: a summed-area table over its bounding box.
+fn holds_rect(px: &[u32], w: usize, cw: usize, ch: usize) -> bool {
+    if px.is_empty() {
+        return false;
+    }
+    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
+    for &i in px {
+        let (x, y) = (i as usize % w, i as usize / w);
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
+    }
+    let (bw, bh) = (x1 - x0, y1 - y0);
+    if bw < cw || bh < ch {
+        return false;
+    }
+    // sat[(y, x)]: pixels of the region in [0, x) x [0, y) of the box.
+    let mut sat = vec![0u32; (bw + 1) * (bh + 1)];
+    for &i in px {
+        let (x, y) = (i as usize % w - x0, i as usize / w - y0);
+        sat[(y + 1) * (bw + 1) + x + 1] = 1;
+    }
+    for y in 1..=bh {
+        for x in 1..=bw {
+            let k = y * (bw + 1) + x;
+            sat[k] += sat[k - 1] + sat[k - bw - 1] - sat[k - bw - 2];
+        }
+    }
+    let full = (cw * ch) as u32;
+    (0..=bh - ch).any(|y| {
+        (0..=bw - cw).any(|x| {
+            let at = |yy: usize, xx: usize| sat[yy * (bw + 1) + xx];
+            at(y + ch, x + cw) + at(y, x) - at(y, x + cw) - at(y + ch, x) == full
+        })
+    })
 }
 
 /// Where the median of `inside` falls in `reference` (sorted), ties counted half: None when
@@ -795,6 +839,31 @@ mod tests {
         assert!(patch.unwrap().percentile.unwrap() > 0.95, "{f:?}");
         let speck = f.unconfirmed.iter().find(|u| u.bbox == [10, 40, 13, 43]);
         assert!(speck.unwrap().percentile.unwrap() < 0.8, "{f:?}");
+        // A long mark thinner than a cell (a crack, 3 x 40 pixels), on the plain part: below
+        // the model's resolution however long, so not accused.
+        let crack: Vec<_> = (20..60)
+            .flat_map(|y| (4..7).map(move |x| (x, y, 1)))
+            .collect();
+        let f = label_issues(
+            "x",
+            &nfa,
+            Some(&score),
+            &[("a".into(), mask(64, 64, &crack))],
+            IssueOptions::default(),
+        );
+        assert!(
+            f.issues
+                .iter()
+                .all(|i| i.kind == IssueKind::UnlabelledDetection)
+        );
+        assert_eq!(f.unconfirmed.len(), 1, "{f:?}");
+        // A cell-sized square anywhere, aligned to the grid or not, is enough.
+        assert!(holds_rect(&[0, 1, 64, 65], 64, 2, 2));
+        assert!(!holds_rect(&[0, 1, 64], 64, 2, 2));
+        let square: Vec<u32> = (3..11)
+            .flat_map(|y| (5..13).map(move |x| y * 64 + x))
+            .collect();
+        assert!(holds_rect(&square, 64, 8, 8) && !holds_rect(&square, 64, 9, 8));
         // Without a score map the NFA map is the score: the plain label ties with the
         // unlabelled pixels (about the 50th percentile) and is accused.
         let ann = mask(64, 64, &block(28, 28));
