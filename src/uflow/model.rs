@@ -857,12 +857,14 @@ impl Model {
                     .squeeze()
             })
             .collect();
-        let map = 1.0 - Tensor::stack(&maps, 0).mean_dim([0i64].as_slice(), false, Kind::Float);
-        let anomaly_map = to_array2(&map);
-        let image_score = anomaly_map
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
+        let map: Tensor =
+            1.0 - Tensor::stack(&maps, 0).mean_dim([0i64].as_slice(), false, Kind::Float);
+        // The map shown and scored per pixel is blurred as PatchCore's (Gaussian, sigma 4): on
+        // every shared category pixel AUROC and AU-PRO rose or held (README, "Which
+        // detector"). The image score stays the unblurred maximum, which separated defective
+        // images better (blurred, image AUROC fell on bottle and Magnetic-tile).
+        let image_score = map.max().double_value(&[]) as f32;
+        let anomaly_map = to_array2(&patchcore::smooth_map(&map, size));
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
         let out = Some((size as usize, size as usize));

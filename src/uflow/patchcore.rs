@@ -132,7 +132,8 @@ impl Bank {
     }
 }
 
-/// The shown map: an h x w distance map upsampled bilinearly to `size` x `size` and blurred by
+/// The shown map of either family: an h x w map (PatchCore's distances, U-Flow's anomaly score)
+/// upsampled bilinearly to `size` x `size` and blurred by
 /// a Gaussian of sigma 4 pixels (reflected at the borders, radius 4 sigma, as scipy's
 /// `gaussian_filter` the published code uses).
 pub fn smooth_map(dist: &Tensor, size: i64) -> Tensor {
