@@ -27,7 +27,8 @@ def load(tag, fam, cat):
     v["train_s"] = seconds(r.with_name(r.name + ".train.time"))
     fresh = seconds(r.with_name(r.name + ".infer.time"))
     cached = seconds(r.with_name(r.name + ".cached.time"))
-    v["infer_ms"] = 1000 * (fresh - cached) / max(v["images"], 1)
+    v["infer_s"] = fresh - cached
+    v["infer_ms"] = 1000 * v["infer_s"] / max(v["images"], 1)
     return v
 
 
@@ -47,13 +48,15 @@ for tag, cat in runs:
         print(f"| {tag} | {fam} | {f(v['pixel_auroc'])} | {f(v['aupro'])} | {f(v['image_auroc'])} | "
               f"{f(v['miou_nfa'], 3)} | {f(v['false_alarms_per_normal_image'], 2)} | {v['train_s']:.1f} | {v['infer_ms']:.0f} |")
 print()
-print("| family | categories | mean pixel AUROC | mean AU-PRO | mean image AUROC | mean mIoU at NFA < 1 | mean false alarms per normal image | worst false alarms | total training s | mean ms per image |")
+print("| family | categories | mean pixel AUROC | mean AU-PRO | mean image AUROC | mean mIoU at NFA < 1 | mean false alarms per normal image | worst false alarms | total training s | ms per image (all test images) |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for fam in families:
     rows = [v for _, v in per[fam]]
     if not rows:
         continue
-    m = {k: sum(v[k] or 0 for v in rows) / len(rows) for k in keys + ["infer_ms"]}
+    m = {k: sum(v[k] or 0 for v in rows) / len(rows) for k in keys}
+    # Over all test images: a few images' time is mostly the process's noise.
+    m["infer_ms"] = 1000 * sum(v["infer_s"] for v in rows) / max(1, sum(v["images"] for v in rows))
     print(f"| {fam} | {len(rows)} | {f(m['pixel_auroc'])} | {f(m['aupro'])} | {f(m['image_auroc'])} | {f(m['miou_nfa'], 3)} | "
           f"{f(m['false_alarms_per_normal_image'], 2)} | {max(v['false_alarms_per_normal_image'] for v in rows):.2f} | "
           f"{sum(v['train_s'] for v in rows):.0f} | {m['infer_ms']:.0f} |")
