@@ -486,6 +486,12 @@ impl Model {
         paths.sort();
         let mut order: Vec<usize> = (0..paths.len()).collect();
         order.shuffle(&mut rng);
+        if config.family == Family::Patchcore {
+            // Every image is held out once, a fold at a time, as many folds as the validation
+            // share says (5 for a fifth).
+            let folds = (1.0 / config.validation_fraction.max(1e-3)).round() as usize;
+            return train_bank(&paths, &order, folds, config, device, cancel, &mut progress);
+        }
         let n_val = if paths.len() >= 2 {
             ((paths.len() as f64 * config.validation_fraction).round() as usize)
                 .clamp(1, paths.len() - 1)
@@ -493,12 +499,6 @@ impl Model {
             0
         };
         let (val_idx, train_idx) = order.split_at(n_val);
-        if config.family == Family::Patchcore {
-            // Every image is held out once, a fold at a time, as many folds as the validation
-            // share says (5 for a fifth).
-            let folds = (1.0 / config.validation_fraction.max(1e-3)).round() as usize;
-            return train_bank(&paths, &order, folds, config, device, cancel, &mut progress);
-        }
         let backbone = open_backbone(
             config.backbone.as_deref(),
             &config.builtin,
@@ -988,7 +988,7 @@ fn train_bank(
             bail!("a fold of the training images left no memory bank to calibrate on");
         }
         let bank = Bank::new(patchcore::take(&x, &keep));
-        for (_, r) in rows.iter().enumerate().filter(|(i, _)| fold[*i] == f) {
+        for (r, _) in rows.iter().zip(&fold).filter(|(_, g)| **g == f) {
             dists.push(bank.nearest(r).view([side.0, side.1]));
         }
     }
