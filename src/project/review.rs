@@ -599,11 +599,7 @@ fn holds_rect(px: &[u32], w: usize, cw: usize, ch: usize) -> bool {
     if px.is_empty() {
         return false;
     }
-    let (mut x0, mut y0, mut x1, mut y1) = (usize::MAX, usize::MAX, 0, 0);
-    for &i in px {
-        let (x, y) = (i as usize % w, i as usize / w);
-        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x + 1), y1.max(y + 1));
-    }
+    let [x0, y0, x1, y1] = bbox_of(px.iter().copied(), w as u32).map(|v| v as usize);
     let (bw, bh) = (x1 - x0, y1 - y0);
     if bw < cw || bh < ch {
         return false;
