@@ -7,11 +7,13 @@
 # same run again from the cache is the fixed cost subtracted) and `eval --json`. Then the scaling
 # runs: Magnetic-tile with 15, 30, 60 and 119 training normals against the same test images, to
 # show how training and inference grow with the training set. `python3 bench/families_table.py
-# OUT` prints the tables. Usage: bench/families.sh [OUT_DIR] [EPOCHS]
+# OUT` prints the tables. Usage: bench/families.sh [OUT_DIR] [EPOCHS]; FAMILIES="uflow" runs one
+# family only, SCALING=0 skips the scaling runs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-/tmp/contrario-families}
 EPOCHS=${2:-60}
+FAMILIES=${FAMILIES:-uflow patchcore}
 BIN=$PWD/target/release/contrario
 cargo build --release -q
 mkdir -p "$OUT"
@@ -25,7 +27,9 @@ subset() { # NAME TRAIN_EVERY DEFECT_EVERY
   $BIN import --project "$OUT/$1" --format mvtec "$OUT/$1-data" >/dev/null
 }
 subset mt 12 1
-for n in 48:15 24:30 12:60 6:119; do subset "mt-n${n#*:}" "${n%%:*}" 4; done
+if [ "${SCALING:-1}" != 0 ]; then
+  for n in 48:15 24:30 12:60 6:119; do subset "mt-n${n#*:}" "${n%%:*}" 4; done
+fi
 run() { # PROJECT CATEGORY FAMILY TAG
   local P="$OUT/$1" C=$2 F=$3 M=$3-l2 R="$OUT/$4.$3"
   [ -f "$R.eval.json" ] && return
@@ -38,9 +42,11 @@ run() { # PROJECT CATEGORY FAMILY TAG
   $BIN eval --project "$P" --model "$M" --category "$C" --json >"$R.eval.json"
 }
 for pc in demo:fabric demo:leather demo:wood mvtec:bottle mvtec:leather mt:magnetic_tile; do
-  for F in uflow patchcore; do run "${pc%%:*}" "${pc#*:}" "$F" "${pc%%:*}-${pc#*:}"; done
+  for F in $FAMILIES; do run "${pc%%:*}" "${pc#*:}" "$F" "${pc%%:*}-${pc#*:}"; done
 done
-for n in 15 30 60 119; do
-  for F in uflow patchcore; do run "mt-n$n" magnetic_tile "$F" "scaling-$n"; done
-done
+if [ "${SCALING:-1}" != 0 ]; then
+  for n in 15 30 60 119; do
+    for F in $FAMILIES; do run "mt-n$n" magnetic_tile "$F" "scaling-$n"; done
+  done
+fi
 python3 bench/families_table.py "$OUT"

@@ -173,7 +173,9 @@ pub enum Cmd {
     /// Benchmarks, measured side by side in one run (use a release build).
     Bench {
         /// What to measure: `nfa` (segmentation and re-thresholding), `uflow` (inference split
-        /// into backbone / flow / segmentation, and a training epoch), `project` (generate a
+        /// into backbone / flow / segmentation, and a training epoch), `patchcore` (inference
+        /// split likewise, the nearest-neighbour search against banks of 10 % of --images
+        /// training images' patches, default 15, 30, 60 and 119), `project` (generate a
         /// project of --images images, open it in a fresh process: time and memory; thumbnails
         /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
         /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
@@ -187,7 +189,8 @@ pub enum Cmd {
         what: String,
         #[arg(long, default_value_t = 50)]
         repeat: usize,
-        /// How many images (default: 10000 for `project` and `review`, 50 for `watch`).
+        /// How many images (default: 10000 for `project` and `review`, 50 for `watch`; the
+        /// training images behind the bank for `patchcore`).
         #[arg(long)]
         images: Option<usize>,
         /// Side of the generated images, pixels (default: 256; 512 for `watch`).
@@ -385,6 +388,12 @@ pub fn main_with(cli: Cli) -> i32 {
             "uflow" => crate::uflow::bench::uflow(repeat.max(1), 32, 256).map(|v| {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
+            "patchcore" => {
+                let n = images.map_or_else(|| vec![15, 30, 60, 119], |n| vec![n]);
+                crate::uflow::bench::patchcore(repeat.max(1), &n, 256).map(|v| {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                })
+            }
             "gui" => {
                 self::bench::gui(repeat.max(20), size.unwrap_or(256), project.as_deref()).map(|v| {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -406,7 +415,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 )),
             },
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, project, gui, review, evaluation, watch)"
+                "unknown benchmark {other:?} (known: nfa, uflow, patchcore, project, gui, review, evaluation, watch)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

@@ -74,3 +74,59 @@ pub fn uflow(repeat: usize, images: usize, input: i64) -> anyhow::Result<serde_j
         "training": {"images": images, "batch": 8, "seconds_per_epoch": epochs[1]},
     }))
 }
+
+/// PatchCore's inference per image on CPU split into backbone / patch descriptors / nearest-
+/// neighbour search / smoothed map / a contrario segmentation, for banks of 10 % of `images`
+/// training images' patches (the default coreset), and the search by the plain three-pass
+/// formula side by side. Random images and banks: the timing does not depend on the values.
+pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<serde_json::Value> {
+    use crate::uflow::patchcore::{self, Bank};
+    let device = tch::Device::Cpu;
+    tch::manual_seed(0);
+    let backbone = EfficientNetLite::builtin(device)?;
+    let x = tch::Tensor::randn([1, 3, input, input], (tch::Kind::Float, device));
+    let _g = tch::no_grad_guard();
+    let feats = backbone.features(&x);
+    let stride = backbone.first_stride();
+    let t_backbone = time(repeat, || backbone.features(&x));
+    let t_patches = time(repeat, || patchcore::patch_features(&feats, stride));
+    let p = patchcore::patch_features(&feats, stride).squeeze_dim(0);
+    let (d, h, w) = (p.size()[0], p.size()[1], p.size()[2]);
+    let q = patchcore::rows(&p);
+    let dist = tch::Tensor::rand([h, w], (tch::Kind::Float, device));
+    let t_smooth = time(repeat, || patchcore::smooth_map(&dist, input));
+    let z = crate::uflow::model::to_array3(&dist.unsqueeze(0));
+    let views = [z.view()];
+    let size = Some((input as usize, input as usize));
+    let t_seg = time(repeat, || {
+        acontrario::segment(&views, size, SegmentOptions::default())
+    });
+    let mut banks = Vec::new();
+    for &n in images {
+        let rows = patchcore::coreset_size(n as i64 * h * w, 0.1) as i64;
+        let bank = Bank::new(tch::Tensor::randn([rows, d], (tch::Kind::Float, device)));
+        let t_search = time(repeat, || bank.nearest(&q));
+        let t_plain = time(repeat, || bank.nearest_plain(&q));
+        banks.push(serde_json::json!({
+            "training_images": n,
+            "bank_rows": rows,
+            "search": t_search,
+            "search_plain_formula": t_plain,
+            "plain_over_search": t_plain / t_search,
+            "total": t_backbone + t_patches + t_search + t_smooth + t_seg,
+        }));
+    }
+    Ok(serde_json::json!({
+        "input": input,
+        "threads": tch::get_num_threads(),
+        "descriptor_dims": d,
+        "queries": h * w,
+        "inference_seconds_per_image": {
+            "backbone": t_backbone,
+            "patch_descriptors": t_patches,
+            "smoothed_map": t_smooth,
+            "segmentation": t_seg,
+        },
+        "banks": banks,
+    }))
+}

@@ -84,9 +84,11 @@ pub struct Bank {
     norms: Tensor,
 }
 
-/// Bank rows per distance block: bounds the P x M matrix of one product (32 MB for 1024
-/// patches).
-const BLOCK: i64 = 8192;
+/// Bank rows per distance block: the P x 512 block of one product (2 MB for 1024 patches)
+/// stays in the cache while its minimum is taken; on 2 cores a search of 1024 patches against
+/// 6,144 rows took 21 ms in blocks of 512 against 36 ms in one block (`contrario bench
+/// patchcore`).
+const BLOCK: i64 = 512;
 
 impl Bank {
     pub fn new(patches: Tensor) -> Self {
@@ -105,30 +107,51 @@ impl Bank {
         self.len() == 0
     }
 
-    /// Each query row's (P x D) Euclidean distance to its nearest bank row: P.
+    /// Each query row's (P x D) Euclidean distance to its nearest bank row: P. Exact. The
+    /// product is the whole cost, so each block is one fused `|b|^2 - 2 q.b` (the bank's norms
+    /// as the addend of the product) whose minimum (values only) is taken before the query's
+    /// own `|q|^2`, constant along the row, is added: one pass over the P x M matrix instead of
+    /// three (`contrario bench patchcore` times both).
     pub fn nearest(&self, q: &Tensor) -> Tensor {
         let _g = tch::no_grad_guard();
         let q = q.to_device(self.patches.device());
         let qn = q
             .pow_tensor_scalar(2)
-            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let q2 = &q * -2.0;
         let m = self.len();
         let mut best: Option<Tensor> = None;
         let mut start = 0;
         while start < m {
             let len = BLOCK.min(m - start);
             let b = self.patches.narrow(0, start, len);
-            let d2 = &qn + self.norms.narrow(0, start, len).unsqueeze(0) - q.mm(&b.tr()) * 2.0;
-            let (low, _) = d2.min_dim(1, false);
+            let d2 = self
+                .norms
+                .narrow(0, start, len)
+                .unsqueeze(0)
+                .addmm(&q2, &b.tr());
+            let low = d2.amin([1i64].as_slice(), false);
             best = Some(match best {
                 Some(t) => t.minimum(&low),
                 None => low,
             });
             start += len;
         }
-        best.unwrap_or_else(|| Tensor::zeros([q.size()[0]], (Kind::Float, q.device())))
-            .clamp_min(0.0)
-            .sqrt()
+        match best {
+            Some(low) => (low + qn).clamp_min(0.0).sqrt(),
+            None => Tensor::zeros([q.size()[0]], (Kind::Float, q.device())),
+        }
+    }
+
+    /// The same distances by the plain formula (three P x M passes), for the benchmark's
+    /// side-by-side figure.
+    pub fn nearest_plain(&self, q: &Tensor) -> Tensor {
+        let _g = tch::no_grad_guard();
+        let qn = q
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist([1i64].as_slice(), true, Kind::Float);
+        let d2 = &qn + self.norms.unsqueeze(0) - q.mm(&self.patches.tr()) * 2.0;
+        d2.min_dim(1, false).0.clamp_min(0.0).sqrt()
     }
 }
 
@@ -216,6 +239,26 @@ mod tests {
             .sqrt();
         let diff = (fast - direct).abs().max().double_value(&[]);
         assert!(diff < 1e-3, "{diff}");
+    }
+
+    #[test]
+    fn blocked_distances_equal_the_plain_formula_across_blocks() {
+        // More rows than one block, the nearest row of some queries in the second block.
+        tch::manual_seed(3);
+        let bank = Bank::new(Tensor::randn([BLOCK + 500, 8], (Kind::Float, Device::Cpu)));
+        let q = Tensor::cat(
+            &[
+                bank.patches.narrow(0, BLOCK + 10, 20) + 0.01,
+                Tensor::randn([30, 8], (Kind::Float, Device::Cpu)),
+            ],
+            0,
+        );
+        let fast = bank.nearest(&q);
+        let plain = bank.nearest_plain(&q);
+        let diff = (&fast - plain).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "{diff}");
+        let near = fast.narrow(0, 0, 20).max().double_value(&[]);
+        assert!(near < 0.05, "{near}");
     }
 
     #[test]
