@@ -103,6 +103,23 @@ fn stepping_to_a_defect_shows_its_labels() {
 }
 
 #[test]
+fn a_click_on_a_rows_name_selects_its_image() {
+    // Found by hand in the real window: the name and the line under it took the click (as
+    // selectable text), so only a click on the thumbnail selected the image.
+    let mut h = harness(None);
+    let idx = find(&h, |e| e.id == "leather/train/good/002");
+    h.get_all_by_label("002.png").next().unwrap().click();
+    settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(idx));
+    h.get_all_by_label_contains("leather · train · good")
+        .nth(3)
+        .unwrap()
+        .click();
+    settle(&mut h);
+    assert_eq!(h.state().state.selected, Some(idx + 1));
+}
+
+#[test]
 fn unreadable_folder_gives_a_dismissable_notice() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = harness(None);

@@ -139,10 +139,15 @@ fn image_row(
                     .file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default();
-                ui.label(RichText::new(name).strong())
+                // Not selectable: a selectable label takes the click, and a click on the
+                // row's name would then select text instead of the image.
+                ui.add(egui::Label::new(RichText::new(name).strong()).selectable(false))
                     .on_hover_text(e.display_name());
                 let line = format!("{}{split}{kind}", cat_prefix(&e.category));
-                ui.label(RichText::new(line).small().color(kind_color(&e.kind)));
+                ui.add(
+                    egui::Label::new(RichText::new(line).small().color(kind_color(&e.kind)))
+                        .selectable(false),
+                );
                 if !marks.is_empty() {
                     // One line, cut at the panel's edge: badges never widen the list.
                     let font = egui::TextStyle::Small.resolve(ui.style());
