@@ -138,7 +138,7 @@ impl ContrarioApp {
             );
         }
         self.tool_input(ui, &out, size);
-        self.heat_legend_overlay(ui.ctx(), out.view);
+        self.heat_legend_overlay(ui, out.view);
         self.hover_info = self.hover_text(index);
     }
 

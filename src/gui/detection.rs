@@ -128,9 +128,10 @@ impl ContrarioApp {
         open_training
     }
 
-    /// The heatmap's scale, floating over the view's bottom left corner (beside the image it
-    /// describes, and no width taken from the bars).
-    pub(super) fn heat_legend_overlay(&self, ctx: &egui::Context, view: egui::Rect) {
+    /// The heatmap's scale over the view's bottom left corner (beside the image it describes,
+    /// and no width taken from the bars). Drawn in the view's own layer, not a floating area:
+    /// a window opened over the image (the shortcuts, the evaluation) then covers it.
+    pub(super) fn heat_legend_overlay(&self, ui: &mut egui::Ui, view: egui::Rect) {
         if !self.state.show_heatmap {
             return;
         }
@@ -140,33 +141,35 @@ impl ContrarioApp {
             .map_or(self.state.heatmap_kind, |d| {
                 drawn_kind(d, self.state.heatmap_kind)
             });
-        egui::Area::new(egui::Id::unique("contrario-heat-legend"))
-            .fixed_pos(view.left_bottom() + Vec2::new(8.0, -30.0))
-            .order(egui::Order::Foreground)
-            .show(ctx, |ui| {
-                egui::Frame::new()
-                    .fill(egui::Color32::from_black_alpha(170))
-                    .inner_margin(4.0)
-                    .corner_radius(3.0)
-                    .show(ui, |ui| {
-                        ui.horizontal(|ui| {
-                            match drawn {
-                                HeatmapKind::Nfa => heat_legend(
-                                    ui,
-                                    "0",
-                                    &format!("{HEAT_MAX:.0}"),
-                                    "-log10 NFA, one scale for every image, never rescaled",
-                                ),
-                                HeatmapKind::AnomalyScore => heat_legend(
-                                    ui,
-                                    &format!("{SCORE_FLOOR:.2}"),
-                                    "1",
-                                    "1 - likelihood under the model, one scale for every image, never \
-                                     rescaled; 0.39 is as likely as the training normals on average",
-                                ),
-                            }
-                        });
-                    });
+        let at = egui::Rect::from_min_max(
+            view.left_bottom() + Vec2::new(8.0, -30.0),
+            view.right_bottom(),
+        );
+        let mut legend = ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(at)
+                .layout(egui::Layout::left_to_right(egui::Align::Min)),
+        );
+        egui::Frame::new()
+            .fill(egui::Color32::from_black_alpha(170))
+            .inner_margin(4.0)
+            .corner_radius(3.0)
+            .show(&mut legend, |ui| {
+                ui.horizontal(|ui| match drawn {
+                    HeatmapKind::Nfa => heat_legend(
+                        ui,
+                        "0",
+                        &format!("{HEAT_MAX:.0}"),
+                        "-log10 NFA, one scale for every image, never rescaled",
+                    ),
+                    HeatmapKind::AnomalyScore => heat_legend(
+                        ui,
+                        &format!("{SCORE_FLOOR:.2}"),
+                        "1",
+                        "1 - likelihood under the model, one scale for every image, never \
+                             rescaled; 0.39 is as likely as the training normals on average",
+                    ),
+                });
             });
     }
 
