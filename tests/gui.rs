@@ -145,6 +145,8 @@ fn corrupt_image_gives_a_notice_not_a_crash() {
         .unwrap();
     let mut h = harness(Some(dir.path().to_path_buf()));
     h.get_by_label_contains("cannot decode image");
+    // Its row says so instead of a spinner that would never stop.
+    h.get_by_label("unreadable");
     h.state_mut().apply(AppCommand::SelectNext);
     settle(&mut h);
     h.get_by_label_contains("ok · 8×8");

@@ -35,10 +35,14 @@ impl ContrarioApp {
             .show_rows(ui, ROW_HEIGHT, n, |ui, rows| {
                 for r in rows {
                     let i = review.rows[r];
-                    let thumb = self.thumbs.get(&i);
-                    if thumb.is_none() {
-                        wanted.push(i);
-                    }
+                    let thumb = match self.thumbs.get(&i) {
+                        Some(t) => Thumb::Ready(t),
+                        None if self.thumbs_failed.contains(&i) => Thumb::Unreadable,
+                        None => {
+                            wanted.push(i);
+                            Thumb::Loading
+                        }
+                    };
                     let selected = self.state.selected == Some(i);
                     let e = &project.file.images[i];
                     let marks = badges(
@@ -112,19 +116,40 @@ impl ContrarioApp {
     }
 }
 
-/// One row: the thumbnail (a spinner until it is decoded), the file name, and category, split and
-/// kind in the kind's colour; framed when selected.
+/// A row's thumbnail: decoded, on its way, or not decodable (the file's notice says why).
+enum Thumb<'a> {
+    Ready(&'a TextureHandle),
+    Loading,
+    Unreadable,
+}
+
+/// One row: the thumbnail (a spinner until it is decoded, "unreadable" when it cannot be), the
+/// file name, and category, split and kind in the kind's colour; framed when selected.
 fn image_row(
     ui: &mut egui::Ui,
     e: &ImageEntry,
-    thumb: Option<&TextureHandle>,
+    thumb: Thumb<'_>,
     selected: bool,
     marks: &[(String, Color32)],
 ) -> egui::Response {
     let resp = ui
         .horizontal(|ui| {
             ui.set_min_height(ROW_HEIGHT);
-            thumb_slot(ui, thumb, ROW_HEIGHT - 4.0);
+            let side = ROW_HEIGHT - 4.0;
+            match thumb {
+                Thumb::Ready(t) => thumb_slot(ui, Some(t), side),
+                Thumb::Loading => thumb_slot(ui, None, side),
+                // Not a spinner: nothing is on its way.
+                Thumb::Unreadable => ui.add_sized(
+                    [side, side],
+                    egui::Label::new(
+                        RichText::new("unreadable")
+                            .small()
+                            .color(Color32::from_rgb(230, 120, 90)),
+                    )
+                    .selectable(false),
+                ),
+            };
             let split = e.split.name();
             let kind = if e.kind.is_empty() {
                 String::new()

@@ -23,6 +23,7 @@ impl ContrarioApp {
             );
             self.thumbs.clear();
             self.thumbs_requested.clear();
+            self.thumbs_failed.clear();
             self.current = None;
             self.full_requested = None;
             self.failed = None;
@@ -87,6 +88,9 @@ impl ContrarioApp {
                 }
                 (LoadKind::Full, Ok(_)) => {}
                 (_, Err(e)) => {
+                    if kind == LoadKind::Thumbnail {
+                        self.thumbs_failed.insert(index);
+                    }
                     if kind == LoadKind::Full && Some(index) == self.state.selected {
                         self.failed = Some(index);
                         self.current = None;

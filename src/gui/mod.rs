@@ -62,6 +62,8 @@ pub struct ContrarioApp {
     dialogs_rx: Receiver<Result<AppCommand, String>>,
     thumbs: HashMap<usize, TextureHandle>,
     thumbs_requested: HashSet<usize>,
+    /// Images whose thumbnail could not be decoded (shown as such, not as a spinner).
+    thumbs_failed: HashSet<usize>,
     current: Option<Current>,
     full_requested: Option<(u64, usize)>,
     /// The selected image could not be decoded (its notice is shown; it is not retried).
@@ -166,6 +168,7 @@ impl ContrarioApp {
             dialogs_rx,
             thumbs: HashMap::new(),
             thumbs_requested: HashSet::new(),
+            thumbs_failed: HashSet::new(),
             current: None,
             full_requested: None,
             failed: None,
