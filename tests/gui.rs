@@ -150,6 +150,15 @@ fn corrupt_image_gives_a_notice_not_a_crash() {
     h.state_mut().apply(AppCommand::SelectNext);
     settle(&mut h);
     h.get_by_label_contains("ok · 8×8");
+    // Rewritten whole and shown again, it gets its thumbnail.
+    image::RgbImage::from_pixel(6, 6, image::Rgb([10, 200, 10]))
+        .save(dir.path().join("broken.png"))
+        .unwrap();
+    h.state_mut().apply(AppCommand::SelectPrevious);
+    settle(&mut h);
+    h.get_by_label_contains("broken · 6×6");
+    settle(&mut h);
+    assert!(h.query_by_label("unreadable").is_none());
 }
 
 #[test]

@@ -40,6 +40,11 @@ impl ContrarioApp {
             if generation != self.state.generation {
                 continue;
             }
+            // A file that failed and has since been read (rewritten, or written late): its
+            // thumbnail is asked for again.
+            if kind == LoadKind::Full && result.is_ok() && self.thumbs_failed.remove(&index) {
+                self.thumbs_requested.remove(&index);
+            }
             match (kind, result) {
                 (LoadKind::Thumbnail, Ok(img)) => {
                     let tex =
