@@ -9,6 +9,7 @@ use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, Points, VLine};
 
 use super::ContrarioApp;
+use super::widgets::PROBLEM_TEXT;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::app::detection::false_alarm_text;
@@ -159,7 +160,7 @@ impl ContrarioApp {
                 return None;
             }
             Some(Err(why)) => {
-                ui.colored_label(Color32::from_rgb(230, 120, 90), why);
+                ui.colored_label(PROBLEM_TEXT, why);
                 return None;
             }
             Some(Ok(e)) => e,
@@ -370,10 +371,7 @@ fn comparison_table(ui: &mut egui::Ui, cols: &[(EvaluationView, String, f64); 2]
     if let (v, _, _) = &cols[1]
         && let Some(Err(why)) = &v.outcome
     {
-        ui.colored_label(
-            Color32::from_rgb(230, 120, 90),
-            format!("{}: {why}", v.model),
-        );
+        ui.colored_label(PROBLEM_TEXT, format!("{}: {why}", v.model));
     }
     ui.add_space(4.0);
 }

@@ -3,10 +3,10 @@
 //! and its badges (verdict, score, most significant NFA, agreement, label issues); virtualised,
 //! and scrolled to follow the selection.
 
-use egui::{Color32, RichText, TextureHandle};
+use egui::{Color32, RichText};
 
 use super::review::badges;
-use super::widgets::thumb_slot;
+use super::widgets::{Thumb, thumb_slot};
 use super::{ContrarioApp, ROW_HEIGHT, THUMB_CACHE};
 use crate::app::AppCommand;
 use crate::app::loader::LoadKind;
@@ -35,14 +35,10 @@ impl ContrarioApp {
             .show_rows(ui, ROW_HEIGHT, n, |ui, rows| {
                 for r in rows {
                     let i = review.rows[r];
-                    let thumb = match self.thumbs.get(&i) {
-                        Some(t) => Thumb::Ready(t),
-                        None if self.thumbs_failed.contains(&i) => Thumb::Unreadable,
-                        None => {
-                            wanted.push(i);
-                            Thumb::Loading
-                        }
-                    };
+                    let thumb = self.thumb(i);
+                    if matches!(thumb, Thumb::Loading) {
+                        wanted.push(i);
+                    }
                     let selected = self.state.selected == Some(i);
                     let e = &project.file.images[i];
                     let marks = badges(
@@ -116,13 +112,6 @@ impl ContrarioApp {
     }
 }
 
-/// A row's thumbnail: decoded, on its way, or not decodable (the file's notice says why).
-enum Thumb<'a> {
-    Ready(&'a TextureHandle),
-    Loading,
-    Unreadable,
-}
-
 /// One row: the thumbnail (a spinner until it is decoded, "unreadable" when it cannot be), the
 /// file name, and category, split and kind in the kind's colour; framed when selected.
 fn image_row(
@@ -135,21 +124,7 @@ fn image_row(
     let resp = ui
         .horizontal(|ui| {
             ui.set_min_height(ROW_HEIGHT);
-            let side = ROW_HEIGHT - 4.0;
-            match thumb {
-                Thumb::Ready(t) => thumb_slot(ui, Some(t), side),
-                Thumb::Loading => thumb_slot(ui, None, side),
-                // Not a spinner: nothing is on its way.
-                Thumb::Unreadable => ui.add_sized(
-                    [side, side],
-                    egui::Label::new(
-                        RichText::new("unreadable")
-                            .small()
-                            .color(Color32::from_rgb(230, 120, 90)),
-                    )
-                    .selectable(false),
-                ),
-            };
+            thumb_slot(ui, thumb, ROW_HEIGHT - 4.0);
             let split = e.split.name();
             let kind = if e.kind.is_empty() {
                 String::new()

@@ -5,6 +5,7 @@
 use egui::{Color32, Vec2};
 
 use super::viewer::{CRISP, color_image, fit_texture};
+use super::widgets::Thumb;
 use super::{ContrarioApp, Current};
 use crate::app::loader::{LoadKind, Loaded};
 use crate::app::{AppCommand, NoticeLevel};
@@ -107,6 +108,16 @@ impl ContrarioApp {
             }
         }
         self.request_selected();
+    }
+
+    /// Image `index`'s thumbnail as every panel shows it (a loading one is the caller's to
+    /// request).
+    pub(super) fn thumb(&self, index: usize) -> Thumb<'_> {
+        match self.thumbs.get(&index) {
+            Some(t) => Thumb::Ready(t),
+            None if self.thumbs_failed.contains(&index) => Thumb::Unreadable,
+            None => Thumb::Loading,
+        }
     }
 
     /// Ask the loader for the image (and its label masks) at `index`.

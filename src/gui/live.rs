@@ -5,7 +5,7 @@ use egui::{Color32, RichText};
 
 use super::ContrarioApp;
 use super::review::verdict_colour;
-use super::widgets::thumb_slot;
+use super::widgets::{Thumb, thumb_slot};
 use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::project::review::Verdict;
@@ -87,9 +87,9 @@ impl ContrarioApp {
                             );
                         }
                         for (r, index) in &s.recent {
-                            let thumb = index.and_then(|i| self.thumbs.get(&i));
+                            let thumb = index.map(|i| self.thumb(i));
                             if let Some(i) = index
-                                && thumb.is_none()
+                                && matches!(thumb, Some(Thumb::Loading))
                             {
                                 wanted.push(*i);
                             }
@@ -106,8 +106,8 @@ impl ContrarioApp {
                             let resp = ui
                                 .vertical(|ui| {
                                     ui.set_width(THUMB);
-                                    let slot = match (index, &r.error) {
-                                        (Some(_), None) => thumb_slot(ui, thumb, THUMB),
+                                    let slot = match (thumb, &r.error) {
+                                        (Some(t), None) => thumb_slot(ui, t, THUMB),
                                         _ => ui.add_sized(
                                             [THUMB, THUMB],
                                             egui::Label::new(

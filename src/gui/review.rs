@@ -4,7 +4,7 @@
 use egui::{Color32, RichText};
 
 use super::ContrarioApp;
-use super::widgets::{image_name, thumb_slot};
+use super::widgets::{Thumb, image_name, thumb_slot};
 use super::window_state::SideTab;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
@@ -269,8 +269,8 @@ impl ContrarioApp {
                     let e = &p.file.images[i];
                     let f = self.state.review.facts.get(i);
                     let v = self.state.review.verdicts.get(&e.id).copied();
-                    let thumb = self.thumbs.get(&i);
-                    if thumb.is_none() {
+                    let thumb = self.thumb(i);
+                    if matches!(thumb, Thumb::Loading) {
                         wanted.push(i);
                     }
                     ui.horizontal(|ui| {
@@ -463,8 +463,8 @@ impl ContrarioApp {
                     let (i, issue) = &list[k];
                     let e = &p.file.images[*i];
                     let open = self.opened_issue.as_ref() == Some(issue);
-                    let thumb = self.thumbs.get(i);
-                    if thumb.is_none() {
+                    let thumb = self.thumb(*i);
+                    if matches!(thumb, Thumb::Loading) {
                         wanted.push(*i);
                     }
                     ui.horizontal(|ui| {

@@ -10,20 +10,33 @@ pub(super) fn swatch(ui: &mut egui::Ui, colour: Color32) {
     ui.painter().rect_filled(rect, 2.0, colour);
 }
 
+/// An image's thumbnail as the panels have it: decoded, on its way, or not decodable (the
+/// file's notice says why).
+pub(super) enum Thumb<'a> {
+    Ready(&'a TextureHandle),
+    Loading,
+    Unreadable,
+}
+
+/// The colour of text that reports a problem (an unreadable file, why a figure is missing).
+pub(super) const PROBLEM_TEXT: Color32 = Color32::from_rgb(230, 120, 90);
+
 /// An image's thumbnail in a square of `side` whatever its aspect, so that every row's text
-/// starts alike (a spinner until it is decoded).
-pub(super) fn thumb_slot(
-    ui: &mut egui::Ui,
-    thumb: Option<&TextureHandle>,
-    side: f32,
-) -> egui::Response {
+/// starts alike: a spinner until it is decoded, "unreadable" when it cannot be (not a spinner:
+/// nothing is on its way).
+pub(super) fn thumb_slot(ui: &mut egui::Ui, thumb: Thumb<'_>, side: f32) -> egui::Response {
     match thumb {
-        Some(t) => {
+        Thumb::Ready(t) => {
             let s = t.size_vec2();
             let scale = side / s.x.max(s.y);
             ui.add_sized([side, side], egui::Image::new((t.id(), s * scale)))
         }
-        None => ui.add_sized([side, side], egui::Spinner::new()),
+        Thumb::Loading => ui.add_sized([side, side], egui::Spinner::new()),
+        Thumb::Unreadable => ui.add_sized(
+            [side, side],
+            egui::Label::new(RichText::new("unreadable").small().color(PROBLEM_TEXT))
+                .selectable(false),
+        ),
     }
 }
 
