@@ -8,7 +8,8 @@
 # runs: Magnetic-tile with 15, 30, 60 and 119 training normals against the same test images, to
 # show how training and inference grow with the training set. `python3 bench/families_table.py
 # OUT` prints the tables. Usage: bench/families.sh [OUT_DIR] [EPOCHS]; FAMILIES="uflow" runs one
-# family only, SCALING=0 skips the scaling runs.
+# family only, SCALING=0 skips the scaling runs, RETIME=1 measures the inference times again of
+# the models already there (both families in one run, nothing retrained).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-/tmp/contrario-families}
@@ -31,15 +32,22 @@ if [ "${SCALING:-1}" != 0 ]; then
   for n in 48:15 24:30 12:60 6:119; do subset "mt-n${n#*:}" "${n%%:*}" 4; done
 fi
 run() { # PROJECT CATEGORY FAMILY TAG
-  local P="$OUT/$1" C=$2 F=$3 M=$3-l2 R="$OUT/$4.$3"
-  [ -f "$R.eval.json" ] && return
+  local P="$OUT/$1" C=$2 F=$3 M=$3-l2 R="$OUT/$4.$3" fresh=1
+  if [ -f "$R.eval.json" ]; then
+    [ "${RETIME:-0}" = 1 ] || return 0
+    fresh=0
+  fi
   echo "== $F on $4"
-  /usr/bin/time -f "%e" -o "$R.train.time" $BIN train --project "$P" --model "$M" --category "$C" \
-    --detector "$F" --epochs "$EPOCHS" >"$R.train.json" 2>"$R.train.log"
+  if [ $fresh = 1 ]; then
+    /usr/bin/time -f "%e" -o "$R.train.time" $BIN train --project "$P" --model "$M" --category "$C" \
+      --detector "$F" --epochs "$EPOCHS" >"$R.train.json" 2>"$R.train.log"
+  fi
   rm -rf "$P/cache/$M/$C"
   /usr/bin/time -f "%e" -o "$R.infer.time" $BIN infer --project "$P" --model "$M" --category "$C" >"$R.infer.jsonl"
   /usr/bin/time -f "%e" -o "$R.cached.time" $BIN infer --project "$P" --model "$M" --category "$C" >/dev/null
-  $BIN eval --project "$P" --model "$M" --category "$C" --json >"$R.eval.json"
+  if [ $fresh = 1 ]; then
+    $BIN eval --project "$P" --model "$M" --category "$C" --json >"$R.eval.json"
+  fi
 }
 for pc in demo:fabric demo:leather demo:wood mvtec:bottle mvtec:leather mt:magnetic_tile; do
   for F in $FAMILIES; do run "${pc%%:*}" "${pc#*:}" "$F" "${pc%%:*}-${pc#*:}"; done
