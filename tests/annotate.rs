@@ -129,6 +129,7 @@ fn a_brush_stroke_undo_and_redo_and_the_mask_on_disk() {
         "{ops:?}"
     );
     assert!(ops.contains(&"brush"), "{ops:?}");
+    settle(&mut h);
     h.snapshot("annotation_tools");
 }
 
@@ -235,6 +236,9 @@ fn adjudication_writes_the_consensus_and_compare_mode_moves_together() {
     h.run_steps(2);
     let after = h.state().view_state();
     assert_ne!(before.1, after.1, "the shared view moved");
+    // The views-of-one-piece check runs in the background: wait for it, or the frame shows a
+    // spinner where its result goes (seen under load).
+    settle(&mut h);
     h.snapshot("compare_view");
 }
 
