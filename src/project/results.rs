@@ -26,7 +26,7 @@ pub struct InferenceSummary {
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 7;
+const RESULTS_VERSION: u32 = 8;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
@@ -78,43 +78,67 @@ impl CacheEntry {
         if meta["key"].as_str() != Some(self.key.as_str()) {
             return None;
         }
-        let two = |p: &Path| {
-            crate::stats::npy::read_f32(p)
+        // A map whose bytes are not those the metadata vouches for (torn by a power cut: the
+        // cache is written without fsync) is no result: the image is scored again.
+        let two = |p: &Path, i: usize| {
+            let bytes = std::fs::read(p).ok()?;
+            if meta["sums"][i].as_str() != Some(checksum(&bytes).as_str()) {
+                return None;
+            }
+            crate::stats::npy::parse_f32(&bytes)
                 .ok()?
                 .into_dimensionality::<ndarray::Ix2>()
                 .ok()
         };
         Some(InferenceSummary {
-            anomaly_map: two(&self.map)?,
-            log_nfa: two(&self.nfa)?,
-            best_scale: two(&self.scale)?.mapv(|v| v as u8),
+            anomaly_map: two(&self.map, 0)?,
+            log_nfa: two(&self.nfa, 1)?,
+            best_scale: two(&self.scale, 2)?.mapv(|v| v as u8),
             image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
             mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
             look: serde_json::from_value(meta["look"].clone()).ok(),
         })
     }
 
+    /// Written without fsync (a result costs less to recompute than two fsyncs per file): the
+    /// metadata, written last, holds a checksum of each map, and [`CacheEntry::read`] serves
+    /// only maps that match it.
     pub fn write(&self, s: &InferenceSummary) -> anyhow::Result<()> {
-        // The old metadata goes first: maps half-replaced by a crash must not pass for valid.
+        // The old metadata goes first: maps half-replaced must not pass for valid.
         match std::fs::remove_file(&self.meta) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        let (h, w) = s.anomaly_map.dim();
-        storage::write_npy_f32(&self.map, &[h, w], s.anomaly_map.iter().copied())?;
-        let (h, w) = s.log_nfa.dim();
-        storage::write_npy_f32(&self.nfa, &[h, w], s.log_nfa.iter().copied())?;
-        let (h, w) = s.best_scale.dim();
-        storage::write_npy_f32(&self.scale, &[h, w], s.best_scale.iter().map(|&v| v as f32))?;
+        let npy = |a: &ndarray::Array2<f32>| {
+            let (h, w) = a.dim();
+            crate::stats::npy::to_bytes_f32(&[h, w], a.iter().copied())
+        };
+        let maps = [
+            (&self.map, npy(&s.anomaly_map)),
+            (&self.nfa, npy(&s.log_nfa)),
+            (&self.scale, npy(&s.best_scale.mapv(f32::from))),
+        ];
+        let mut sums = Vec::with_capacity(maps.len());
+        for (path, bytes) in &maps {
+            storage::write_atomic_unsynced(path, bytes)?;
+            sums.push(checksum(bytes));
+        }
         let meta = serde_json::json!({
             "key": self.key,
+            "sums": sums,
             "image_score": s.image_score,
             "mean_z2_per_scale": s.mean_z2_per_scale,
             "look": s.look,
         });
-        storage::write_atomic(&self.meta, meta.to_string().as_bytes())?;
+        storage::write_atomic_unsynced(&self.meta, meta.to_string().as_bytes())?;
         Ok(())
     }
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    let mut h = Fnv::new();
+    h.eat(bytes);
+    h.hex()
 }
 
 /// A cached result of the model in `model_dir` on an image, made with the model's own
@@ -219,5 +243,49 @@ impl Project {
             return Err(missing);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> InferenceSummary {
+        let map = ndarray::Array2::from_shape_fn((8, 6), |(y, x)| (y * 6 + x) as f32 / 48.0);
+        InferenceSummary {
+            anomaly_map: map.clone(),
+            log_nfa: map.mapv(|v| -3.0 * v),
+            image_score: 0.75,
+            mean_z2_per_scale: vec![1.0, 1.25],
+            look: None,
+            best_scale: map.mapv(|v| (v * 3.0) as u8),
+        }
+    }
+
+    #[test]
+    fn cached_result_reads_back_and_a_damaged_map_is_never_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("a.png");
+        std::fs::write(&image, b"image bytes").unwrap();
+        let cache = dir.path().join("cache");
+        let entry = || CacheEntry::new(dir.path(), "cat/a.png", &image, &cache, &SegmentOptions::default());
+        let s = summary();
+        entry().write(&s).unwrap();
+        assert_eq!(entry().read(), Some(s.clone()));
+        // A map torn or swapped behind the metadata's back (a power cut: no fsync) reads as no
+        // result, so the image is scored again; each of the three maps is checked.
+        for suffix in ["map", "nfa", "scale"] {
+            let p = cache.join(format!("cat__a.png.{suffix}.npy"));
+            let good = std::fs::read(&p).unwrap();
+            let mut bad = good.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 0x40;
+            std::fs::write(&p, &bad).unwrap();
+            assert_eq!(entry().read(), None, "{suffix} damaged");
+            std::fs::write(&p, &good[..good.len() / 2]).unwrap();
+            assert_eq!(entry().read(), None, "{suffix} truncated");
+            std::fs::write(&p, &good).unwrap();
+            assert_eq!(entry().read(), Some(s.clone()));
+        }
     }
 }

@@ -8,6 +8,18 @@ use std::path::Path;
 /// Write `bytes` to `path` atomically: temporary file in the same folder, fsync, rename, fsync of
 /// the folder (so the rename itself survives a power cut).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// Replace `path` by rename like [`write_atomic`], without waiting for the disk: readers never
+/// see a half-written file, but after a power cut the file may hold anything. For data that
+/// can be recomputed and is checked on read (the inference cache's checksums), where two
+/// fsyncs per file would cost more than making it.
+pub fn write_atomic_unsynced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, false)
+}
+
+fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -24,9 +36,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, path)?;
+        if !durable {
+            return Ok(());
+        }
         if let Ok(d) = File::open(dir) {
             // Not every filesystem supports fsync on a directory; the rename is already done.
             let _ = d.sync_all();
