@@ -325,7 +325,10 @@ mod tests {
                 .map(|(&a, &b)| (i32::from(a) - i32::from(b)).abs())
                 .collect();
             let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
-            assert!(diffs.iter().all(|&d| d <= 1) && mean < 0.5, "{w}x{h}: mean {mean}");
+            assert!(
+                diffs.iter().all(|&d| d <= 1) && mean < 0.5,
+                "{w}x{h}: mean {mean}"
+            );
         }
         let missing = model_view(&dir.path().join("none.png"), 256);
         assert!(missing.is_err());

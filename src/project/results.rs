@@ -268,7 +268,15 @@ mod tests {
         let image = dir.path().join("a.png");
         std::fs::write(&image, b"image bytes").unwrap();
         let cache = dir.path().join("cache");
-        let entry = || CacheEntry::new(dir.path(), "cat/a.png", &image, &cache, &SegmentOptions::default());
+        let entry = || {
+            CacheEntry::new(
+                dir.path(),
+                "cat/a.png",
+                &image,
+                &cache,
+                &SegmentOptions::default(),
+            )
+        };
         let s = summary();
         entry().write(&s).unwrap();
         assert_eq!(entry().read(), Some(s.clone()));
