@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use contrario::app::review::ReviewCommand;
 use contrario::app::{AppCommand, HeatmapKind};
 use contrario::gui::ContrarioApp;
 use egui_kittest::Harness;
@@ -198,6 +199,39 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
         .apply(AppCommand::SetHeatmapKind(HeatmapKind::AnomalyScore));
     settle(&mut h);
     h.get_by_value("heatmap: -log10 NFA");
+}
+
+#[test]
+fn a_darkened_image_is_told_unlike_training_in_the_status_bar_and_found_by_the_filter() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    let p = dir.path().join("p");
+    contrario::project::copy_folder(&demo, &p).unwrap();
+    // The line's light dimmed by a fifth on one normal test image.
+    let file = p.join("images/fabric/test/good/000.png");
+    let mut img = image::open(&file).unwrap().to_rgb8();
+    for px in img.pixels_mut() {
+        px.0 = px.0.map(|v| (f32::from(v) * 0.8) as u8);
+    }
+    img.save(&file).unwrap();
+    let mut h = harness(Some(p));
+    let idx = find(&h, |e| e.id == "fabric/test/good/000");
+    h.state_mut().apply(AppCommand::Select(idx));
+    settle(&mut h);
+    h.get_by_label("Detect anomalies").click();
+    settle(&mut h);
+    // The status bar says it in words (cut to leave room for the zoom and the pointer's
+    // readout; whole on hover).
+    h.get_by_label_contains("unlike training: darker than every training image");
+    // The image list's filter keeps it, alone.
+    let filter = contrario::app::review::ListFilter {
+        only_unlike_training: true,
+        ..Default::default()
+    };
+    h.state_mut()
+        .apply(AppCommand::Review(ReviewCommand::Filter(filter)));
+    settle(&mut h);
+    assert_eq!(h.state().state.review.rows, vec![idx]);
 }
 
 #[test]

@@ -433,8 +433,8 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
         .unwrap();
     assert!(!hit);
     assert_eq!(c.anomaly_map, e.anomaly_map);
-    // A cache entry is believed only under its key: a forged map under the right key is what a
-    // hit returns, which a recompute would not give.
+    // A map changed behind its metadata's back (torn by a power cut: the cache is written without
+    // fsync, or edited) fails its checksum: a miss, recomputed, never served.
     let forged = ndarray::Array2::<f32>::from_elem(e.anomaly_map.dim(), 0.123);
     let (h, w) = forged.dim();
     contrario::project::storage::write_npy_f32(
@@ -446,8 +446,15 @@ fn inference_cache_is_reused_and_invalidated_when_the_image_changes() {
     let (f, hit) = model
         .infer_cached(&mdir, "x", &img, Some(&cache), None)
         .unwrap();
-    assert!(hit);
-    assert_eq!(f.anomaly_map, forged);
+    assert!(
+        !hit,
+        "a map that is not the one its metadata vouches for is not a hit"
+    );
+    assert_eq!(f.anomaly_map, e.anomaly_map);
+    let (_, hit) = model
+        .infer_cached(&mdir, "x", &img, Some(&cache), None)
+        .unwrap();
+    assert!(hit, "and the rewritten entry is read back");
     // Another count of tests is another result: computed, not read, and its maps differ.
     let thesis = Some(SegmentOptions::with_count(TestCount::Thesis));
     let (g, hit) = model

@@ -6,6 +6,12 @@ use crate::app::AppCommand;
 use crate::app::actions::Action;
 use crate::app::detection::readout;
 
+/// Width kept after the drift words for the zoom and the pointer's readout ("zoom 100%",
+/// "(1023, 1023) RGB 255 255 255", "log10 NFA -12.3 · score 0.45", separators).
+const POINTER_ROOM: f32 = 500.0;
+/// The drift words never shrink below this ("unlike training: dar…").
+const MIN_WORDS: f32 = 140.0;
+
 impl ContrarioApp {
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
         let mut cancel_run = false;
@@ -92,15 +98,24 @@ impl ContrarioApp {
                             .and_then(|f| f.unlike_training.as_ref())
                         {
                             ui.separator();
-                            ui.label(
-                                egui::RichText::new(format!("unlike training: {words}"))
-                                    .color(egui::Color32::from_rgb(200, 150, 255)),
-                            )
-                            .on_hover_text(
-                                "This image is unlike every image the model was trained on: its \
-                                 flags and outlines here are not to be trusted (lighting or \
-                                 camera changed?)",
-                            );
+                            // The words are long; they give way (cut, whole on hover) so that
+                            // the zoom and the pointer's readout after them stay in view.
+                            let room = (ui.available_width() - POINTER_ROOM).max(MIN_WORDS);
+                            ui.scope(|ui| {
+                                ui.set_max_width(room);
+                                let text = egui::RichText::new(format!("unlike training: {words}"))
+                                    .color(egui::Color32::from_rgb(200, 150, 255));
+                                ui.add(
+                                    egui::Label::new(text)
+                                        .truncate()
+                                        .show_tooltip_when_elided(false),
+                                )
+                                .on_hover_text(format!(
+                                    "Unlike training: {words}.\nThis image is unlike every image \
+                                     the model was trained on: its flags and outlines here are \
+                                     not to be trusted (lighting or camera changed?)"
+                                ));
+                            });
                         }
                         ui.separator();
                         ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
