@@ -185,7 +185,7 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
     h.state_mut().apply(AppCommand::SetNfaThreshold(-20.0));
     settle(&mut h);
     h.get_by_label_contains("1 false alarm per 10^20.0 images");
-    // Under the cursor, the status bar says what the detector says there.
+    // Under the cursor, the readout over the image says what the detector says there.
     h.get_by_label("Image viewer").hover();
     h.run_steps(2);
     assert!(
@@ -202,7 +202,7 @@ fn detection_shows_heatmap_and_contours_and_the_nfa_level_rethresholds_live() {
 }
 
 #[test]
-fn a_darkened_image_is_told_unlike_training_in_the_status_bar_and_found_by_the_filter() {
+fn a_darkened_image_is_told_unlike_training_and_the_pointer_readout_is_never_cut() {
     let dir = tempfile::tempdir().unwrap();
     let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
     let p = dir.path().join("p");
@@ -220,9 +220,49 @@ fn a_darkened_image_is_told_unlike_training_in_the_status_bar_and_found_by_the_f
     settle(&mut h);
     h.get_by_label("Detect anomalies").click();
     settle(&mut h);
-    // The status bar says it in words (cut to leave room for the zoom and the pointer's
-    // readout; whole on hover).
-    h.get_by_label_contains("unlike training: darker than every training image");
+    // The status bar says it in words, last, cut to the room left (whole on hover): nothing
+    // before them, nor they, runs under the bar's right side.
+    let words = h
+        .get_by_label_contains("unlike training: darker than every training image")
+        .rect();
+    let zoom = h.get_by_label_contains("zoom ").rect();
+    let right_side = h.get_by_label_contains("editing: ").rect();
+    assert!(
+        zoom.max.x < words.min.x && words.max.x <= right_side.min.x,
+        "zoom {zoom:?}, words {words:?}, the right side {right_side:?}"
+    );
+    // What lies under the pointer is shown whole over the image, in a corner, never under the
+    // pointer: at the centre and at the bottom right corner, where the box would be.
+    let viewer = h.get_by_label("Image viewer").rect();
+    for at in [
+        viewer.center(),
+        viewer.right_bottom() - egui::vec2(20.0, 20.0),
+    ] {
+        h.hover_at(at);
+        h.run_steps(3);
+        let boxed = |h: &Harness<'static, ContrarioApp>, prefix: &str| {
+            h.query_all_by(|n| n.value().is_some_and(|t| t.starts_with(prefix)))
+                .next()
+                .unwrap_or_else(|| panic!("no \"{prefix}…\" readout at {at:?}"))
+                .rect()
+        };
+        for r in [boxed(&h, "log10 NFA "), boxed(&h, "(")] {
+            assert!(
+                viewer.contains_rect(r),
+                "{r:?} is cut: the view is {viewer:?}"
+            );
+            assert!(
+                !r.expand(4.0).contains(at),
+                "{r:?} is under the pointer at {at:?}"
+            );
+        }
+        let said = h.query_all_by(|n| readout(n.value()).is_some()).next();
+        let (nfa, score) = readout(said.and_then(|n| n.value())).unwrap();
+        assert!(
+            nfa.is_finite() && score.is_some(),
+            "U-Flow's readout: {nfa} {score:?}"
+        );
+    }
     // The image list's filter keeps it, alone.
     let filter = contrario::app::review::ListFilter {
         only_unlike_training: true,

@@ -11,6 +11,7 @@ use super::layer_views::{ANNOTATOR_COLOURS, draw_outlines, layers_in_memory};
 use super::viewer::{self, Layer, Picture};
 use crate::app::AppCommand;
 use crate::app::annotation::{Compare, LabelCommand, Tool};
+use crate::app::detection::readout;
 
 /// Panes at most in compare mode.
 const MAX_PANES: usize = 4;
@@ -140,6 +141,58 @@ impl ContrarioApp {
         self.tool_input(ui, &out, size);
         self.heat_legend_overlay(ui, out.view);
         self.hover_info = self.hover_text(index);
+        self.pointer_readout(ui, out.view, index);
+    }
+
+    /// What lies under the pointer (the pixel and its colour, what the detector says there, the
+    /// region and the labels) over the view's bottom right corner, or its top right corner while
+    /// the pointer is where the box would be: beside what is pointed at, never over it, and
+    /// never cut as a status bar cuts a long line. Its labels sense no clicks, so the viewer
+    /// under them stays hovered.
+    fn pointer_readout(&mut self, ui: &mut egui::Ui, view: egui::Rect, index: usize) {
+        let Some((_, x, y)) = self.hovered.filter(|h| h.0 == index) else {
+            return;
+        };
+        let Some(cur) = &self.current else { return };
+        let Some(px) = cur.rgba.get_pixel_checked(x, y) else {
+            return;
+        };
+        let px = px.0;
+        let mut lines = vec![format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2])];
+        if let Some(d) = self.state.detections.get(&index) {
+            lines.push(readout(&d.log_nfa, d.score.as_ref(), (x, y), cur.size));
+        }
+        lines.extend(self.hover_info.clone());
+        let margin = 8.0;
+        let bottom = egui::Rect::from_min_max(
+            view.right_bottom() - self.readout_size - Vec2::splat(margin),
+            view.right_bottom(),
+        );
+        let pointer = ui.ctx().pointer_hover_pos();
+        let layout = if pointer.is_some_and(|p| bottom.expand(margin).contains(p)) {
+            egui::Layout::top_down(egui::Align::Max)
+        } else {
+            // The box's content inherits the layout: from the bottom, the last line first.
+            lines.reverse();
+            egui::Layout::bottom_up(egui::Align::Max)
+        };
+        let mut child = ui.new_child(
+            egui::UiBuilder::new()
+                .max_rect(view.shrink(margin))
+                .layout(layout),
+        );
+        let shown = egui::Frame::new()
+            .fill(Color32::from_black_alpha(170))
+            .inner_margin(4.0)
+            .corner_radius(3.0)
+            .show(&mut child, |ui| {
+                ui.spacing_mut().item_spacing.y = 2.0;
+                for line in lines {
+                    let text = egui::RichText::new(line).color(Color32::from_gray(235));
+                    ui.add(egui::Label::new(text).selectable(false));
+                }
+            });
+        self.readout_size = shown.response.rect.size();
     }
 
     /// The tool in hand: drags, clicks and double-clicks on the image become label commands;

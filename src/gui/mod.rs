@@ -71,6 +71,8 @@ pub struct ContrarioApp {
     view: ViewState,
     /// The image pixel under the cursor in the last frame, with the index of the image it was
     /// on: the status bar, drawn before the viewer, must not read it on another image.
+    /// The pointer readout's size last frame (where it would sit decides whether it moves).
+    readout_size: egui::Vec2,
     hovered: Option<(usize, u32, u32)>,
     seen_generation: u64,
     /// Selection the image list last showed: when it changes by key or command, the list scrolls.
@@ -174,6 +176,7 @@ impl ContrarioApp {
             failed: None,
             view: ViewState::default(),
             hovered: None,
+            readout_size: egui::Vec2::ZERO,
             seen_generation: u64::MAX,
             listed_selection: None,
             list_offset: 0.0,

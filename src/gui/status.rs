@@ -1,16 +1,10 @@
-//! The status bar: project, image and size, zoom, the pixel under the cursor with what the
-//! detector says there, and the compute device.
+//! The status bar: project, image and size, the detection's summary, zoom, the drift check's
+//! words, who edits, jobs and the compute device (what lies under the pointer is shown over the
+//! image: see the canvas).
 
 use super::ContrarioApp;
 use crate::app::AppCommand;
 use crate::app::actions::Action;
-use crate::app::detection::readout;
-
-/// Width kept after the drift words for the zoom and the pointer's readout ("zoom 100%",
-/// "(1023, 1023) RGB 255 255 255", "log10 NFA -12.3 · score 0.45", separators).
-const POINTER_ROOM: f32 = 500.0;
-/// The drift words never shrink below this ("unlike training: dar…").
-const MIN_WORDS: f32 = 140.0;
 
 impl ContrarioApp {
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
@@ -89,6 +83,8 @@ impl ContrarioApp {
                             ui.separator();
                             ui.label(d.summary());
                         }
+                        ui.separator();
+                        ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
                         // The drift check: the model's flags here are not to be trusted.
                         if let Some(words) = self
                             .state
@@ -98,43 +94,19 @@ impl ContrarioApp {
                             .and_then(|f| f.unlike_training.as_ref())
                         {
                             ui.separator();
-                            // The words are long; they give way (cut, whole on hover) so that
-                            // the zoom and the pointer's readout after them stay in view.
-                            let room = (ui.available_width() - POINTER_ROOM).max(MIN_WORDS);
-                            ui.scope(|ui| {
-                                ui.set_max_width(room);
-                                let text = egui::RichText::new(format!("unlike training: {words}"))
-                                    .color(egui::Color32::from_rgb(200, 150, 255));
-                                ui.add(
-                                    egui::Label::new(text)
-                                        .truncate()
-                                        .show_tooltip_when_elided(false),
-                                )
-                                .on_hover_text(format!(
-                                    "Unlike training: {words}.\nThis image is unlike every image \
-                                     the model was trained on: its flags and outlines here are \
-                                     not to be trusted (lighting or camera changed?)"
-                                ));
-                            });
-                        }
-                        ui.separator();
-                        ui.label(format!("zoom {:.0}%", self.view.zoom * 100.0));
-                        let hovered = self.hovered.filter(|&(i, _, _)| i == cur.index);
-                        if let Some((_, x, y)) = hovered
-                            && let Some(px) = cur.rgba.get_pixel_checked(x, y)
-                        {
-                            let px = px.0;
-                            ui.separator();
-                            ui.label(format!("({x}, {y}) RGB {} {} {}", px[0], px[1], px[2]));
-                            if let Some(d) = self.state.detections.get(&cur.index) {
-                                let score = d.score.as_ref();
-                                ui.separator();
-                                ui.label(readout(&d.log_nfa, score, (x, y), cur.size));
-                            }
-                            if let Some(info) = &self.hover_info {
-                                ui.separator();
-                                ui.label(info);
-                            }
+                            // The words are long and last: cut to the room left, whole on hover.
+                            let text = egui::RichText::new(format!("unlike training: {words}"))
+                                .color(egui::Color32::from_rgb(200, 150, 255));
+                            ui.add(
+                                egui::Label::new(text)
+                                    .truncate()
+                                    .show_tooltip_when_elided(false),
+                            )
+                            .on_hover_text(format!(
+                                "Unlike training: {words}.\nThis image is unlike every image \
+                                 the model was trained on: its flags and outlines here are \
+                                 not to be trusted (lighting or camera changed?)"
+                            ));
                         }
                     }
                 });
