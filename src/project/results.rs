@@ -26,7 +26,7 @@ pub struct InferenceSummary {
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 8;
+const RESULTS_VERSION: u32 = 9;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
@@ -80,20 +80,21 @@ impl CacheEntry {
         }
         // A map whose bytes are not those the metadata vouches for (torn by a power cut: the
         // cache is written without fsync) is no result: the image is scored again.
-        let two = |p: &Path, i: usize| {
+        let checked = |p: &Path, i: usize| {
             let bytes = std::fs::read(p).ok()?;
-            if meta["sums"][i].as_str() != Some(checksum(&bytes).as_str()) {
-                return None;
-            }
-            crate::stats::npy::parse_f32(&bytes)
+            (meta["sums"][i].as_str() == Some(checksum(&bytes).as_str())).then_some(bytes)
+        };
+        let two = |p: &Path, i: usize| {
+            crate::stats::npy::parse_f32(&checked(p, i)?)
                 .ok()?
                 .into_dimensionality::<ndarray::Ix2>()
                 .ok()
         };
+        let scales = crate::stats::npy::parse_u8(&checked(&self.scale, 2)?).ok()?;
         Some(InferenceSummary {
             anomaly_map: two(&self.map, 0)?,
             log_nfa: two(&self.nfa, 1)?,
-            best_scale: two(&self.scale, 2)?.mapv(|v| v as u8),
+            best_scale: scales.into_dimensionality::<ndarray::Ix2>().ok()?,
             image_score: meta["image_score"].as_f64().unwrap_or(f64::NAN) as f32,
             mean_z2_per_scale: serde_json::from_value(meta["mean_z2_per_scale"].clone()).ok()?,
             look: serde_json::from_value(meta["look"].clone()).ok(),
@@ -109,14 +110,18 @@ impl CacheEntry {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
         }
-        let npy = |a: &ndarray::Array2<f32>| {
-            let (h, w) = a.dim();
-            crate::stats::npy::to_bytes_f32(&[h, w], a.iter().copied())
-        };
+        use crate::stats::npy::{to_bytes_f32, to_bytes_u8};
+        let npy =
+            |a: &ndarray::Array2<f32>| to_bytes_f32(&[a.nrows(), a.ncols()], a.iter().copied());
+        let b = &s.best_scale;
+        // The scale that found each cell is a byte: a quarter of the room of a float map.
         let maps = [
             (&self.map, npy(&s.anomaly_map)),
             (&self.nfa, npy(&s.log_nfa)),
-            (&self.scale, npy(&s.best_scale.mapv(f32::from))),
+            (
+                &self.scale,
+                to_bytes_u8(&[b.nrows(), b.ncols()], b.iter().copied()),
+            ),
         ];
         let mut sums = Vec::with_capacity(maps.len());
         for (path, bytes) in &maps {

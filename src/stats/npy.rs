@@ -1,5 +1,6 @@
-//! Minimal reader and writer of NumPy `.npy` files (float32, C order, format 1.0-3.0), for latents
-//! and maps exchanged with other implementations. Malformed files give errors, not panics.
+//! Minimal reader and writer of NumPy `.npy` files (float32 and unsigned bytes, C order, format
+//! 1.0-3.0), for latents and maps exchanged with other implementations and the result cache.
+//! Malformed files give errors, not panics.
 
 use ndarray::{ArrayD, IxDyn};
 use std::path::Path;
@@ -25,6 +26,27 @@ pub fn read_f32(path: &Path) -> Result<ArrayD<f32>, NpyError> {
 }
 
 pub fn parse_f32(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
+    let (shape, data) = parse(bytes, &["'<f4'", "'=f4'"], 4)?;
+    let values: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| e.to_string())
+}
+
+/// An unsigned-byte `.npy` file (`|u1`: labels, indices), as [`parse_f32`] reads floats.
+pub fn parse_u8(bytes: &[u8]) -> Result<ArrayD<u8>, String> {
+    let (shape, data) = parse(bytes, &["'|u1'", "'<u1'", "'=u1'"], 1)?;
+    ArrayD::from_shape_vec(IxDyn(&shape), data.to_vec()).map_err(|e| e.to_string())
+}
+
+/// The shape and the data bytes of a C-order `.npy` file whose dtype is one of `descrs`, each
+/// value `size` bytes.
+fn parse<'a>(
+    bytes: &'a [u8],
+    descrs: &[&str],
+    size: usize,
+) -> Result<(Vec<usize>, &'a [u8]), String> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err("missing the \\x93NUMPY magic".into());
     }
@@ -48,10 +70,11 @@ pub fn parse_f32(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
         Ok(rest.trim_start().trim_start_matches(':').trim_start())
     };
     let descr = field("descr")?;
-    if !(descr.starts_with("'<f4'") || descr.starts_with("'=f4'")) {
+    if !descrs.iter().any(|d| descr.starts_with(d)) {
         return Err(format!(
-            "dtype {} (need '<f4')",
-            descr.split(',').next().unwrap_or("")
+            "dtype {} (need {})",
+            descr.split(',').next().unwrap_or(""),
+            descrs[0]
         ));
     }
     if field("fortran_order")?.starts_with("True") {
@@ -74,40 +97,50 @@ pub fn parse_f32(bytes: &[u8]) -> Result<ArrayD<f32>, String> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or("shape overflows")?;
     let data = &bytes[start + header_len..];
-    if data.len() != count * 4 {
+    if Some(data.len()) != count.checked_mul(size) {
         return Err(format!(
             "expected {} data bytes for shape {shape:?}, found {}",
-            count * 4,
+            count.saturating_mul(size),
             data.len()
         ));
     }
-    let values: Vec<f32> = data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    ArrayD::from_shape_vec(IxDyn(&shape), values).map_err(|e| e.to_string())
+    Ok((shape, data))
 }
 
 /// The bytes of a float32 `.npy` file holding `values` in `shape` (row-major).
 pub fn to_bytes_f32(shape: &[usize], values: impl Iterator<Item = f32>) -> Vec<u8> {
+    let mut out = header("<f4", shape, 4);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// The bytes of an unsigned-byte `.npy` file holding `values` in `shape` (row-major).
+pub fn to_bytes_u8(shape: &[usize], values: impl Iterator<Item = u8>) -> Vec<u8> {
+    let mut out = header("|u1", shape, 1);
+    out.extend(values);
+    out
+}
+
+/// A format 1.0 header for `shape` of `descr`, with room reserved for the data.
+fn header(descr: &str, shape: &[usize], size: usize) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {
         format!("({},)", dims[0])
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Pad so that the data starts on a 64-byte boundary, newline-terminated.
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + shape.iter().product::<usize>() * 4);
+    let mut out = Vec::with_capacity(10 + header.len() + shape.iter().product::<usize>() * size);
     out.extend_from_slice(b"\x93NUMPY\x01\x00");
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
     out
 }
 
@@ -158,5 +191,23 @@ mod tests {
         assert!(parse_f32(b"garbage").is_err());
         let f8 = String::from_utf8_lossy(&bytes).replace("<f4", "<f8");
         assert!(parse_f32(f8.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn bytes_round_trip_and_are_not_taken_for_floats() {
+        let bytes = to_bytes_u8(&[2, 2], [0u8, 1, 2, 255].into_iter());
+        assert_eq!(
+            (10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64,
+            0
+        );
+        let a = parse_u8(&bytes).unwrap();
+        assert_eq!(a.shape(), &[2, 2]);
+        assert_eq!(a.iter().copied().collect::<Vec<_>>(), [0, 1, 2, 255]);
+        assert!(
+            parse_f32(&bytes).is_err(),
+            "a byte map is not read as floats"
+        );
+        assert!(parse_u8(&to_bytes_f32(&[1], [1.0].into_iter())).is_err());
+        assert!(parse_u8(&bytes[..bytes.len() - 1]).is_err());
     }
 }
