@@ -30,7 +30,6 @@ impl ContrarioApp {
     /// The image area: compare mode's panes, or the one viewer.
     pub(super) fn canvas(&mut self, ui: &mut egui::Ui) {
         self.hovered = None;
-        self.hover_info = None;
         let Some(cur) = &self.current else {
             let text = if self.failed.is_some() && self.failed == self.state.selected {
                 "This image cannot be displayed (see the notice above)."
@@ -140,7 +139,6 @@ impl ContrarioApp {
         }
         self.tool_input(ui, &out, size);
         self.heat_legend_overlay(ui, out.view);
-        self.hover_info = self.hover_text(index);
         self.pointer_readout(ui, out.view, index);
     }
 
@@ -162,7 +160,7 @@ impl ContrarioApp {
         if let Some(d) = self.state.detections.get(&index) {
             lines.push(readout(&d.log_nfa, d.score.as_ref(), (x, y), cur.size));
         }
-        lines.extend(self.hover_info.clone());
+        lines.extend(self.hover_text(index));
         let margin = 8.0;
         let bottom = egui::Rect::from_min_max(
             view.right_bottom() - self.readout_size - Vec2::splat(margin),

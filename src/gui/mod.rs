@@ -69,11 +69,11 @@ pub struct ContrarioApp {
     /// The selected image could not be decoded (its notice is shown; it is not retried).
     failed: Option<usize>,
     view: ViewState,
-    /// The image pixel under the cursor in the last frame, with the index of the image it was
-    /// on: the status bar, drawn before the viewer, must not read it on another image.
+    /// The image pixel under the cursor, with the index of the image it was on (set by the
+    /// viewer each frame; what is told of it must not be told of another image).
+    hovered: Option<(usize, u32, u32)>,
     /// The pointer readout's size last frame (where it would sit decides whether it moves).
     readout_size: egui::Vec2,
-    hovered: Option<(usize, u32, u32)>,
     seen_generation: u64,
     /// Selection the image list last showed: when it changes by key or command, the list scrolls.
     listed_selection: Option<usize>,
@@ -91,8 +91,6 @@ pub struct ContrarioApp {
     compare_labels: HashMap<(usize, String), TextureHandle>,
     /// The brush stroke's last point, while a stroke is drawn.
     stroke_last: Option<[f32; 2]>,
-    /// What lies under the cursor (region, labels), for the status bar.
-    hover_info: Option<String>,
     /// Where the last frame drew the image: its view rectangle (for tests that point at image
     /// pixels).
     view_rect: Option<egui::Rect>,
@@ -189,7 +187,6 @@ impl ContrarioApp {
             compare_views: HashMap::new(),
             compare_labels: HashMap::new(),
             stroke_last: None,
-            hover_info: None,
             view_rect: None,
             drawn_compare: None,
             show_shortcuts: false,
