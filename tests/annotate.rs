@@ -227,7 +227,20 @@ fn adjudication_writes_the_consensus_and_compare_mode_moves_together() {
     let pane = h.get_by_label("Compare pane 2").rect();
     let before = h.state().view_state();
     h.hover_at(pane.center());
-    h.step();
+    h.run_steps(2);
+    // What lies under the pointer is shown in the pane pointed at, whole.
+    let readout = h
+        .query_all_by(|n| {
+            n.value()
+                .is_some_and(|t| t.starts_with('(') && t.contains(") RGB "))
+        })
+        .next()
+        .expect("the pointer's readout in compare mode")
+        .rect();
+    assert!(
+        pane.contains_rect(readout),
+        "{readout:?} is not inside {pane:?}"
+    );
     press(&mut h, pane.center(), true);
     h.step();
     h.event(Event::PointerMoved(pane.center() + egui::vec2(40.0, 25.0)));

@@ -334,7 +334,8 @@ impl ContrarioApp {
         let ctx = ui.ctx().clone();
         let Some(cur) = &self.current else { return };
         let base = (cur.texture.clone(), cur.size);
-        // Panes: (title, base texture and size, label texture).
+        // Panes: (title, base texture and size, label texture, whether it shows the selected
+        // image: there the pointer's readout is drawn).
         let mut panes = Vec::new();
         match mode {
             Compare::Annotators => {
@@ -351,7 +352,7 @@ impl ContrarioApp {
                         .as_ref()
                         .and_then(|p| p.annotator(&a))
                         .map_or(a.clone(), |an| an.name.clone());
-                    panes.push((title, base.clone(), tex));
+                    panes.push((title, base.clone(), tex, true));
                 }
             }
             Compare::GroupViews => {
@@ -377,13 +378,13 @@ impl ContrarioApp {
                         self.compare_views.get(&i).cloned()
                     };
                     let Some(view) = view else {
-                        panes.push((id, base.clone(), None));
+                        panes.push((id, base.clone(), None, false));
                         continue;
                     };
                     let tex = shown
                         .as_ref()
                         .and_then(|who| self.view_layer_texture(&ctx, i, &id, who));
-                    panes.push((id, view, tex));
+                    panes.push((id, view, tex, i == index));
                 }
             }
         }
@@ -401,7 +402,7 @@ impl ContrarioApp {
         let room = canvas_size(ui);
         let pane = Vec2::new((room.x - spacing * (n - 1.0)) / n, room.y - 22.0);
         ui.horizontal(|ui| {
-            for (k, (title, (texture, size), label)) in panes.iter().enumerate() {
+            for (k, (title, (texture, size), label, selected)) in panes.iter().enumerate() {
                 ui.vertical(|ui| {
                     let colour = ANNOTATOR_COLOURS[k % ANNOTATOR_COLOURS.len()];
                     ui.label(egui::RichText::new(title).color(colour).strong());
@@ -417,7 +418,7 @@ impl ContrarioApp {
                         size: Vec2::new(size.0 as f32, size.1 as f32),
                         layers: &layers,
                     };
-                    viewer::show(
+                    let out = viewer::show(
                         ui,
                         &mut self.view,
                         &picture,
@@ -425,6 +426,10 @@ impl ContrarioApp {
                         Some(pane),
                         &format!("Compare pane {}", k + 1),
                     );
+                    if *selected && let Some((x, y)) = out.hovered_pixel {
+                        self.hovered = Some((index, x, y));
+                        self.pointer_readout(ui, out.view, index);
+                    }
                 });
             }
         });
