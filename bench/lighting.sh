@@ -6,7 +6,7 @@
 # the training images untouched), and `review --json` with the ground truth as the only annotator
 # (the label-issue finder on correct labels). `python3 bench/lighting_table.py OUT` prints the
 # tables. DETECTOR (uflow, the default, or patchcore) picks the family; both can share OUT_DIR.
-# Usage: bench/lighting.sh [OUT_DIR] [EPOCHS] [DETECTOR]
+# SETTINGS="standardise" trains one lighting setting only. Usage: bench/lighting.sh [OUT_DIR] [EPOCHS] [DETECTOR]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=${1:-/tmp/contrario-lighting}
@@ -42,7 +42,7 @@ done
 for pc in mvtec:leather mvtec:bottle mt:magnetic_tile; do
   P=${pc%%:*}
   C=${pc#*:}
-  for ph in as-is standardise; do
+  for ph in ${SETTINGS:-as-is standardise}; do
     M=$DETECTOR-$ph
     # U-Flow's runs keep the names they had before PatchCore joined.
     if [ "$DETECTOR" = uflow ]; then R="$OUT/$C.$ph"; else R="$OUT/$C.$DETECTOR-$ph"; fi
@@ -58,6 +58,9 @@ for pc in mvtec:leather mvtec:bottle mt:magnetic_tile; do
         rm -rf "$OUT/$P$d/models/$M" && mkdir -p "$OUT/$P$d/models" && cp -r "$OUT/$P/models/$M" "$OUT/$P$d/models/$M"
       fi
       $BIN eval --project "$OUT/$P$d" --model "$M" --category "$C" --json >"$E"
+      # Without the model's out-of-sample offset (bench/promise_table.py).
+      $BIN eval --project "$OUT/$P$d" --model "$M" --category "$C" --json \
+        --threshold "$(python3 bench/level_offset.py "$E" "$C")" >"${E%.eval.json}.no-offset.eval.json"
     done
     [ -f "$R.review.json" ] || $BIN review --project "$OUT/$P" --model "$M" --limit 100000 >"$R.review.json"
   done

@@ -393,6 +393,27 @@ impl AppState {
         self.model_files.get(&key).and_then(|f| f.as_ref())
     }
 
+    /// A model in words, its family and its name ("PatchCore pc"): the family of the selected
+    /// image's category's version, else of the first category that has one (a name may be a
+    /// U-Flow on one category and a PatchCore on another).
+    pub fn model_label(&mut self, model: &str) -> String {
+        let selected = self.selected.and_then(|i| {
+            let p = self.project.as_ref()?;
+            Some(p.file.images.get(i)?.category.clone())
+        });
+        let all = self
+            .project
+            .as_ref()
+            .map(|p| p.categories())
+            .unwrap_or_default();
+        for c in selected.into_iter().chain(all) {
+            if let Some(f) = self.model_file(model, &c) {
+                return format!("{} {model}", f.train.family.label());
+            }
+        }
+        format!("model {model}")
+    }
+
     /// The epochs a training of `model` on `category` would resume after (a cancelled or crashed
     /// one left a checkpoint), read once.
     pub fn resumable_epochs(&mut self, model: &str, category: &str) -> Option<usize> {

@@ -9,11 +9,13 @@ use std::time::Instant;
 use crate::project::evaluation::{Evaluation, ImageOutcome, Prepared, decisions};
 use crate::project::review::Verdict;
 
-/// A U-Flow model run over many images, a few at a time on the worker so that the selected
-/// image's detection never waits for the whole run.
+/// A model run over many images, a few at a time on the worker so that the selected image's
+/// detection never waits for the whole run.
 #[derive(Debug, Clone)]
 pub struct Run {
     pub model: String,
+    /// The model in words ("U-Flow uflow-l2", see `AppState::model_label`).
+    pub label: String,
     /// Image indices not sent yet.
     pub pending: VecDeque<usize>,
     pub total: usize,
@@ -28,9 +30,15 @@ pub struct Run {
 }
 
 impl Run {
-    pub fn new(model: String, images: Vec<usize>, then_evaluate: Option<String>) -> Self {
+    pub fn new(
+        model: String,
+        label: String,
+        images: Vec<usize>,
+        then_evaluate: Option<String>,
+    ) -> Self {
         Self {
             model,
+            label,
             total: images.len(),
             pending: images.into(),
             done: 0,
@@ -45,7 +53,7 @@ impl Run {
         (self.done + self.failed) as f32 / self.total.max(1) as f32
     }
 
-    /// "U-Flow uflow: 40/120 images · 35 s left".
+    /// "U-Flow uflow-l2: 40/120 images · 35 s left".
     pub fn line(&self) -> String {
         let finished = self.done + self.failed;
         let computed = finished.saturating_sub(self.from_cache);
@@ -56,17 +64,14 @@ impl Run {
         } else {
             String::new()
         };
-        format!(
-            "U-Flow {}: {finished}/{} images{left}",
-            self.model, self.total
-        )
+        format!("{}: {finished}/{} images{left}", self.label, self.total)
     }
 
     /// What a finished run says.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "Ran U-Flow {} on {} image(s) in {:.0} s",
-            self.model,
+            "Ran {} on {} image(s) in {:.0} s",
+            self.label,
             self.done,
             self.started.elapsed().as_secs_f64()
         );

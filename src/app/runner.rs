@@ -57,7 +57,8 @@ impl AppState {
         } else {
             (0..p.file.images.len()).collect()
         };
-        self.run = Some(Run::new(model, images, None));
+        let label = self.model_label(&model);
+        self.run = Some(Run::new(model, label, images, None));
     }
 
     /// Open the evaluation panel on a model and category (None closes it). The category's test
@@ -93,7 +94,8 @@ impl AppState {
                  reported missing",
             );
         } else {
-            self.run = Some(Run::new(model, tests, Some(category)));
+            let label = self.model_label(&model);
+            self.run = Some(Run::new(model, label, tests, Some(category)));
         }
         if compared.is_some() {
             self.open_comparison(compared);
@@ -137,7 +139,8 @@ impl AppState {
             return;
         };
         self.comparison = Some(EvaluationView::new(model.clone(), category.clone()));
-        let run = Run::new(model, tests, Some(category));
+        let label = self.model_label(&model);
+        let run = Run::new(model, label, tests, Some(category));
         if self.run.is_some() {
             self.queued_run = Some(run);
         } else {
@@ -322,8 +325,8 @@ impl Runner {
             state.notify(
                 NoticeLevel::Warning,
                 format!(
-                    "U-Flow {} ran on no image: train it for these categories first",
-                    run.model
+                    "{} ran on no image: train it for these categories first",
+                    run.label
                 ),
             );
         }

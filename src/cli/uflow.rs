@@ -356,7 +356,10 @@ pub fn eval(args: &ModelArgs, threshold: Option<f32>, json: bool) -> anyhow::Res
         // The held-out figure's 95 % upper bound (few held-out images, a wide bound).
         v["validation_false_alarms_upper_95"] = file
             .as_ref()
-            .map(|f| f.calibration.false_alarms_upper(0.95))
+            .map(|f| {
+                f.calibration
+                    .false_alarms_upper(crate::stats::acontrario::null::PROMISE_CONFIDENCE)
+            })
             .into();
         v["validation_calibration"] = serde_json::to_value(file.map(|f| f.calibration))?;
         per.insert(cat, v);

@@ -32,7 +32,7 @@ impl ContrarioApp {
     /// What detects: run it, the detector, training and its progress. True when the training
     /// panel is asked for.
     fn detector_row(
-        &self,
+        &mut self,
         ui: &mut egui::Ui,
         sel: Option<usize>,
         cmds: &mut Vec<AppCommand>,
@@ -55,18 +55,22 @@ impl ContrarioApp {
         {
             cmds.push(AppCommand::DetectSelected);
         }
-        let name = |d: &Option<String>| {
-            d.as_ref()
-                .map_or("training-free".to_string(), |m| format!("U-Flow {m}"))
-        };
+        let mut names: Vec<(Option<String>, String)> = vec![(None, "training-free".into())];
+        for m in self.state.models.clone() {
+            let label = self.state.model_label(&m);
+            names.push((Some(m), label));
+        }
         let mut det = self.state.detector.clone();
+        let selected = names
+            .iter()
+            .find(|(d, _)| *d == det)
+            .map_or_else(|| "training-free".to_string(), |(_, l)| l.clone());
         egui::ComboBox::from_id_salt("detector")
-            .selected_text(name(&det))
+            .selected_text(selected)
             .width(140.0)
             .show_ui(ui, |ui| {
-                ui.selectable_value(&mut det, None, name(&None));
-                for m in &self.state.models {
-                    ui.selectable_value(&mut det, Some(m.clone()), name(&Some(m.clone())));
+                for (d, label) in &names {
+                    ui.selectable_value(&mut det, d.clone(), label);
                 }
             })
             .response

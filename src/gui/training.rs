@@ -15,7 +15,8 @@ use crate::project::training::{
 };
 
 /// The confidence of the bound shown on the false alarms of held-out normals.
-const CONFIDENCE: f64 = 0.95;
+/// The same as the offset's, so that the bound shown is the one the offset keeps.
+const CONFIDENCE: f64 = crate::stats::acontrario::null::PROMISE_CONFIDENCE;
 const TRAIN_COLOUR: Color32 = Color32::from_rgb(90, 160, 255);
 const VALIDATION_COLOUR: Color32 = Color32::from_rgb(255, 170, 60);
 
@@ -53,9 +54,12 @@ impl ContrarioApp {
         ui.label(
             RichText::new(if category.is_empty() {
                 // A folder of images opened directly has no categories.
-                format!("U-Flow \"{model}\" on the images without a category")
+                format!(
+                    "{} \"{model}\" on the images without a category",
+                    settings.family.label()
+                )
             } else {
-                format!("U-Flow \"{model}\" on {category}")
+                format!("{} \"{model}\" on {category}", settings.family.label())
             })
             .strong()
             .size(15.0),
@@ -151,8 +155,9 @@ impl ContrarioApp {
                 ui.end_row();
                 if held_out > 0 {
                     ui.label("false alarms / normal image").on_hover_text(
-                        "Regions at NFA < 1 (the default level) on the held-out normal images; \
-                         the level promises at most 1 per image",
+                        "Regions at NFA < 1 (the default level) on the held-out normal images, \
+                         each scored against what the other held-out images showed; the level \
+                         promises at most 1 per image",
                     );
                     let upper = calibration.false_alarms_upper(CONFIDENCE);
                     let text = format!(
@@ -170,6 +175,20 @@ impl ContrarioApp {
                     } else {
                         ui.label(text);
                     }
+                    ui.end_row();
+                }
+                if calibration.level_offset > 0.0 {
+                    ui.label("significance asked").on_hover_text(format!(
+                        "Scored as unseen images, the held-out normals showed more false alarms \
+                         than the promise allows: every region must be this many times rarer \
+                         than chance would make it, so that they keep at most one per image \
+                         with {:.0} % confidence",
+                        100.0 * CONFIDENCE
+                    ));
+                    ui.label(format!(
+                        "{} times the a contrario test's",
+                        format_factor(calibration.level_offset)
+                    ));
                     ui.end_row();
                 }
                 ui.label("training time");
@@ -369,4 +388,14 @@ fn loss_plot(ui: &mut egui::Ui, history: &[EpochRecord], best: Option<usize>) {
                 );
             }
         });
+}
+
+/// 10^log10 in words a user reads: "3.2", "18", "5600", "1e+09".
+fn format_factor(log10: f64) -> String {
+    let f = 10f64.powf(log10);
+    match f {
+        f if f < 10.0 => format!("{f:.1}"),
+        f if f < 1e5 => format!("{f:.0}"),
+        f => format!("{f:.0e}"),
+    }
 }

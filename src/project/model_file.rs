@@ -129,8 +129,14 @@ pub struct Calibration {
     /// it existed.
     #[serde(default)]
     pub cell_null: Vec<CellNull>,
-    /// Detected regions per validation normal image at log10 NFA < 0, with the correction (the
-    /// bound is 1).
+    /// log10 of the factor the number of tests is multiplied by, so that the held-out normals,
+    /// each scored against a cell null fitted without it, keep their false alarms at level 0
+    /// within the promise with 95 % confidence (`stats::acontrario::null::level_offset`). 0 for
+    /// models saved before it existed.
+    #[serde(default)]
+    pub level_offset: f64,
+    /// Detected regions per validation normal image at log10 NFA < 0, with the correction and
+    /// the offset, each image scored against a null fitted without it (the bound is 1).
     pub false_alarms_per_normal_image: f64,
     pub validation_images: usize,
     pub validation_nll: f64,

@@ -20,7 +20,7 @@ use crate::project::storage::Fnv;
 use crate::project::training::{BUILTIN_BACKBONES, Family, Photometric, parse_builtin};
 use crate::project::training::{EpochRecord, Progress};
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
-use crate::stats::acontrario::null::{CellNull, DistanceNull};
+use crate::stats::acontrario::null::{self, CellNull, DistanceNull};
 use crate::stats::acontrario::{self, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
@@ -833,7 +833,7 @@ impl Model {
             let latents = vec![to_array3(&z.unsqueeze(0))];
             let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
             let out = Some((size as usize, size as usize));
-            let segmentation = segment_for(&views, out, opts, &self.file.calibration.cell_null);
+            let segmentation = segment_for(&views, out, opts, &self.file.calibration);
             return Ok(Inference {
                 latents,
                 anomaly_map,
@@ -868,7 +868,7 @@ impl Model {
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
         let out = Some((size as usize, size as usize));
-        let segmentation = segment_for(&views, out, opts, &self.file.calibration.cell_null);
+        let segmentation = segment_for(&views, out, opts, &self.file.calibration);
         Ok(Inference {
             latents,
             anomaly_map,
@@ -1036,18 +1036,40 @@ fn train_bank(
 }
 
 /// A model's segmentation: the per-area count weighs each cell's evidence against the cells of
-/// held-out normals; the thesis' count is as published.
+/// held-out normals, with the number of tests grown by the calibration's offset; the thesis'
+/// count is as published.
 fn segment_for(
     latents: &[ndarray::ArrayView3<'_, f32>],
     out: Option<(usize, usize)>,
     opts: SegmentOptions,
-    cell_null: &[CellNull],
+    calibration: &Calibration,
 ) -> acontrario::Segmentation {
-    let nulls = match opts.count {
-        TestCount::PerArea => cell_null,
-        TestCount::Thesis => &[],
+    segment_with(
+        latents,
+        out,
+        opts,
+        &calibration.cell_null,
+        calibration.level_offset,
+    )
+}
+
+fn segment_with(
+    latents: &[ndarray::ArrayView3<'_, f32>],
+    out: Option<(usize, usize)>,
+    opts: SegmentOptions,
+    cell_null: &[CellNull],
+    offset: f64,
+) -> acontrario::Segmentation {
+    let (nulls, offset) = match opts.count {
+        TestCount::PerArea => (cell_null, offset),
+        TestCount::Thesis => (&[][..], 0.0),
     };
-    acontrario::nfa::segment_calibrated(latents, out, opts, nulls)
+    let mut seg = acontrario::nfa::segment_calibrated(latents, out, opts, nulls);
+    if offset != 0.0 {
+        seg.log10_nt += offset;
+        seg.log_nfa.mapv_inplace(|v| v + offset as f32);
+    }
+    seg
 }
 
 /// libtorch can abort on a truncated safetensors file: check, from its header and length alone,
@@ -1137,8 +1159,12 @@ fn calibrate(
 }
 
 /// The calibration from held-out normals' latents (per image, per scale): their mean z^2, with
-/// `correct` the per-scale factor that brings it to at most 1, the cell null of each scale and
-/// the false alarms at level 0.
+/// `correct` the per-scale factor that brings it to at most 1, the cell null of each scale, the
+/// offset on the number of tests that keeps the promise out of sample, and the false alarms at
+/// level 0 with it.
+/// Held-out images are scored out of sample in at most this many groups.
+const OUT_OF_SAMPLE_GROUPS: usize = 10;
+
 fn calibrate_latents(
     mut latents: Vec<Vec<Array3<f32>>>,
     correct: bool,
@@ -1173,33 +1199,72 @@ fn calibrate_latents(
         }
     }
     // How the tested cells are distributed on the held-out normals, after the correction: what
-    // the test weighs each cell's evidence against.
-    let cell_null: Vec<CellNull> = if latents.is_empty() {
-        Vec::new()
-    } else {
+    // the test weighs each cell's evidence against. Each image's cells once, per scale.
+    let cells: Vec<Vec<(Vec<f64>, usize)>> = latents
+        .iter()
+        .map(|lat| {
+            lat.iter()
+                .map(|z| {
+                    let (c, k) = acontrario::nfa::tested_cells(z.view(), opts);
+                    (c.iter().map(|&v| v as f64).collect(), k)
+                })
+                .collect()
+        })
+        .collect();
+    let fit = |keep: &dyn Fn(usize) -> bool| -> Vec<CellNull> {
         (0..scales)
             .map(|s| {
-                let mut cells = Vec::new();
+                let mut all = Vec::new();
                 let mut channels = 0;
-                for lat in &latents {
-                    let (c, k) = acontrario::nfa::tested_cells(lat[s].view(), opts);
-                    cells.extend(c.iter().map(|&v| v as f64));
-                    channels = k;
+                for (_, c) in cells.iter().enumerate().filter(|(i, _)| keep(*i)) {
+                    all.extend_from_slice(&c[s].0);
+                    channels = c[s].1;
                 }
-                CellNull::fit(&cells, channels)
+                CellNull::fit(&all, channels)
             })
             .collect()
     };
-    let mut alarms = 0usize;
-    for lat in &latents {
-        let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-        let seg = segment_for(&views, None, opts, &cell_null);
-        alarms += acontrario::regions_at(&seg.log_nfa, None, 0.0, 0.0).len();
-    }
+    let cell_null: Vec<CellNull> = if latents.is_empty() {
+        Vec::new()
+    } else {
+        fit(&|_| true)
+    };
+    // Out of sample: each held-out image scored against the null of the others (in at most
+    // OUT_OF_SAMPLE_GROUPS groups, so that a large bank's thousand normals cost ten fits), then
+    // the offset that keeps the promise on them (`null::level_offset`). With one image there
+    // are no others: it is scored in sample.
+    let groups = latents.len().min(OUT_OF_SAMPLE_GROUPS);
+    let maps: Vec<ndarray::Array2<f32>> = (0..groups.max(1))
+        .flat_map(|g| {
+            let null = if groups >= 2 {
+                fit(&|i| i % groups != g)
+            } else {
+                cell_null.clone()
+            };
+            latents
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| groups < 2 || i % groups == g)
+                .map(|(_, lat)| {
+                    let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
+                    segment_with(&views, None, opts, &null, 0.0).log_nfa
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let level_offset = match opts.count {
+        TestCount::PerArea => null::level_offset(&maps, null::PROMISE_CONFIDENCE),
+        TestCount::Thesis => 0.0,
+    };
+    let alarms: usize = maps
+        .iter()
+        .map(|m| acontrario::regions::count_at(m, -level_offset as f32))
+        .sum();
     Calibration {
         mean_z2_per_scale: mean_z2,
         latent_scale,
         cell_null,
+        level_offset,
         false_alarms_per_normal_image: alarms as f64 / n,
         validation_images: latents.len(),
         validation_nll: val_nll,
@@ -1249,5 +1314,60 @@ impl Model {
         let s = InferenceSummary::from(&self.infer_with(image, opts)?);
         c.write(&s)?;
         Ok((s, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_distr::{Distribution, StandardNormal};
+
+    /// Eight held-out images of 16 N(0, 1) channels on 32 x 32, each with `bump(i)` times its
+    /// latents on a 4 x 4 patch of its own (wide enough for the outline's evidence to keep).
+    fn held_out(bump: impl Fn(usize) -> f32) -> Vec<Vec<Array3<f32>>> {
+        let mut rng = StdRng::seed_from_u64(7);
+        (0..8)
+            .map(|i| {
+                let mut z =
+                    Array3::from_shape_simple_fn((16, 32, 32), || StandardNormal.sample(&mut rng));
+                let (y, x) = (3 + 3 * i, 25 - 3 * i);
+                z.slice_mut(ndarray::s![.., y..y + 4, x..x + 4])
+                    .mapv_inplace(|v| v * bump(i));
+                vec![z]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_offset_keeps_the_held_out_promise_out_of_sample() {
+        let opts = SegmentOptions::with_count(TestCount::PerArea);
+        // White noise: the promise holds as fitted, nothing to pay.
+        let clean = calibrate_latents(held_out(|_| 1.0), false, 0.0, opts);
+        assert_eq!(clean.level_offset, 0.0);
+        // A patch of its own in every image, each stronger than the last: every image alarms
+        // (the budget of eight images is three), so the number of tests must grow until at most
+        // three of them do.
+        let c = calibrate_latents(held_out(|i| 2.2 + 0.1 * i as f32), false, 0.0, opts);
+        assert!(c.level_offset > 0.0, "{c:?}");
+        let alarms = (c.false_alarms_per_normal_image * 8.0).round() as usize;
+        assert!(
+            alarms <= null::promise_budget(8, null::PROMISE_CONFIDENCE),
+            "{c:?}"
+        );
+        // The model scores with the offset: the strongest patch stays a region, and its log10
+        // NFA is the one without the offset plus the offset.
+        let strongest = held_out(|i| 2.2 + 0.1 * i as f32).pop().unwrap();
+        let views: Vec<_> = strongest.iter().map(|a| a.view()).collect();
+        let with = segment_for(&views, None, opts, &c);
+        let without = segment_with(&views, None, opts, &c.cell_null, 0.0);
+        let min = |m: &ndarray::Array2<f32>| m.iter().fold(f32::INFINITY, |a, &v| a.min(v));
+        assert!((min(&with.log_nfa) - min(&without.log_nfa) - c.level_offset as f32).abs() < 1e-4);
+        // The thesis' count is as published: no offset.
+        let thesis = SegmentOptions::with_count(TestCount::Thesis);
+        let t = segment_for(&views, None, thesis, &c);
+        assert_eq!(
+            t.log_nfa,
+            segment_with(&views, None, thesis, &[], 0.0).log_nfa
+        );
     }
 }

@@ -36,17 +36,20 @@ fn find(par: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-/// Regions of `log_nfa < threshold`, sorted by significance (lowest log10 NFA first).
-/// `simplify` is the Douglas-Peucker tolerance in pixels (0 keeps every vertex).
-pub fn regions_at(
-    log_nfa: &Array2<f32>,
-    best_scale: Option<&Array2<u8>>,
-    threshold: f32,
-    simplify: f32,
-) -> Vec<Region> {
+/// How many regions `regions_at` would find, without tracing them.
+pub fn count_at(log_nfa: &Array2<f32>, threshold: f32) -> usize {
     let (h, w) = log_nfa.dim();
     let data = log_nfa.as_standard_layout();
     let v = data.as_slice().expect("standard layout");
+    let (runs, mut par) = components(v, h, w, threshold);
+    (0..runs.len() as u32)
+        .filter(|&i| find(&mut par, i) == i)
+        .count()
+}
+
+/// The runs of `v < threshold` (row, x0, x1 exclusive) and a union-find forest over them whose
+/// trees are the 4-connected regions.
+fn components(v: &[f32], h: usize, w: usize, threshold: f32) -> (Vec<(u32, u32, u32)>, Vec<u32>) {
     // Runs of detected pixels per row, then union-find over overlapping runs: the work scales
     // with the number of runs, not pixels.
     let mut runs: Vec<(u32, u32, u32)> = Vec::new(); // (row, x0, x1 exclusive)
@@ -83,6 +86,21 @@ pub fn regions_at(
             if ra.2 < rb.2 { a += 1 } else { b += 1 }
         }
     }
+    (runs, par)
+}
+
+/// Regions of `log_nfa < threshold`, sorted by significance (lowest log10 NFA first).
+/// `simplify` is the Douglas-Peucker tolerance in pixels (0 keeps every vertex).
+pub fn regions_at(
+    log_nfa: &Array2<f32>,
+    best_scale: Option<&Array2<u8>>,
+    threshold: f32,
+    simplify: f32,
+) -> Vec<Region> {
+    let (h, w) = log_nfa.dim();
+    let data = log_nfa.as_standard_layout();
+    let v = data.as_slice().expect("standard layout");
+    let (runs, mut par) = components(v, h, w, threshold);
     let mut index_of_root = vec![u32::MAX; runs.len()];
     let mut regions: Vec<Region> = Vec::new();
     for (i, &(ry, rx0, rx1)) in runs.iter().enumerate() {
