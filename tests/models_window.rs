@@ -52,7 +52,7 @@ fn tolerant() -> SnapshotOptions {
 #[test]
 fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     let (dir, root) = demo_copy();
-    let mut h = harness(root, &dir.path().join("prefs.ron"));
+    let mut h = harness(root.clone(), &dir.path().join("prefs.ron"));
     select_category(&mut h, "leather");
     // The panel (T) on the shipped model: its curve, best epoch, calibration and time, read
     // back from the model folder.
@@ -64,6 +64,27 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     // No false alarm on 2 held-out images, and its Poisson bound (-ln 0.05 / 2).
     h.get_by_label("0.00 on 2 held-out images (at most 1.50 with 95 % confidence)");
     h.snapshot("training_panel");
+    // A model whose held-out normals asked for a stricter test says by how much.
+    assert!(h.query_by_label("significance asked").is_none());
+    let ron = root.join("models/uflow-l2/leather/model.ron");
+    let text = std::fs::read_to_string(&ron).unwrap();
+    assert!(text.contains("false_alarms_per_normal_image:"));
+    std::fs::write(
+        &ron,
+        text.replace(
+            "false_alarms_per_normal_image:",
+            "level_offset: 1.5, false_alarms_per_normal_image:",
+        ),
+    )
+    .unwrap();
+    h.state_mut().state.forget_model_file("uflow-l2", "leather");
+    h.run_steps(2);
+    h.get_by_label("significance asked");
+    h.get_by_label("32 times the a contrario test's");
+    std::fs::write(&ron, text).unwrap();
+    h.state_mut().state.forget_model_file("uflow-l2", "leather");
+    h.run_steps(2);
+    assert!(h.query_by_label("significance asked").is_none());
 
     // A tiny training from the panel: the curve gets a point per epoch while it runs (20 short
     // epochs, so that the frames see it run however fast the machine).

@@ -210,6 +210,11 @@ fn the_command_line_trains_infers_and_evaluates_a_patchcore() {
     .unwrap();
     let c = &eval["categories"]["wood"];
     assert!(c["pixel_auroc"].as_f64().unwrap() > 90.0, "{c}");
+    // The window names each model by its family (the list, a run's progress and its notice).
+    let mut state = contrario::app::AppState::new(demo.clone());
+    state.apply(contrario::app::AppCommand::OpenProject(p.clone()));
+    assert_eq!(state.model_label("pc"), "PatchCore pc");
+    assert_eq!(state.model_label("uflow-l2"), "U-Flow uflow-l2");
     assert!(
         c["false_alarms_per_normal_image"].as_f64().unwrap() <= 1.0,
         "{c}"
