@@ -96,7 +96,8 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
             "--topic",
             "line1",
         ])
-        .args(["--stop-after", "5"])
+        // The cache keeps the maps of the latest image with no finding only.
+        .args(["--stop-after", "5", "--keep-unflagged", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -224,7 +225,8 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
     assert_eq!(recs["hole.png"]["unlike_training"], false);
 
     // The scored images are the project's live split, with results the window reads from the
-    // cache (the truncated one is not an image of the project).
+    // cache (the truncated one is not an image of the project), but for the first image with
+    // no finding: the second one ("during") took its place.
     let p = Project::open(&project).unwrap();
     let live: Vec<_> = p
         .file
@@ -234,12 +236,16 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
         .collect();
     assert_eq!(live.len(), 5, "{live:?}");
     for e in &live {
-        assert!(
+        assert_eq!(
             p.cached_result("uflow-l2", e).is_some(),
-            "{} has no cached result",
+            e.id != "live/before",
+            "{}: cached result",
             e.id
         );
     }
+    let cache = project.join("cache/uflow-l2/leather");
+    assert!(!cache.join("live__before.json").exists());
+    assert!(!cache.join("live__before.nfa.npy").exists());
     // And project.ron does not carry them: they stay the watcher's.
     let ron = std::fs::read_to_string(project.join("project.ron")).unwrap();
     assert!(!ron.contains("live/"));

@@ -22,6 +22,7 @@ use anyhow::{Context, bail};
 use crate::app::mqtt::{Broker, Publisher};
 use crate::project::imaging::is_image_path;
 use crate::project::live::{self, LiveRecord, LiveRegion};
+use crate::project::results::CacheEntry;
 use crate::project::{DetectorChoice, Project};
 use crate::uflow::worker::{Command, Message, Worker};
 
@@ -29,6 +30,13 @@ use crate::uflow::worker::{Command, Message, Worker};
 const SCAN_EVERY: Duration = Duration::from_millis(500);
 /// A file found by a scan is complete once unchanged for this long.
 const STABLE_FOR: Duration = Duration::from_millis(400);
+/// The result cache keeps the maps of at most this many of a watch's latest images with no
+/// region, drift or error (about 560 MB at 576 KiB an image); older ones are removed as new
+/// ones come. A line scores every image it sees, and its images with no finding are the bulk
+/// that nobody opens: a day at one image a second would otherwise leave 50 GB. Flagged,
+/// drifted and failed images keep theirs for the review queue, and an image whose maps were
+/// removed is scored again if it is opened.
+pub const KEEP_UNFLAGGED: usize = 1000;
 
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
@@ -48,6 +56,8 @@ pub struct WatchConfig {
     pub mqtt: Option<(Broker, String)>,
     /// Stop after this many images (scored or failed).
     pub stop_after: Option<usize>,
+    /// Cached results kept of the latest images with no finding ([`KEEP_UNFLAGGED`]).
+    pub keep_unflagged: usize,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -339,6 +349,8 @@ impl Run {
         let mut unsettled: HashMap<PathBuf, ((u64, u128), Instant)> = HashMap::new();
         let mut last_scan: Option<Instant> = None;
         let mut counts = WatchCounts::default();
+        // The cached results of the latest images with no finding, oldest first.
+        let mut unflagged: VecDeque<(PathBuf, String)> = VecDeque::new();
         while !self.control.stop.load(Ordering::Relaxed) {
             while let Ok(p) = ev_rx.try_recv() {
                 unsettled.remove(&p);
@@ -417,6 +429,18 @@ impl Run {
                     &record.category
                 };
                 p.publish(format!("{prefix}/{cat}"), line.into_bytes());
+            }
+            if !record.flagged && !record.unlike_training && record.error.is_none() {
+                let cache = self.project.cache_dir(&self.model, &record.category);
+                unflagged.push_back((cache, record.image.clone()));
+                if unflagged.len() > self.config.keep_unflagged {
+                    let (cache, id) = unflagged.pop_front().expect("not empty");
+                    if let Err(e) = CacheEntry::remove(&cache, &id) {
+                        self.emit(WatchEvent::Warning(format!(
+                            "could not remove the cached result of {id}: {e}"
+                        )));
+                    }
+                }
             }
             self.emit(WatchEvent::Record(Box::new(record)));
             if self.config.stop_after.is_some_and(|n| counts.seen >= n) {

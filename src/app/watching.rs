@@ -61,6 +61,7 @@ impl AppState {
             out: None,
             mqtt: None,
             stop_after: None,
+            keep_unflagged: crate::app::watch::KEEP_UNFLAGGED,
         };
         match Watch::start(config, repaint) {
             Ok(watch) => {

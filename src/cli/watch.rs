@@ -37,6 +37,10 @@ pub struct WatchArgs {
     /// Stop after this many images (scored or not).
     #[arg(long)]
     pub stop_after: Option<usize>,
+    /// Keep the cached maps of only this many of the latest images with no region, drift or
+    /// error (flagged ones keep theirs for review).
+    #[arg(long, default_value_t = crate::app::watch::KEEP_UNFLAGGED)]
+    pub keep_unflagged: usize,
 }
 
 pub fn run(args: WatchArgs) -> anyhow::Result<()> {
@@ -50,6 +54,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<()> {
             out: args.out,
             mqtt: args.mqtt.zip(args.topic),
             stop_after: args.stop_after,
+            keep_unflagged: args.keep_unflagged,
         },
         Box::new(|| {}),
     )?;

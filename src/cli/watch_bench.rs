@@ -192,6 +192,7 @@ fn run(
             out: Some(scratch.join("verdicts.jsonl")),
             mqtt: broker.clone().map(|b| (b, "bench".to_string())),
             stop_after: None,
+            keep_unflagged: crate::app::watch::KEEP_UNFLAGGED,
         },
         Box::new(|| {}),
     )?;

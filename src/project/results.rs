@@ -61,14 +61,32 @@ impl CacheEntry {
         cache: &Path,
         opts: &SegmentOptions,
     ) -> Self {
+        Self::files(cache, id, cache_key(model_dir, image, opts))
+    }
+
+    fn files(cache: &Path, id: &str, key: String) -> Self {
         let stem = id.replace(['/', '\\', ':'], "__");
         Self {
             map: cache.join(format!("{stem}.map.npy")),
             nfa: cache.join(format!("{stem}.nfa.npy")),
             scale: cache.join(format!("{stem}.scale.npy")),
             meta: cache.join(format!("{stem}.json")),
-            key: cache_key(model_dir, image, opts),
+            key,
         }
+    }
+
+    /// Remove the entry of image `id` in `cache`, whatever it was made under: the metadata
+    /// first, so that maps left by an interruption never pass for a result. Missing files are
+    /// no error.
+    pub fn remove(cache: &Path, id: &str) -> std::io::Result<()> {
+        let e = Self::files(cache, id, String::new());
+        for p in [&e.meta, &e.map, &e.nfa, &e.scale] {
+            match std::fs::remove_file(p) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// The cached result, if there is one made under this entry's key.
