@@ -35,7 +35,7 @@ const STABLE_FOR: Duration = Duration::from_millis(400);
 /// ones come. A line scores every image it sees, and its images with no finding are the bulk
 /// that nobody opens: a day at one image a second would otherwise leave 50 GB. Flagged,
 /// drifted and failed images keep theirs for the review queue, and an image whose maps were
-/// removed is scored again if it is opened.
+/// removed is scored again when it is detected again.
 pub const KEEP_UNFLAGGED: usize = 1000;
 
 #[derive(Debug, Clone)]
