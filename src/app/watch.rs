@@ -288,6 +288,16 @@ fn is_candidate(path: &Path) -> bool {
     !name.starts_with('.') && !name.starts_with('~') && is_image_path(path)
 }
 
+/// The cached results kept of images with no finding: (cache folder, image id, generation) in
+/// the order scored, each id's current generation, and how many are current.
+#[derive(Default)]
+struct Unflagged {
+    order: VecDeque<(PathBuf, String, u64)>,
+    latest: HashMap<String, u64>,
+    live: usize,
+    next: u64,
+}
+
 struct Run {
     project: Project,
     folder: PathBuf,
@@ -310,6 +320,12 @@ impl Run {
         let root = self.project.root.clone();
         let earlier = live::read_journal(&root);
         let mut done = live::done_stamps(&earlier);
+        // The cached results of the latest images with no finding, oldest first, from the
+        // earlier watches' journal on: the bound holds across restarts.
+        let mut unflagged = Unflagged::default();
+        for r in &earlier {
+            self.keep_result(&mut unflagged, r);
+        }
         self.emit(WatchEvent::Started {
             model: self.model.clone(),
             folder: self.folder.clone(),
@@ -349,8 +365,6 @@ impl Run {
         let mut unsettled: HashMap<PathBuf, ((u64, u128), Instant)> = HashMap::new();
         let mut last_scan: Option<Instant> = None;
         let mut counts = WatchCounts::default();
-        // The cached results of the latest images with no finding, oldest first.
-        let mut unflagged: VecDeque<(PathBuf, String)> = VecDeque::new();
         while !self.control.stop.load(Ordering::Relaxed) {
             while let Ok(p) = ev_rx.try_recv() {
                 unsettled.remove(&p);
@@ -430,18 +444,7 @@ impl Run {
                 };
                 p.publish(format!("{prefix}/{cat}"), line.into_bytes());
             }
-            if !record.flagged && !record.unlike_training && record.error.is_none() {
-                let cache = self.project.cache_dir(&self.model, &record.category);
-                unflagged.push_back((cache, record.image.clone()));
-                if unflagged.len() > self.config.keep_unflagged {
-                    let (cache, id) = unflagged.pop_front().expect("not empty");
-                    if let Err(e) = CacheEntry::remove(&cache, &id) {
-                        self.emit(WatchEvent::Warning(format!(
-                            "could not remove the cached result of {id}: {e}"
-                        )));
-                    }
-                }
-            }
+            self.keep_result(&mut unflagged, &record);
             self.emit(WatchEvent::Record(Box::new(record)));
             if self.config.stop_after.is_some_and(|n| counts.seen >= n) {
                 break;
@@ -469,6 +472,38 @@ impl Run {
             counts,
             mqtt_unsent,
         });
+    }
+
+    /// Count `r`'s cached result among the latest with no finding, and remove the oldest ones
+    /// past [`WatchConfig::keep_unflagged`].
+    fn keep_result(&self, kept: &mut Unflagged, r: &LiveRecord) {
+        // An image scored again (its file rewritten) leaves the count first, so that a flagged
+        // result is never removed for an older verdict; its old place in the order goes stale.
+        if kept.latest.remove(&r.image).is_some() {
+            kept.live -= 1;
+        }
+        if !(r.flagged || r.unlike_training || r.error.is_some() || r.category.is_empty()) {
+            kept.next += 1;
+            kept.latest.insert(r.image.clone(), kept.next);
+            let cache = self.project.cache_dir(&r.model, &r.category);
+            kept.order.push_back((cache, r.image.clone(), kept.next));
+            kept.live += 1;
+        }
+        while kept.live > self.config.keep_unflagged {
+            let Some((cache, id, generation)) = kept.order.pop_front() else {
+                break;
+            };
+            if kept.latest.get(&id) != Some(&generation) {
+                continue; // stale: scored again since
+            }
+            kept.latest.remove(&id);
+            kept.live -= 1;
+            if let Err(e) = CacheEntry::remove(&cache, &id) {
+                self.emit(WatchEvent::Warning(format!(
+                    "could not remove the cached result of {id}: {e}"
+                )));
+            }
+        }
     }
 
     /// inotify events for complete files, or a warning and scans only.
