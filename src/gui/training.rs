@@ -390,7 +390,7 @@ fn loss_plot(ui: &mut egui::Ui, history: &[EpochRecord], best: Option<usize>) {
         });
 }
 
-/// 10^log10 in words a user reads: "3.2", "18", "5600", "1e+09".
+/// 10^log10 in words a user reads: "3.2", "18", "5623", "1e8".
 fn format_factor(log10: f64) -> String {
     let f = 10f64.powf(log10);
     match f {

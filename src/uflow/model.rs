@@ -1158,13 +1158,13 @@ fn calibrate(
     calibrate_latents(latents, true, val_nll, opts)
 }
 
+/// Held-out images are scored out of sample in at most this many groups.
+const OUT_OF_SAMPLE_GROUPS: usize = 10;
+
 /// The calibration from held-out normals' latents (per image, per scale): their mean z^2, with
 /// `correct` the per-scale factor that brings it to at most 1, the cell null of each scale, the
 /// offset on the number of tests that keeps the promise out of sample, and the false alarms at
 /// level 0 with it.
-/// Held-out images are scored out of sample in at most this many groups.
-const OUT_OF_SAMPLE_GROUPS: usize = 10;
-
 fn calibrate_latents(
     mut latents: Vec<Vec<Array3<f32>>>,
     correct: bool,
