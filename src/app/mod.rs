@@ -397,18 +397,35 @@ impl AppState {
     /// image's category's version, else of the first category that has one (a name may be a
     /// U-Flow on one category and a PatchCore on another).
     pub fn model_label(&mut self, model: &str) -> String {
+        // Drawn every frame: the selected category, then the files read already, and only then
+        // every category (a walk over the project's images).
+        let label = |f: &ModelFile| format!("{} {model}", f.train.family.label());
         let selected = self.selected.and_then(|i| {
             let p = self.project.as_ref()?;
             Some(p.file.images.get(i)?.category.clone())
         });
+        if let Some(c) = selected
+            && let Some(f) = self.model_file(model, &c)
+        {
+            return label(f);
+        }
+        if let Some((_, f)) = self
+            .model_files
+            .iter()
+            .filter(|((m, _), _)| m == model)
+            .filter_map(|((_, c), f)| Some((c, f.as_ref()?)))
+            .min_by_key(|(c, _)| *c)
+        {
+            return label(f);
+        }
         let all = self
             .project
             .as_ref()
             .map(|p| p.categories())
             .unwrap_or_default();
-        for c in selected.into_iter().chain(all) {
+        for c in all {
             if let Some(f) = self.model_file(model, &c) {
-                return format!("{} {model}", f.train.family.label());
+                return label(f);
             }
         }
         format!("model {model}")

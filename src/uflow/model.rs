@@ -1232,8 +1232,11 @@ fn calibrate_latents(
     // Out of sample: each held-out image scored against the null of the others (in at most
     // OUT_OF_SAMPLE_GROUPS groups, so that a large bank's thousand normals cost ten fits), then
     // the offset that keeps the promise on them (`null::level_offset`). With one image there
-    // are no others: it is scored in sample.
-    let groups = latents.len().min(OUT_OF_SAMPLE_GROUPS);
+    // are no others: it is scored in sample. The thesis' count uses no null, so no refits.
+    let groups = match opts.count {
+        TestCount::PerArea => latents.len().min(OUT_OF_SAMPLE_GROUPS),
+        TestCount::Thesis => 1,
+    };
     let maps: Vec<ndarray::Array2<f32>> = (0..groups.max(1))
         .flat_map(|g| {
             let null = if groups >= 2 {

@@ -260,6 +260,9 @@ pub fn level_offset(maps: &[ndarray::Array2<f32>], confidence: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_distr::{ChiSquared, Distribution};
 
     #[test]
     fn the_promise_budget_is_the_count_whose_poisson_bound_fits() {
@@ -294,9 +297,6 @@ mod tests {
         let clean = vec![ndarray::Array2::from_elem((8, 8), 5.0f32); 4];
         assert_eq!(level_offset(&clean, 0.95), 0.0);
     }
-    use super::*;
-    use rand::SeedableRng;
-    use rand_distr::{ChiSquared, Distribution};
 
     #[test]
     fn chi_square_cells_keep_their_degrees_of_freedom_and_a_matching_tail() {
