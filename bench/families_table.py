@@ -69,3 +69,28 @@ for n in [15, 30, 60, 119]:
         if v is not None:
             print(f"| {n} | {fam} | {v['train_s']:.1f} | {v['infer_ms']:.0f} | {f(v['pixel_auroc'])} | {f(v['image_auroc'])} | "
                   f"{f(v['false_alarms_per_normal_image'], 2)} |")
+print()
+# The line's verdict: an image is flagged when it holds a region at NFA < 1 (infer's "regions").
+print("| family | defective test images flagged | normal test images flagged | per category, defective / normal flagged |")
+print("|---|---|---|---|")
+for fam in families:
+    tot = {"defect": [0, 0], "normal": [0, 0]}
+    cells = []
+    for tag, cat in runs:
+        p = out / f"{tag}.{fam}.infer.jsonl"
+        if not p.exists():
+            continue
+        n = {"defect": [0, 0], "normal": [0, 0]}
+        for line in p.read_text().splitlines():
+            r = json.loads(line)
+            kind = "normal" if "/good/" in r["image"] or r["image"].split("/")[-2:-1] == ["good"] else "defect"
+            n[kind][0] += r["regions"] > 0
+            n[kind][1] += 1
+        for k in tot:
+            tot[k][0] += n[k][0]
+            tot[k][1] += n[k][1]
+        cells.append(f"{tag} {n['defect'][0]}/{n['defect'][1]}, {n['normal'][0]}/{n['normal'][1]}")
+    if cells:
+        share = {k: 100 * a / max(b, 1) for k, (a, b) in tot.items()}
+        print(f"| {fam} | {share['defect']:.1f} % ({tot['defect'][0]} of {tot['defect'][1]}) | "
+              f"{share['normal']:.1f} % ({tot['normal'][0]} of {tot['normal'][1]}) | {'; '.join(cells)} |")

@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use crate::project::model_file::FlowShape;
+use crate::stats::acontrario::nfa::{OutlineEvidence, segment_outlined};
 use crate::stats::acontrario::{self, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
 use crate::uflow::backbone::{Backbone, EfficientNetLite};
@@ -98,9 +99,19 @@ pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<
     let z = crate::uflow::model::to_array3(&dist.unsqueeze(0));
     let views = [z.view()];
     let size = Some((input as usize, input as usize));
+    // As the model segments: outlined on the upsampled distances under their null (here the
+    // random distances' own), beside the outline from the tested map alone.
+    let sample: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
+    let null = crate::stats::acontrario::null::DistanceNull::fit(&sample)
+        .ok_or_else(|| anyhow::anyhow!("too few distances"))?;
+    let cell = (input / h.max(1)) as usize;
+    let opts = SegmentOptions::default();
     let t_seg = time(repeat, || {
-        acontrario::segment(&views, size, SegmentOptions::default())
+        let sharp = crate::uflow::model::to_array2(&patchcore::upsampled(&dist, input));
+        let outline = OutlineEvidence::of_distances(&sharp, &null, cell);
+        segment_outlined(&views, size, opts, &[], Some(outline))
     });
+    let t_seg_latent = time(repeat, || acontrario::segment(&views, size, opts));
     let mut banks = Vec::new();
     for &n in images {
         let rows = patchcore::coreset_size(n as i64 * h * w, 0.1) as i64;
@@ -126,6 +137,7 @@ pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<
             "patch_descriptors": t_patches,
             "smoothed_map": t_smooth,
             "segmentation": t_seg,
+            "segmentation_outlined_on_the_tested_map": t_seg_latent,
         },
         "banks": banks,
     }))

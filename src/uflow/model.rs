@@ -20,8 +20,9 @@ use crate::project::storage::Fnv;
 use crate::project::training::{BUILTIN_BACKBONES, Family, Photometric, parse_builtin};
 use crate::project::training::{EpochRecord, Progress};
 use crate::project::{MODEL_META_FILE, MODEL_WEIGHTS_FILE};
+use crate::stats::acontrario::nfa::OutlineEvidence;
 use crate::stats::acontrario::null::{self, CellNull, DistanceNull};
-use crate::stats::acontrario::{self, SegmentOptions, TestCount};
+use crate::stats::acontrario::{self, OutlineRule, SegmentOptions, TestCount};
 use crate::uflow::backbone::{Backbone, EfficientNetLite, IMAGENET_MEAN, IMAGENET_STD};
 use crate::uflow::flow::{UFlow, nll_loss};
 use crate::uflow::patchcore::{self, Bank};
@@ -833,7 +834,18 @@ impl Model {
             let latents = vec![to_array3(&z.unsqueeze(0))];
             let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
             let out = Some((size as usize, size as usize));
-            let segmentation = segment_for(&views, out, opts, &self.file.calibration);
+            // Outlined on the distances at the input's size, finer than the tested cells and
+            // unblurred (the blur, for the per-pixel score, widens a small defect's outline:
+            // `OutlineEvidence::of_distances`).
+            let cell = (size / dist.size()[0].max(1)) as usize;
+            let outline = (opts.outline == OutlineRule::Evidence)
+                .then_some(self.file.distance_null.as_ref())
+                .flatten()
+                .map(|null| {
+                    let sharp = to_array2(&patchcore::upsampled(&dist, size));
+                    OutlineEvidence::of_distances(&sharp, null, cell)
+                });
+            let segmentation = segment_for(&views, out, opts, &self.file.calibration, outline);
             return Ok(Inference {
                 latents,
                 anomaly_map,
@@ -868,7 +880,7 @@ impl Model {
         let latents: Vec<Array3<f32>> = z.iter().map(to_array3).collect();
         let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
         let out = Some((size as usize, size as usize));
-        let segmentation = segment_for(&views, out, opts, &self.file.calibration);
+        let segmentation = segment_for(&views, out, opts, &self.file.calibration, None);
         Ok(Inference {
             latents,
             anomaly_map,
@@ -1037,12 +1049,13 @@ fn train_bank(
 
 /// A model's segmentation: the per-area count weighs each cell's evidence against the cells of
 /// held-out normals, with the number of tests grown by the calibration's offset; the thesis'
-/// count is as published.
+/// count is as published. `outline`: the outline rule's evidence where the family gives its own.
 fn segment_for(
     latents: &[ndarray::ArrayView3<'_, f32>],
     out: Option<(usize, usize)>,
     opts: SegmentOptions,
     calibration: &Calibration,
+    outline: Option<OutlineEvidence>,
 ) -> acontrario::Segmentation {
     segment_with(
         latents,
@@ -1050,6 +1063,7 @@ fn segment_for(
         opts,
         &calibration.cell_null,
         calibration.level_offset,
+        outline,
     )
 }
 
@@ -1059,12 +1073,13 @@ fn segment_with(
     opts: SegmentOptions,
     cell_null: &[CellNull],
     offset: f64,
+    outline: Option<OutlineEvidence>,
 ) -> acontrario::Segmentation {
     let (nulls, offset) = match opts.count {
         TestCount::PerArea => (cell_null, offset),
         TestCount::Thesis => (&[][..], 0.0),
     };
-    let mut seg = acontrario::nfa::segment_calibrated(latents, out, opts, nulls);
+    let mut seg = acontrario::nfa::segment_outlined(latents, out, opts, nulls, outline);
     if offset != 0.0 {
         seg.log10_nt += offset;
         seg.log_nfa.mapv_inplace(|v| v + offset as f32);
@@ -1250,7 +1265,7 @@ fn calibrate_latents(
                 .filter(|(i, _)| groups < 2 || i % groups == g)
                 .map(|(_, lat)| {
                     let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-                    segment_with(&views, None, opts, &null, 0.0).log_nfa
+                    segment_with(&views, None, opts, &null, 0.0, None).log_nfa
                 })
                 .collect::<Vec<_>>()
         })
@@ -1361,16 +1376,16 @@ mod tests {
         // NFA is the one without the offset plus the offset.
         let strongest = held_out(|i| 2.2 + 0.1 * i as f32).pop().unwrap();
         let views: Vec<_> = strongest.iter().map(|a| a.view()).collect();
-        let with = segment_for(&views, None, opts, &c);
-        let without = segment_with(&views, None, opts, &c.cell_null, 0.0);
+        let with = segment_for(&views, None, opts, &c, None);
+        let without = segment_with(&views, None, opts, &c.cell_null, 0.0, None);
         let min = |m: &ndarray::Array2<f32>| m.iter().fold(f32::INFINITY, |a, &v| a.min(v));
         assert!((min(&with.log_nfa) - min(&without.log_nfa) - c.level_offset as f32).abs() < 1e-4);
         // The thesis' count is as published: no offset.
         let thesis = SegmentOptions::with_count(TestCount::Thesis);
-        let t = segment_for(&views, None, thesis, &c);
+        let t = segment_for(&views, None, thesis, &c, None);
         assert_eq!(
             t.log_nfa,
-            segment_with(&views, None, thesis, &[], 0.0).log_nfa
+            segment_with(&views, None, thesis, &[], 0.0, None).log_nfa
         );
     }
 }

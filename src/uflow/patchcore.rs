@@ -169,9 +169,7 @@ pub fn smooth_map(dist: &Tensor, size: i64) -> Tensor {
     let sum: f32 = k.iter().sum();
     let k =
         Tensor::from_slice(&k.iter().map(|v| v / sum).collect::<Vec<_>>()).to_device(dist.device());
-    let up = dist
-        .view([1, 1, dist.size()[0], dist.size()[1]])
-        .upsample_bilinear2d([size, size], false, None, None);
+    let up = upsampled(dist, size).view([1, 1, size, size]);
     let pad = r.min(size - 1);
     let x = up.reflection_pad2d([pad, pad, 0, 0]);
     let x = x.conv2d(
@@ -192,6 +190,14 @@ pub fn smooth_map(dist: &Tensor, size: i64) -> Tensor {
         1,
     );
     x.view([size, size])
+}
+
+/// A distance map (h x w) upsampled bilinearly to `size` x `size`.
+pub fn upsampled(dist: &Tensor, size: i64) -> Tensor {
+    let _g = tch::no_grad_guard();
+    dist.view([1, 1, dist.size()[0], dist.size()[1]])
+        .upsample_bilinear2d([size, size], false, None, None)
+        .view([size, size])
 }
 
 /// A share of `n` rows, at least one.

@@ -28,7 +28,7 @@
 use ndarray::{Array2, ArrayView3};
 use rayon::prelude::*;
 
-use super::null::CellNull;
+use super::null::{CellNull, DistanceNull};
 use super::tree::{MaxTree, leaf_of_nodes, significant_leaves};
 
 /// Polyomino count approximation: alpha * beta^r / r regions of r pixels (4-connected).
@@ -477,9 +477,13 @@ pub fn evidence_map(z: ArrayView3<'_, f32>, oh: usize, ow: usize) -> Array2<f32>
 /// root of the largest evidence within `HALO_REACH` latent pixels (a square window, as a
 /// separable maximum), on the latent's grid.
 pub fn halo_floor(evidence: &Array2<f32>) -> Array2<f32> {
-    let (h, w) = evidence.dim();
-    let r = HALO_REACH;
-    let e = evidence.as_standard_layout();
+    window_max(evidence, HALO_REACH).mapv(f32::sqrt)
+}
+
+/// The largest value within `r` pixels (a square window, as a separable maximum; 0 at least).
+fn window_max(a: &Array2<f32>, r: usize) -> Array2<f32> {
+    let (h, w) = a.dim();
+    let e = a.as_standard_layout();
     let e = e.as_slice().expect("standard layout");
     let mut rows = vec![0f32; h * w];
     for y in 0..h {
@@ -489,10 +493,93 @@ pub fn halo_floor(evidence: &Array2<f32>) -> Array2<f32> {
         }
     }
     Array2::from_shape_fn((h, w), |(y, x)| {
-        (y.saturating_sub(r)..(y + r + 1).min(h))
-            .fold(0f32, |m, yy| m.max(rows[yy * w + x]))
-            .sqrt()
+        (y.saturating_sub(r)..(y + r + 1).min(h)).fold(0f32, |m, yy| m.max(rows[yy * w + x]))
     })
+}
+
+/// What the outline rule ([`OutlineRule::Evidence`]) compares a region's pixels with, at the
+/// output size and in the units of the tested statistic (mean square per value, normal 1): each
+/// pixel's evidence and, where some peak is strong, the floor near it. By default both come from
+/// the finest latent ([`latent_evidence`], [`halo_floor`]); a family whose map is finer than
+/// what it tests gives its own ([`OutlineEvidence::of_distances`]).
+#[derive(Clone, Debug)]
+pub struct OutlineEvidence {
+    pub evidence: Array2<f32>,
+    pub floor: Option<Array2<f32>>,
+}
+
+/// Where a distance map's halo ends around a peak: half-way from the normal patches' upper
+/// level (the null's tail start, its 90th percentile) to the peak.
+pub const DISTANCE_HALF: f32 = 0.5;
+
+impl OutlineEvidence {
+    /// The default: from the finest latent, interpolated to the output.
+    pub fn of_latent(z: ArrayView3<'_, f32>, oh: usize, ow: usize) -> Self {
+        let e = latent_evidence(z);
+        let floor = halo_floor(&e);
+        let floor = floor
+            .iter()
+            .any(|&f| f > EVIDENCE_LEVEL)
+            .then(|| resize_bilinear(&floor, oh, ow));
+        Self {
+            evidence: resize_bilinear(&e, oh, ow),
+            floor,
+        }
+    }
+
+    /// From a distance map at the output size (PatchCore's, upsampled from its `cell`-pixel grid
+    /// and blurred), as half-normal scores squared under `null` (so 1 on average where normal).
+    ///
+    /// Why: a memory bank's distance is a smooth bump around a defect (its descriptors average
+    /// 3 x 3 patches of stride 8 and the map is blurred), whose score grows linearly with the
+    /// distance past the tail's start rather than by a factor per pixel as a flow's latents do;
+    /// the flow's floor (the square root of the peak) would keep the whole bump, 5 to 20 times a
+    /// small defect's area. Its edge is where the bump is at half its height above the normal
+    /// level, as for any blurred edge ([`DISTANCE_HALF`]), the peak taken within [`HALO_REACH`]
+    /// cells. Measured in the README ("How outlines are drawn"). As the flow's rule, it only
+    /// shrinks or splits regions.
+    pub fn of_distances(map: &Array2<f32>, null: &DistanceNull, cell: usize) -> Self {
+        let (oh, ow) = map.dim();
+        let cell = cell.max(1);
+        let score = |d: f32| {
+            let z = null.z(d as f64) as f32;
+            z * z
+        };
+        // The peak near each pixel on the cells' grid (the largest value within each cell, then
+        // within the reach), its floor there, interpolated to the output as the flow's is.
+        let (ch, cw) = (oh.div_ceil(cell), ow.div_ceil(cell));
+        let mut peaks = Array2::<f32>::zeros((ch, cw));
+        for ((y, x), &v) in map.indexed_iter() {
+            let p = &mut peaks[(y / cell, x / cell)];
+            *p = p.max(v);
+        }
+        let normal = null.tail_from as f32;
+        let floor = window_max(&peaks, HALO_REACH).mapv(|peak| {
+            if peak > normal {
+                score(normal + DISTANCE_HALF * (peak - normal))
+            } else {
+                0.0
+            }
+        });
+        let floor = resize_bilinear(&floor, oh, ow);
+        // Every pixel's score by linear interpolation between SCORE_POINTS exact ones (monotone
+        // as the score; an exact quantile per pixel cost 7 ms an image, `bench patchcore`).
+        const SCORE_POINTS: usize = 512;
+        let top = peaks
+            .iter()
+            .fold(0f32, |m, &v| m.max(v))
+            .max(f32::MIN_POSITIVE);
+        let step = top / (SCORE_POINTS - 1) as f32;
+        let table: Vec<f32> = (0..SCORE_POINTS).map(|i| score(i as f32 * step)).collect();
+        let evidence = map.mapv(|d| {
+            let at = (d.max(0.0) / step).min((SCORE_POINTS - 1) as f32);
+            let i = (at as usize).min(SCORE_POINTS - 2);
+            let f = at - i as f32;
+            table[i] + f * (table[i + 1] - table[i])
+        });
+        let floor = floor.iter().any(|&f| f > EVIDENCE_LEVEL).then_some(floor);
+        Self { evidence, floor }
+    }
 }
 
 /// The level below which a pixel leaves a region of level `level` (0 outside any region): the
@@ -606,6 +693,18 @@ pub fn segment_calibrated(
     opts: SegmentOptions,
     nulls: &[CellNull],
 ) -> Segmentation {
+    segment_outlined(latents, out_size, opts, nulls, None)
+}
+
+/// [`segment_calibrated`] with the outline rule's evidence given (None, or another size than the
+/// output: the finest latent's, [`OutlineEvidence::of_latent`]).
+pub fn segment_outlined(
+    latents: &[ArrayView3<'_, f32>],
+    out_size: Option<(usize, usize)>,
+    opts: SegmentOptions,
+    nulls: &[CellNull],
+    outline: Option<OutlineEvidence>,
+) -> Segmentation {
     assert!(!latents.is_empty(), "no scales to segment");
     let ideal = CellNull::default();
     let ratio = |s: usize| nulls.get(s).unwrap_or(&ideal);
@@ -631,17 +730,14 @@ pub fn segment_calibrated(
     // The finest features' evidence at the output and, where some peak is strong enough for it
     // to matter, the halo floor (normal images mostly have none and skip its work).
     let evidence = match opts.outline {
-        OutlineRule::Evidence => {
-            let e = latent_evidence(latents[0]);
-            let floor = halo_floor(&e);
-            let floor = floor
-                .iter()
-                .any(|&f| f > EVIDENCE_LEVEL)
-                .then(|| resize_bilinear(&floor, oh, ow));
-            Some((resize_bilinear(&e, oh, ow), floor))
-        }
+        OutlineRule::Evidence => Some(
+            outline
+                .filter(|o| o.evidence.dim() == (oh, ow))
+                .unwrap_or_else(|| OutlineEvidence::of_latent(latents[0], oh, ow)),
+        ),
         OutlineRule::Tested => None,
-    };
+    }
+    .map(|o| (o.evidence, o.floor));
     // The minimum over scales, with regions as tested or cut at their evidence; and, where the
     // halo floor applies, the same cut at the fixed level only (gaps refill from it, see below).
     let mut min_map = Array2::<f32>::from_elem((oh, ow), f32::INFINITY);
@@ -732,6 +828,7 @@ pub fn segment_calibrated(
 mod tests {
     use super::*;
     use crate::stats::acontrario::null::log10_pfa;
+    use ndarray::Array3;
 
     #[test]
     fn number_of_tests_matches_the_thesis_values() {
@@ -895,6 +992,56 @@ mod tests {
         assert_eq!(outline_level(1.3, 10.0), 10.0);
         assert_eq!(outline_level(1.3, 1.9), 1.3);
         assert_eq!(outline_level(50.0, 1.9), EVIDENCE_LEVEL);
+    }
+
+    #[test]
+    fn a_distance_bump_is_outlined_at_half_its_height_inside_its_tested_region() {
+        // Normal distances spread over [10, 20]; one defect raises 6 x 6 cells of a 32 x 32
+        // grid (8 px each at 256 px) with a bump in distance peaking at 60 at its centre.
+        let normal: Vec<f64> = (0..2000)
+            .map(|i| 10.0 + (i % 1000) as f64 / 100.0)
+            .collect();
+        let null = DistanceNull::fit(&normal).unwrap();
+        let (size, cell) = (256usize, 8usize);
+        let centre = 128.0f32;
+        let bump = |y: usize, x: usize| {
+            let r2 = (y as f32 + 0.5 - centre).powi(2) + (x as f32 + 0.5 - centre).powi(2);
+            15.0 + 45.0 * (-r2 / (2.0 * 12.0f32.powi(2))).exp()
+        };
+        let map = Array2::from_shape_fn((size, size), |(y, x)| bump(y, x));
+        let z = Array3::from_shape_fn((1, 32, 32), |(_, y, x)| {
+            let d = bump(y * cell + cell / 2, x * cell + cell / 2);
+            null.z(d as f64) as f32
+        });
+        let views = [z.view()];
+        let out = Some((size, size));
+        let tested = segment(
+            &views,
+            out,
+            SegmentOptions {
+                outline: OutlineRule::Tested,
+                ..Default::default()
+            },
+        );
+        let outline = OutlineEvidence::of_distances(&map, &null, cell);
+        let seg = segment_outlined(&views, out, SegmentOptions::default(), &[], Some(outline));
+        let inside = |s: &Segmentation| s.log_nfa.mapv(|v| v < 0.0);
+        let (t, o) = (inside(&tested), inside(&seg));
+        assert!(o[(128, 128)], "the peak is kept");
+        assert!(
+            o.iter().zip(&t).all(|(&o, &t)| !o || t),
+            "only pixels of the tested region"
+        );
+        // Half-way from the tail's start to the peak, as the bump's own half height there.
+        let half = null.tail_from as f32 + DISTANCE_HALF * (60.0 - null.tail_from as f32);
+        let expected = map.iter().filter(|&&d| d >= half).count();
+        let kept = o.iter().filter(|&&v| v).count();
+        let (t_count, e) = (t.iter().filter(|&&v| v).count(), expected as f64);
+        assert!(
+            t_count as f64 > 1.25 * e,
+            "the tested region is the wider bump: {t_count} against {expected}, kept {kept}"
+        );
+        assert!((kept as f64 - e).abs() < 0.15 * e, "{kept} of {expected}");
     }
 
     #[test]
