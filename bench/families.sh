@@ -5,10 +5,10 @@
 # a Magnetic-tile subset (bench/magnetic_tile_subset.py). Per run: the training time, the
 # inference time per image (end to end from the file, fresh cache, the model loaded once; the
 # same run again from the cache is the fixed cost subtracted) and `eval --json`. Then the scaling
-# runs: Magnetic-tile with 15, 30, 60 and 119 training normals against the same test images, to
+# runs: Magnetic-tile with 15, 30, 60, 119 and 238 training normals against the same test images, to
 # show how training and inference grow with the training set. `python3 bench/families_table.py
 # OUT` prints the tables. Usage: bench/families.sh [OUT_DIR] [EPOCHS]; FAMILIES="uflow" runs one
-# family only, SCALING=0 skips the scaling runs, RETIME=1 measures the inference times again of
+# family only, SCALING=0 skips the scaling runs (ONLY="238" runs only those sizes), RETIME=1 measures the inference times again of
 # the models already there (both families in one run, nothing retrained).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,8 +28,10 @@ subset() { # NAME TRAIN_EVERY DEFECT_EVERY
   $BIN import --project "$OUT/$1" --format mvtec "$OUT/$1-data" >/dev/null
 }
 subset mt 12 1
+SIZES=${ONLY:-15 30 60 119 238}
+every() { case $1 in 15) echo 48 ;; 30) echo 24 ;; 60) echo 12 ;; 119) echo 6 ;; 238) echo 3 ;; esac; }
 if [ "${SCALING:-1}" != 0 ]; then
-  for n in 48:15 24:30 12:60 6:119; do subset "mt-n${n#*:}" "${n%%:*}" 4; done
+  for n in $SIZES; do subset "mt-n$n" "$(every "$n")" 4; done
 fi
 run() { # PROJECT CATEGORY FAMILY TAG
   local P="$OUT/$1" C=$2 F=$3 M=$3-l2 R="$OUT/$4.$3" fresh=1
@@ -56,7 +58,7 @@ for pc in demo:fabric demo:leather demo:wood mvtec:bottle mvtec:leather mt:magne
   for F in $FAMILIES; do run "${pc%%:*}" "${pc#*:}" "$F" "${pc%%:*}-${pc#*:}"; done
 done
 if [ "${SCALING:-1}" != 0 ]; then
-  for n in 15 30 60 119; do
+  for n in $SIZES; do
     for F in $FAMILIES; do run "mt-n$n" magnetic_tile "$F" "scaling-$n"; done
   done
 fi

@@ -63,7 +63,7 @@ for fam in families:
 print()
 print("| Magnetic-tile training normals | family | training s | ms per image | pixel AUROC | image AUROC | false alarms per normal image |")
 print("|---|---|---|---|---|---|---|")
-for n in [15, 30, 60, 119]:
+for n in [15, 30, 60, 119, 238]:
     for fam in families:
         v = load(f"scaling-{n}", fam, "magnetic_tile")
         if v is not None:

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use contrario::app::AppCommand;
-use contrario::project::training::{TrainingSettings, best_epoch};
+use contrario::project::training::{Family, TrainingSettings, best_epoch};
 use egui::{Event, Modifiers, PointerButton};
 use egui_kittest::SnapshotOptions;
 use egui_kittest::kittest::Queryable;
@@ -85,6 +85,19 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
     h.state_mut().state.forget_model_file("uflow-l2", "leather");
     h.run_steps(2);
     assert!(h.query_by_label("significance asked").is_none());
+    // PatchCore's taps are its two maps whatever the setting; U-Flow's are a choice.
+    assert!(h.query_by_label("strides 8 / 16").is_none());
+    let flow = h.state().state.training.clone();
+    let bank = TrainingSettings {
+        family: Family::Patchcore,
+        ..flow.clone()
+    };
+    h.state_mut().apply(AppCommand::SetTraining(bank));
+    h.run_steps(2);
+    h.get_by_label("strides 8 / 16");
+    h.state_mut().apply(AppCommand::SetTraining(flow));
+    h.run_steps(2);
+    assert!(h.query_by_label("strides 8 / 16").is_none());
 
     // A tiny training from the panel: the curve gets a point per epoch while it runs (20 short
     // epochs, so that the frames see it run however fast the machine).

@@ -73,7 +73,8 @@ pub struct TrainArgs {
     /// features; no epochs: --epochs, --batch and --lr do not apply).
     #[arg(long, default_value = "uflow", value_parser = parse_family)]
     pub detector: Family,
-    /// PatchCore: the share of the training patches kept in the memory bank (greedy coreset).
+    /// PatchCore: the share of the training patches kept in the memory bank (greedy coreset), at
+    /// most 16,384 patches (`uflow::patchcore::MAX_BANK`).
     #[arg(long, default_value_t = 0.1)]
     pub coreset: f64,
 }

@@ -267,20 +267,32 @@ impl ContrarioApp {
                     }
                 });
                 ui.end_row();
+                // A memory bank has no epochs, batches or learning rate, and its patches are
+                // always the stride-8 and stride-16 maps (`uflow::patchcore::patch_features`).
+                let flow = t.family == Family::Uflow;
                 let l = ui.label("feature taps");
-                let _ = egui::ComboBox::from_id_salt("taps")
-                .selected_text(taps_text(t.first_stride))
-                .show_ui(ui, |ui| {
-                    for s in TAPS {
-                        ui.selectable_value(&mut t.first_stride, s, taps_text(s));
-                    }
-                })
-                .response
-                .labelled_by(l.id)
-                .on_hover_text(
-                    "Finer maps (4/8/16) suit textures' small defects; coarser ones (8/16/32) see \
-                     more context, for objects' outlines (TorchScript backbones give their own)",
-                );
+                if flow {
+                    let _ = egui::ComboBox::from_id_salt("taps")
+                        .selected_text(taps_text(t.first_stride))
+                        .show_ui(ui, |ui| {
+                            for s in TAPS {
+                                ui.selectable_value(&mut t.first_stride, s, taps_text(s));
+                            }
+                        })
+                        .response
+                        .labelled_by(l.id)
+                        .on_hover_text(
+                            "Finer maps (4/8/16) suit textures' small defects; coarser ones \
+                             (8/16/32) see more context, for objects' outlines (TorchScript \
+                             backbones give their own)",
+                        );
+                } else {
+                    ui.add_enabled(false, egui::Label::new("strides 8 / 16"))
+                        .labelled_by(l.id)
+                        .on_disabled_hover_text(
+                            "PatchCore's patches join the stride-8 and stride-16 maps, as published",
+                        );
+                }
                 ui.end_row();
                 let l = ui.label("lighting");
                 let _ = egui::ComboBox::from_id_salt("photometric")
@@ -298,8 +310,6 @@ impl ContrarioApp {
                          as-is: the images as the camera gave them",
                     );
                 ui.end_row();
-                // A memory bank has no epochs, batches or learning rate.
-                let flow = t.family == Family::Uflow;
                 let l = ui.label("epochs");
                 ui.add_enabled(
                     flow,
