@@ -389,7 +389,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }),
             "patchcore" => {
-                let n = images.map_or_else(|| vec![15, 30, 60, 119], |n| vec![n]);
+                let n = images.map_or_else(|| vec![15, 30, 60, 119, 238], |n| vec![n]);
                 crate::uflow::bench::patchcore(repeat.max(1), &n, 256).map(|v| {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 })

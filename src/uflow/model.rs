@@ -1019,8 +1019,15 @@ fn train_bank(
         .iter()
         .map(|d| vec![to_array3(&bank_scores(&null, d).unsqueeze(0))])
         .collect();
-    // No likelihood to validate: 0 rather than NaN, so that model files compare equal.
-    let calibration = calibrate_latents(latents, false, 0.0, opts);
+    // No likelihood to validate: 0 rather than NaN, so that model files compare equal. Held-out
+    // regions are counted as inference outlines them (`Model::infer_with`).
+    let size = config.input_size;
+    let cell = (size / side.0.max(1)) as usize;
+    let outline = |i: usize| {
+        let sharp = to_array2(&patchcore::upsampled(&dists[i], size));
+        Some(OutlineEvidence::of_distances(&sharp, &null, cell))
+    };
+    let calibration = calibrate_latents(latents, false, 0.0, opts, &outline);
     let file = ModelFile {
         format_version: MODEL_FORMAT,
         backbone: backbone.name(),
@@ -1170,7 +1177,7 @@ fn calibrate(
             z.iter().map(|t| to_array3(&t.squeeze_dim(0))).collect()
         })
         .collect();
-    calibrate_latents(latents, true, val_nll, opts)
+    calibrate_latents(latents, true, val_nll, opts, &|_| None)
 }
 
 /// Held-out images are scored out of sample in at most this many groups.
@@ -1179,12 +1186,14 @@ const OUT_OF_SAMPLE_GROUPS: usize = 10;
 /// The calibration from held-out normals' latents (per image, per scale): their mean z^2, with
 /// `correct` the per-scale factor that brings it to at most 1, the cell null of each scale, the
 /// offset on the number of tests that keeps the promise out of sample, and the false alarms at
-/// level 0 with it.
+/// level 0 with it. `outline(i)`: image i's outline evidence where the family draws its own (its
+/// regions are then counted as inference outlines them, at that size), else None.
 fn calibrate_latents(
     mut latents: Vec<Vec<Array3<f32>>>,
     correct: bool,
     val_nll: f64,
     opts: SegmentOptions,
+    outline: &dyn Fn(usize) -> Option<OutlineEvidence>,
 ) -> Calibration {
     let scales = latents.first().map_or(0, |l| l.len());
     let n = latents.len().max(1) as f64;
@@ -1263,9 +1272,13 @@ fn calibrate_latents(
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| groups < 2 || i % groups == g)
-                .map(|(_, lat)| {
+                .map(|(i, lat)| {
                     let views: Vec<_> = lat.iter().map(|a| a.view()).collect();
-                    segment_with(&views, None, opts, &null, 0.0, None).log_nfa
+                    let o = (opts.outline == OutlineRule::Evidence)
+                        .then(|| outline(i))
+                        .flatten();
+                    let out = o.as_ref().map(|o| o.evidence.dim());
+                    segment_with(&views, out, opts, &null, 0.0, o).log_nfa
                 })
                 .collect::<Vec<_>>()
         })
@@ -1360,12 +1373,18 @@ mod tests {
     fn the_offset_keeps_the_held_out_promise_out_of_sample() {
         let opts = SegmentOptions::with_count(TestCount::PerArea);
         // White noise: the promise holds as fitted, nothing to pay.
-        let clean = calibrate_latents(held_out(|_| 1.0), false, 0.0, opts);
+        let clean = calibrate_latents(held_out(|_| 1.0), false, 0.0, opts, &|_| None);
         assert_eq!(clean.level_offset, 0.0);
         // A patch of its own in every image, each stronger than the last: every image alarms
         // (the budget of eight images is three), so the number of tests must grow until at most
         // three of them do.
-        let c = calibrate_latents(held_out(|i| 2.2 + 0.1 * i as f32), false, 0.0, opts);
+        let c = calibrate_latents(
+            held_out(|i| 2.2 + 0.1 * i as f32),
+            false,
+            0.0,
+            opts,
+            &|_| None,
+        );
         assert!(c.level_offset > 0.0, "{c:?}");
         let alarms = (c.false_alarms_per_normal_image * 8.0).round() as usize;
         assert!(

@@ -527,11 +527,11 @@ impl OutlineEvidence {
         }
     }
 
-    /// From a distance map at the output size (PatchCore's, upsampled from its `cell`-pixel grid
-    /// and blurred), as half-normal scores squared under `null` (so 1 on average where normal).
+    /// From a distance map at the output size (PatchCore's, upsampled from its `cell`-pixel
+    /// grid), as half-normal scores squared under `null` (so 1 on average where normal).
     ///
     /// Why: a memory bank's distance is a smooth bump around a defect (its descriptors average
-    /// 3 x 3 patches of stride 8 and the map is blurred), whose score grows linearly with the
+    /// 3 x 3 patches of stride 8, each seeing beyond its cell), whose score grows linearly with the
     /// distance past the tail's start rather than by a factor per pixel as a flow's latents do;
     /// the flow's floor (the square root of the peak) would keep the whole bump, 5 to 20 times a
     /// small defect's area. Its edge is where the bump is at half its height above the normal
@@ -996,8 +996,8 @@ mod tests {
 
     #[test]
     fn a_distance_bump_is_outlined_at_half_its_height_inside_its_tested_region() {
-        // Normal distances spread over [10, 20]; one defect raises 6 x 6 cells of a 32 x 32
-        // grid (8 px each at 256 px) with a bump in distance peaking at 60 at its centre.
+        // Normal distances spread over [10, 20]; a defect's bump in distance peaks at 60 in the
+        // middle of a 32 x 32 grid of cells (8 px each at 256 px).
         let normal: Vec<f64> = (0..2000)
             .map(|i| 10.0 + (i % 1000) as f64 / 100.0)
             .collect();
