@@ -96,8 +96,8 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
             "--topic",
             "line1",
         ])
-        // The cache keeps the maps of the latest image with no finding only.
-        .args(["--stop-after", "5", "--keep-unflagged", "1"])
+        // The cache keeps the maps of the latest two images with no finding only.
+        .args(["--stop-after", "5", "--keep-unflagged", "2"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -182,13 +182,18 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
     assert!(h["latency_ms"].as_f64().unwrap() > 0.0);
     drop(broker);
 
-    // Stopped, an image lands (taken under dimmer light); started again, only that one is
-    // scored, and the drift check says it is unlike the training images.
+    // Stopped, images land, one taken under dimmer light; started again, only the new and the
+    // rewritten ones are scored, and the drift check says the dim one is unlike training.
     let mut dim = image::open(&good).unwrap().to_rgb8();
     for p in dim.pixels_mut() {
         p.0 = p.0.map(|v| (f32::from(v) * 0.85) as u8);
     }
     dim.save(line.join("while_stopped.png")).unwrap();
+    // And "during" is rewritten with a defect: scored again, its older verdict with no finding
+    // leaves the bound's count, so when "later" (no finding) takes the one place kept, the
+    // bound does not remove the newer, flagged result.
+    std::fs::copy(&hole, line.join("during.png")).unwrap();
+    std::fs::copy(&good, line.join("later.png")).unwrap();
     let again = Command::new(env!("CARGO_BIN_EXE_contrario"))
         .args(["watch", "--project"])
         .arg(&project)
@@ -200,10 +205,10 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
             "--category",
             "leather",
             "--stop-after",
-            "1",
-            // The bound counts the earlier watch's images too: "during" loses its maps now.
+            "3",
+            // The bound counts the earlier watch's images first: "before" loses its maps now.
             "--keep-unflagged",
-            "0",
+            "1",
         ])
         .output()
         .unwrap();
@@ -212,14 +217,20 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let resumed: Vec<serde_json::Value> = String::from_utf8_lossy(&again.stdout)
+    let resumed: BTreeMap<String, serde_json::Value> = String::from_utf8_lossy(&again.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
+        .map(|v: serde_json::Value| (file_name(&v), v))
         .collect();
-    assert_eq!(resumed.len(), 1);
-    assert_eq!(file_name(&resumed[0]), "while_stopped.png");
-    assert_eq!(resumed[0]["unlike_training"], true, "{}", resumed[0]);
-    let words = resumed[0]["drift"]["words"].as_str().unwrap();
+    assert_eq!(
+        resumed.keys().collect::<Vec<_>>(),
+        ["during.png", "later.png", "while_stopped.png"]
+    );
+    assert_eq!(resumed["during.png"]["flagged"], true);
+    assert_eq!(resumed["later.png"]["flagged"], false);
+    let dimmed = &resumed["while_stopped.png"];
+    assert_eq!(dimmed["unlike_training"], true, "{dimmed}");
+    let words = dimmed["drift"]["words"].as_str().unwrap();
     assert!(
         words.starts_with("darker than every training image"),
         "{words}"
@@ -229,7 +240,8 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
 
     // The scored images are the project's live split, with results the window reads from the
     // cache (the truncated one is not an image of the project), but for the images with no
-    // finding: "before" gave its place to "during", which the second watch let go.
+    // finding: "before" gave its place when the second watch counted the first's, and
+    // "during", flagged now, keeps its new result beside "later", the one kept with no finding.
     let p = Project::open(&project).unwrap();
     let live: Vec<_> = p
         .file
@@ -237,11 +249,11 @@ fn a_watched_folder_is_scored_published_once_across_a_broker_restart_and_resumed
         .iter()
         .filter(|e| e.split == Split::Live)
         .collect();
-    assert_eq!(live.len(), 5, "{live:?}");
+    assert_eq!(live.len(), 6, "{live:?}");
     for e in &live {
         assert_eq!(
             p.cached_result("uflow-l2", e).is_some(),
-            !["live/before", "live/during"].contains(&e.id.as_str()),
+            e.id != "live/before",
             "{}: cached result",
             e.id
         );
