@@ -26,7 +26,7 @@ pub struct InferenceSummary {
 
 /// Bumped whenever the code that turns latents into cached maps changes its output (settings
 /// changes are caught by the key on their own).
-const RESULTS_VERSION: u32 = 9;
+const RESULTS_VERSION: u32 = 10;
 
 /// FNV-1a of the things that decide a result: the model files, the image file, the
 /// segmentation's settings and the version of the code that made it.
