@@ -34,6 +34,37 @@ fn assert_ok(out: &std::process::Output) {
 }
 
 #[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // The reading end is closed before the command prints (`contrario info | head -0`).
+    let mut child = contrario()
+        .args(["info", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            out.status.signal(),
+            Some(libc_sigpipe()),
+            "{:?}",
+            out.status
+        );
+    }
+}
+
+/// SIGPIPE's number on Linux and the BSDs.
+#[cfg(unix)]
+fn libc_sigpipe() -> i32 {
+    13
+}
+
+#[test]
 fn info_reports_libtorch_and_the_builtin_backbone() {
     let out = contrario().args(["info", "--json"]).output().unwrap();
     assert_ok(&out);
