@@ -28,6 +28,19 @@ pub struct Cli {
     pub command: Option<Cmd>,
 }
 
+impl Cli {
+    /// Whether a closed output pipe may simply end the process (SIGPIPE's default action): the
+    /// one-shot commands that print, so that `contrario infer ... | head` stops quietly rather
+    /// than panicking in println!. Not the window, `watch` and the benchmarks: they hold
+    /// sockets (MQTT, the display), whose writes to a peer gone must stay errors to handle.
+    pub fn ends_on_closed_pipe(&self) -> bool {
+        !matches!(
+            self.command,
+            None | Some(Cmd::Gui { .. } | Cmd::Watch(_) | Cmd::Bench { .. })
+        )
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Open the window (the default).
