@@ -83,7 +83,7 @@ for fam in families:
         n = {"defect": [0, 0], "normal": [0, 0]}
         for line in p.read_text().splitlines():
             r = json.loads(line)
-            kind = "normal" if "/good/" in r["image"] or r["image"].split("/")[-2:-1] == ["good"] else "defect"
+            kind = "normal" if "/good/" in r["image"] else "defect"
             n[kind][0] += r["regions"] > 0
             n[kind][1] += 1
         for k in tot:

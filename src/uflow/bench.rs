@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use crate::project::model_file::FlowShape;
-use crate::stats::acontrario::nfa::{OutlineEvidence, segment_outlined};
+use crate::stats::acontrario::nfa::segment_outlined;
 use crate::stats::acontrario::{self, SegmentOptions};
 use crate::stats::timing::median_seconds as time;
 use crate::uflow::backbone::{Backbone, EfficientNetLite};
@@ -104,11 +104,9 @@ pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<
     let sample: Vec<f64> = z.iter().map(|&v| f64::from(v)).collect();
     let null = crate::stats::acontrario::null::DistanceNull::fit(&sample)
         .ok_or_else(|| anyhow::anyhow!("too few distances"))?;
-    let cell = (input / h.max(1)) as usize;
     let opts = SegmentOptions::default();
     let t_seg = time(repeat, || {
-        let sharp = crate::uflow::model::to_array2(&patchcore::upsampled(&dist, input));
-        let outline = OutlineEvidence::of_distances(&sharp, &null, cell);
+        let outline = crate::uflow::model::bank_outline(&dist, input, &null);
         segment_outlined(&views, size, opts, &[], Some(outline))
     });
     let t_seg_latent = time(repeat, || acontrario::segment(&views, size, opts));

@@ -834,17 +834,11 @@ impl Model {
             let latents = vec![to_array3(&z.unsqueeze(0))];
             let views: Vec<_> = latents.iter().map(|a| a.view()).collect();
             let out = Some((size as usize, size as usize));
-            // Outlined on the distances at the input's size, finer than the tested cells and
-            // unblurred (the blur, for the per-pixel score, widens a small defect's outline:
-            // `OutlineEvidence::of_distances`).
-            let cell = (size / dist.size()[0].max(1)) as usize;
+            // Outlined on the distances at the input's size, finer than the tested cells.
             let outline = (opts.outline == OutlineRule::Evidence)
                 .then_some(self.file.distance_null.as_ref())
                 .flatten()
-                .map(|null| {
-                    let sharp = to_array2(&patchcore::upsampled(&dist, size));
-                    OutlineEvidence::of_distances(&sharp, null, cell)
-                });
+                .map(|null| bank_outline(&dist, size, null));
             let segmentation = segment_for(&views, out, opts, &self.file.calibration, outline);
             return Ok(Inference {
                 latents,
@@ -896,6 +890,15 @@ fn bank_scores(null: &DistanceNull, dist: &Tensor) -> Tensor {
     let a = to_array2(dist);
     let z: Vec<f32> = a.iter().map(|&d| null.z(d as f64) as f32).collect();
     Tensor::from_slice(&z).view([a.dim().0 as i64, a.dim().1 as i64])
+}
+
+/// The outline rule's evidence of a distance map (h x w) under `null`: the distances upsampled
+/// to `size` x `size` without the shown map's blur, which widens a small defect's outline
+/// (`OutlineEvidence::of_distances`). Inference and the calibration's held-out count both use it.
+pub(crate) fn bank_outline(dist: &Tensor, size: i64, null: &DistanceNull) -> OutlineEvidence {
+    let cell = (size / dist.size()[0].max(1)) as usize;
+    let sharp = to_array2(&patchcore::upsampled(dist, size));
+    OutlineEvidence::of_distances(&sharp, null, cell)
 }
 
 /// PatchCore's shape over a backbone at input side `size`: one map of stride-8 patches whose
@@ -1021,12 +1024,7 @@ fn train_bank(
         .collect();
     // No likelihood to validate: 0 rather than NaN, so that model files compare equal. Held-out
     // regions are counted as inference outlines them (`Model::infer_with`).
-    let size = config.input_size;
-    let cell = (size / side.0.max(1)) as usize;
-    let outline = |i: usize| {
-        let sharp = to_array2(&patchcore::upsampled(&dists[i], size));
-        Some(OutlineEvidence::of_distances(&sharp, &null, cell))
-    };
+    let outline = |i: usize| Some(bank_outline(&dists[i], config.input_size, &null));
     let calibration = calibrate_latents(latents, false, 0.0, opts, &outline);
     let file = ModelFile {
         format_version: MODEL_FORMAT,
