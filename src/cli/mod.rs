@@ -188,7 +188,9 @@ pub enum Cmd {
         /// What to measure: `nfa` (segmentation and re-thresholding), `uflow` (inference split
         /// into backbone / flow / segmentation, and a training epoch), `patchcore` (inference
         /// split likewise, the nearest-neighbour search against banks of 10 % of --images
-        /// training images' patches, default 15, 30, 60 and 119), `project` (generate a
+        /// training images' patches, default 15, 30, 60, 119 and 238), `coreset` (PatchCore's
+        /// coreset selection on the first --images (default all) training images of
+        /// --category of --project: the pruned traversal against the plain scan), `project` (generate a
         /// project of --images images, open it in a fresh process: time and memory; thumbnails
         /// cold against the disk cache) or `gui` (the window's frame time, headless, on an image
         /// of --size (use 2048): idle, a brush stroke, the NFA level moving under 200 outlines;
@@ -407,6 +409,15 @@ pub fn main_with(cli: Cli) -> i32 {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 })
             }
+            "coreset" => match (project, category) {
+                (Some(p), Some(c)) => self::uflow::train_images(&p, &c).and_then(|paths| {
+                    let n = images.unwrap_or(paths.len()).min(paths.len());
+                    crate::uflow::bench::coreset(&paths[..n], 0.1, 256).map(|v| {
+                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    })
+                }),
+                _ => Err(anyhow::anyhow!("coreset needs --project and --category")),
+            },
             "gui" => {
                 self::bench::gui(repeat.max(20), size.unwrap_or(256), project.as_deref()).map(|v| {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
@@ -428,7 +439,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 )),
             },
             other => Err(anyhow::anyhow!(
-                "unknown benchmark {other:?} (known: nfa, uflow, patchcore, project, gui, review, evaluation, watch)"
+                "unknown benchmark {other:?} (known: nfa, uflow, patchcore, coreset, project, gui, review, evaluation, watch)"
             )),
         },
         Some(Cmd::Segment(args)) => self::segment::run(&args),

@@ -118,6 +118,23 @@ fn images<'a>(project: &'a Project, category: &str, split: Split) -> Vec<&'a Ima
         .collect()
 }
 
+/// The files of a category's normal training images (an error when it has none).
+fn normal_training_paths(project: &Project, category: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let train: Vec<PathBuf> = images(project, category, Split::Train)
+        .iter()
+        .map(|e| project.image_path(e))
+        .collect();
+    if train.is_empty() {
+        bail!("category {category:?} has no normal training images");
+    }
+    Ok(train)
+}
+
+/// [`normal_training_paths`] of a project folder, for `bench coreset`.
+pub fn train_images(project: &std::path::Path, category: &str) -> anyhow::Result<Vec<PathBuf>> {
+    normal_training_paths(&Project::open(project)?, category)
+}
+
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     let project = Project::open(&args.target.project)?;
     let cats = categories(&project, &args.target.category)?;
@@ -165,13 +182,7 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
     }
     let worker = Worker::spawn(Box::new(|| {}));
     for cat in cats {
-        let train: Vec<PathBuf> = images(&project, &cat, Split::Train)
-            .iter()
-            .map(|e| project.image_path(e))
-            .collect();
-        if train.is_empty() {
-            bail!("category {cat:?} has no normal training images");
-        }
+        let train = normal_training_paths(&project, &cat)?;
         let out = project.model_dir(&args.target.model, &cat);
         eprintln!(
             "training {} on {} normal image(s) of {cat:?}",

@@ -1,4 +1,5 @@
-//! `contrario bench uflow`: U-Flow's timings (backbone, flow, segmentation, a training epoch).
+//! `contrario bench uflow`, `patchcore` and `coreset`: the model families' timings (backbone,
+//! flow or search, segmentation, a training epoch, the coreset selection).
 
 use std::time::Instant;
 
@@ -138,5 +139,53 @@ pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<
             "segmentation_outlined_on_the_tested_map": t_seg_latent,
         },
         "banks": banks,
+    }))
+}
+
+/// PatchCore's coreset selection on the patch descriptors of `paths` (normal images, the
+/// built-in backbone on CPU at `input` px, standardised as training does by default), a share
+/// `fraction` of them: the pruned traversal training uses against the plain scan of every row
+/// at every pick, side by side, and how many rows both pick.
+pub fn coreset(
+    paths: &[std::path::PathBuf],
+    fraction: f64,
+    input: i64,
+) -> anyhow::Result<serde_json::Value> {
+    use crate::uflow::patchcore;
+    use std::sync::atomic::AtomicBool;
+    let device = tch::Device::Cpu;
+    let backbone = EfficientNetLite::builtin(device)?;
+    let looks = crate::project::drift::looks(paths, input as u32);
+    let standard = crate::project::drift::standard_of(&looks);
+    let never = AtomicBool::new(false);
+    let feats = crate::uflow::model::extract_features(
+        &backbone,
+        paths,
+        input,
+        standard,
+        device,
+        &never,
+        |_| {},
+    )?;
+    let (rows, _) = crate::uflow::model::patch_rows(&feats, backbone.first_stride());
+    let x = tch::Tensor::cat(&rows, 0);
+    let k = patchcore::coreset_size(x.size()[0], fraction);
+    let clock = Instant::now();
+    let pruned = patchcore::greedy_coreset(&x, k, 0, &never).unwrap_or_default();
+    let t_pruned = clock.elapsed().as_secs_f64();
+    let clock = Instant::now();
+    let plain = patchcore::greedy_coreset_scan(&x, k, 0, &never).unwrap_or_default();
+    let t_plain = clock.elapsed().as_secs_f64();
+    let chosen: std::collections::HashSet<i64> = plain.iter().copied().collect();
+    Ok(serde_json::json!({
+        "images": paths.len(),
+        "input": input,
+        "threads": tch::get_num_threads(),
+        "rows": x.size()[0],
+        "picks": k,
+        "seconds_pruned": t_pruned,
+        "seconds_plain_scan": t_plain,
+        "plain_over_pruned": t_plain / t_pruned,
+        "rows_both_pick": pruned.iter().filter(|i| chosen.contains(i)).count(),
     }))
 }

@@ -918,6 +918,23 @@ fn bank_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
     }
 }
 
+/// Each image's PatchCore patch descriptors as rows (h w x D), from its backbone features, and
+/// the side (h, w) of its map.
+pub fn patch_rows(feats: &[Vec<Tensor>], first_stride: i64) -> (Vec<Tensor>, (i64, i64)) {
+    let _g = tch::no_grad_guard();
+    let mut side = (0, 0);
+    let rows = feats
+        .iter()
+        .map(|f| {
+            let f: Vec<Tensor> = f.iter().map(|t| t.unsqueeze(0)).collect();
+            let p = patchcore::patch_features(&f, first_stride).squeeze_dim(0);
+            side = (p.size()[1], p.size()[2]);
+            patchcore::rows(&p)
+        })
+        .collect();
+    (rows, side)
+}
+
 /// The memory bank's tensor in `weights.safetensors`.
 const BANK_TENSOR: &str = "memory_bank";
 
@@ -962,19 +979,8 @@ fn train_bank(
         cancel,
         &mut *progress,
     )?;
-    let first = backbone.first_stride();
     let _g = tch::no_grad_guard();
-    // Each image's patches as rows (h w x D), its map's side, and where its rows start in `x`.
-    let mut side = (0, 0);
-    let rows: Vec<Tensor> = feats
-        .iter()
-        .map(|f| {
-            let f: Vec<Tensor> = f.iter().map(|t| t.unsqueeze(0)).collect();
-            let p = patchcore::patch_features(&f, first).squeeze_dim(0);
-            side = (p.size()[1], p.size()[2]);
-            patchcore::rows(&p)
-        })
-        .collect();
+    let (rows, side) = patch_rows(&feats, backbone.first_stride());
     let starts: Vec<i64> = rows
         .iter()
         .scan(0, |at, r| {

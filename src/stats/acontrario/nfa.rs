@@ -729,6 +729,14 @@ pub fn segment_outlined(
     let (oh, ow) = out_size.unwrap_or((latents[0].dim().1, latents[0].dim().2));
     // The finest features' evidence at the output and, where some peak is strong enough for it
     // to matter, the halo floor (normal images mostly have none and skip its work).
+    // A family's evidence comes at the output's size; another size is its caller's bug, which
+    // the tests' builds stop on and a user's run survives with the latent's evidence.
+    debug_assert!(
+        outline
+            .as_ref()
+            .is_none_or(|o| o.evidence.dim() == (oh, ow)),
+        "outline evidence of another size than the output"
+    );
     let evidence = match opts.outline {
         OutlineRule::Evidence => Some(
             outline
