@@ -491,6 +491,39 @@ fn scale_benchmark_generates_opens_and_caches() {
 }
 
 #[test]
+fn coreset_benchmark_times_both_traversals_on_a_projects_normals() {
+    // On three of the demo's leather normals: both selections pick the same 308 of 3,072 rows.
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("projects/demo");
+    let out = contrario()
+        .args([
+            "bench",
+            "coreset",
+            "--category",
+            "leather",
+            "--images",
+            "3",
+            "--project",
+        ])
+        .arg(&demo)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["images"].as_u64(), v["rows"].as_u64()),
+        (Some(3), Some(3072)),
+        "{v}"
+    );
+    assert_eq!(v["picks"], 308);
+    assert_eq!(v["rows_both_pick"], 308, "{v}");
+    assert!(v["seconds_pruned"].as_f64().unwrap() > 0.0);
+    // Without a project it says what it needs.
+    let bare = contrario().args(["bench", "coreset"]).output().unwrap();
+    assert_eq!(bare.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("--project and --category"));
+}
+
+#[test]
 fn gui_benchmark_paints_saves_and_traces_headless() {
     // The frame benchmark drives the real window without a screen: its stroke must paint (the
     // run fails otherwise) and the detection it moves the level under must have its outlines.

@@ -46,7 +46,7 @@ pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> O
     let Some(first) = first else {
         return Some(Vec::new());
     };
-    let picks = farthest_first(&flat, dim, k, first, cancel)?;
+    let picks = farthest_first(flat, dim, k, first, cancel)?;
     Some(picks.into_iter().map(|i| i as i64).collect())
 }
 
@@ -139,6 +139,7 @@ struct Cell {
     rows: Vec<f32>,
     far: f32,
     far_at: u32,
+    far_pos: usize,
 }
 
 impl Cell {
@@ -150,6 +151,7 @@ impl Cell {
             rows,
             far: 0.0,
             far_at: u32::MAX,
+            far_pos: 0,
         };
         cell.refresh();
         cell
@@ -157,10 +159,10 @@ impl Cell {
 
     /// The farthest member, the lowest index among equals (as an argmax over all rows).
     fn refresh(&mut self) {
-        (self.far, self.far_at) = (0.0, u32::MAX);
-        for (&m, &d) in self.ids.iter().zip(&self.near) {
+        (self.far, self.far_at, self.far_pos) = (0.0, u32::MAX, 0);
+        for (i, (&m, &d)) in self.ids.iter().zip(&self.near).enumerate() {
             if d > self.far || (d == self.far && m < self.far_at) {
-                (self.far, self.far_at) = (d, m);
+                (self.far, self.far_at, self.far_pos) = (d, m, i);
             }
         }
     }
@@ -215,30 +217,24 @@ impl Cell {
 /// about a third of them (`contrario bench coreset`). Cells are scanned in parallel, each as one
 /// stream. Checks `cancel` every 256 picks (None: cancelled).
 pub fn farthest_first(
-    x: &[f32],
+    mut x: Vec<f32>,
     dim: usize,
     k: usize,
     first: usize,
     cancel: &AtomicBool,
 ) -> Option<Vec<usize>> {
     use rayon::prelude::*;
-    let n = x.len() / dim.max(1);
+    let n = if dim == 0 { 0 } else { x.len() / dim };
     if n == 0 || k == 0 {
         return Some(Vec::new());
     }
-    let row = |i: usize| &x[i * dim..(i + 1) * dim];
     let first = first.min(n - 1);
-    let near = (0..n)
-        .into_par_iter()
-        .map(|m| dist2(row(m), row(first)))
-        .collect();
+    let start = x[first * dim..(first + 1) * dim].to_vec();
+    let near = x.par_chunks_exact(dim).map(|r| dist2(r, &start)).collect();
     let ids = (0..n as u32).collect();
-    let mut cells = vec![Cell::new(
-        row(first).to_vec(),
-        ids,
-        near,
-        x[..n * dim].to_vec(),
-    )];
+    // The rows move into the first cell (no second copy of them).
+    x.truncate(n * dim);
+    let mut cells = vec![Cell::new(start, ids, near, x)];
     let mut picks = vec![first];
     while picks.len() < k.min(n) {
         if picks.len() % 256 == 0 && cancel.load(Ordering::Relaxed) {
@@ -251,10 +247,10 @@ pub fn farthest_first(
             break;
         }
         let c = best.far_at as usize;
-        let at = row(c);
+        let at = best.rows[best.far_pos * dim..(best.far_pos + 1) * dim].to_vec();
         let given: Vec<_> = cells
             .par_iter_mut()
-            .map(|cell| cell.give(at))
+            .map(|cell| cell.give(&at))
             .filter(|t| !t.0.is_empty())
             .collect();
         let mut taken = (Vec::new(), Vec::new(), Vec::new());
@@ -263,7 +259,7 @@ pub fn farthest_first(
             taken.1.extend(near);
             taken.2.extend(rows);
         }
-        cells.push(Cell::new(at.to_vec(), taken.0, taken.1, taken.2));
+        cells.push(Cell::new(at, taken.0, taken.1, taken.2));
         picks.push(c);
     }
     Some(picks)
@@ -501,11 +497,11 @@ mod tests {
         }
         let n = x.len() / dim;
         for (k, first) in [(1, 0), (40, 3), (n / 10, n / 2), (n, 11)] {
-            let fast = farthest_first(&x, dim, k, first, &AtomicBool::new(false)).unwrap();
+            let fast = farthest_first(x.clone(), dim, k, first, &AtomicBool::new(false)).unwrap();
             assert_eq!(fast, farthest_first_plain(&x, dim, k, first), "k {k}");
         }
         // Cancelled, it says so.
-        assert!(farthest_first(&x, dim, n, 0, &AtomicBool::new(true)).is_none());
+        assert!(farthest_first(x.clone(), dim, n, 0, &AtomicBool::new(true)).is_none());
     }
 
     #[test]
@@ -513,13 +509,13 @@ mod tests {
         // Three distinct rows, each four times: asked for ten, it picks the three.
         let rows = [[0.0f32, 1.0], [3.0, 0.0], [1.0, 5.0]];
         let x: Vec<f32> = (0..12).flat_map(|i| rows[i % 3]).collect();
-        let picks = farthest_first(&x, 2, 10, 4, &AtomicBool::new(false)).unwrap();
+        let picks = farthest_first(x, 2, 10, 4, &AtomicBool::new(false)).unwrap();
         assert_eq!(picks.len(), 3);
         let mut kinds: Vec<usize> = picks.iter().map(|i| i % 3).collect();
         kinds.sort();
         assert_eq!(kinds, vec![0, 1, 2]);
         assert_eq!(
-            farthest_first(&[], 2, 10, 0, &AtomicBool::new(false)),
+            farthest_first(Vec::new(), 2, 10, 0, &AtomicBool::new(false)),
             Some(vec![])
         );
     }
