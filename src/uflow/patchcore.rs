@@ -224,7 +224,7 @@ pub fn farthest_first(
     cancel: &AtomicBool,
 ) -> Option<Vec<usize>> {
     use rayon::prelude::*;
-    let n = if dim == 0 { 0 } else { x.len() / dim };
+    let n = x.len().checked_div(dim).unwrap_or(0);
     if n == 0 || k == 0 {
         return Some(Vec::new());
     }
@@ -470,8 +470,8 @@ mod tests {
                 break;
             }
             picks.push(next);
-            for m in 0..n {
-                near[m] = near[m].min(dist2(row(m), row(next)));
+            for (m, d) in near.iter_mut().enumerate() {
+                *d = d.min(dist2(row(m), row(next)));
             }
         }
         picks
