@@ -35,9 +35,10 @@ pub fn rows(patches: &Tensor) -> Tensor {
 }
 
 /// Indices of a greedy k-center coreset of `x` (N x D): each next row the one farthest from
-/// those chosen, from a seeded first row; distances on a seeded random projection. Exactly the
-/// published selection, found by [`farthest_first`] without scanning every row at every pick.
-/// Checks `cancel` every 256 picks (None: cancelled).
+/// those chosen, from a seeded first row; distances on a seeded random projection. The
+/// published selection (the same rows; picks tied to rounding may come in another order), found
+/// by [`farthest_first`] without measuring every row at every pick. Checks `cancel` every 256
+/// picks (None: cancelled).
 pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> Option<Vec<i64>> {
     let (xp, first) = projected(x, seed);
     let dim = xp.size()[1].max(1) as usize;
