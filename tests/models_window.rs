@@ -199,6 +199,40 @@ fn training_from_the_panel_draws_the_loss_curve_and_keeps_it_with_the_model() {
             .all(|n| n.level == contrario::app::NoticeLevel::Info),
         "{news:?}"
     );
+
+    // A memory bank while it trains: no empty loss curve, and cancelled, no talk of epochs.
+    let bank = TrainingSettings {
+        family: Family::Patchcore,
+        ..TrainingSettings::default()
+    };
+    h.state_mut().apply(AppCommand::SetTraining(bank));
+    h.run_steps(2);
+    h.get_by_label("Start training").click();
+    h.run_steps(2);
+    assert!(
+        h.state()
+            .state
+            .training_job
+            .as_ref()
+            .is_some_and(|j| j.memory_bank),
+        "the bank trains"
+    );
+    h.get_by_label("A memory bank: no epochs, no loss curve.");
+    let before = h.state().state.notices.len();
+    h.state_mut().apply(AppCommand::CancelTraining);
+    let start = Instant::now();
+    while h.state().state.training_job.is_some() {
+        h.step();
+        assert!(start.elapsed() < Duration::from_secs(300), "cancel hangs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let news: Vec<_> = h.state().state.notices[before..].to_vec();
+    assert!(
+        news.iter().any(|n| n.text.contains("cancelled")
+            && n.text.contains("memory bank keeps no checkpoint")
+            && !n.text.contains("epoch")),
+        "{news:?}"
+    );
 }
 
 #[test]

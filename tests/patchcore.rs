@@ -20,14 +20,27 @@ fn patchcore() -> TrainConfig {
 }
 
 fn train(paths: &[PathBuf]) -> Model {
-    Model::train(
+    use contrario::project::training::Progress;
+    let mut coreset = Vec::new();
+    let model = Model::train(
         paths,
         &patchcore(),
         tch::Device::Cpu,
         &AtomicBool::new(false),
-        |_| {},
+        |p| {
+            if let Progress::Coreset { done, total } = p {
+                coreset.push((done, total));
+            }
+        },
     )
-    .unwrap()
+    .unwrap();
+    // The coreset says how far it is, up to the whole bank.
+    let last = coreset.last().copied();
+    assert!(
+        last.is_some_and(|(done, total)| done == total && total > 0),
+        "{coreset:?}"
+    );
+    model
 }
 
 fn shared(p: &str) -> PathBuf {

@@ -291,7 +291,12 @@ impl Background {
                 config: TrainConfig::from_settings(&settings),
                 out,
             });
-            state.training_job = Some(TrainingJob::new(category, model, settings.epochs));
+            state.training_job = Some(TrainingJob::new(
+                category,
+                model,
+                settings.family,
+                settings.epochs,
+            ));
         }
     }
 
@@ -394,7 +399,9 @@ impl Background {
             state.forget_model_file(&job.model, &job.category);
             if failure.is_none() {
                 let done = job.history.len();
-                let then = if done == 0 {
+                let then = if job.memory_bank {
+                    "(a memory bank keeps no checkpoint: training it again starts over)".to_string()
+                } else if done == 0 {
                     "before its first epoch".to_string()
                 } else {
                     // The checkpoint may be an epoch or two older than the last epoch seen

@@ -4,7 +4,7 @@
 use ndarray::Array2;
 
 use crate::project::results::InferenceSummary;
-use crate::project::training::{EpochRecord, Progress};
+use crate::project::training::{EpochRecord, Family, Progress};
 use crate::stats::acontrario::{Region, regions_at};
 
 /// Douglas-Peucker tolerance of the outlines drawn, in map pixels.
@@ -110,13 +110,16 @@ pub struct TrainingJob {
     /// The epochs done so far (with a resumed training's earlier ones).
     pub history: Vec<EpochRecord>,
     pub eta_seconds: Option<f64>,
+    /// A memory bank (PatchCore): no epochs, no loss curve, no checkpoint.
+    pub memory_bank: bool,
 }
 
 impl TrainingJob {
-    pub fn new(category: String, model: String, epochs: usize) -> Self {
+    pub fn new(category: String, model: String, family: Family, epochs: usize) -> Self {
         Self {
             category,
             model,
+            memory_bank: family == Family::Patchcore,
             text: "starting".into(),
             fraction: 0.0,
             epochs: epochs.max(1),
@@ -137,6 +140,11 @@ impl TrainingJob {
             Progress::Features { done, total } => {
                 self.fraction = FEATURES * done as f32 / total.max(1) as f32;
                 self.text = format!("features {done}/{total}");
+            }
+            Progress::Coreset { done, total } => {
+                // A memory bank has no epochs: its coreset is the rest of the work.
+                self.fraction = FEATURES + (1.0 - FEATURES) * done as f32 / total.max(1) as f32;
+                self.text = format!("memory bank {done}/{total} patches");
             }
             Progress::Step {
                 epoch, step, steps, ..
@@ -218,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_training_job_follows_its_progress_and_keeps_one_point_per_epoch() {
-        let mut j = TrainingJob::new("leather".into(), "uflow".into(), 4);
+        let mut j = TrainingJob::new("leather".into(), "uflow".into(), Family::Uflow, 4);
         j.update(&Progress::Features { done: 5, total: 10 });
         assert!((j.fraction - 0.05).abs() < 1e-6, "{}", j.fraction);
         let epoch = |epoch, v| Progress::Epoch {
@@ -252,6 +260,19 @@ mod tests {
             vec![0, 1]
         );
         assert_eq!(j.history[1].validation_nll, 1.4);
+        // A memory bank's coreset fills the rest after the features.
+        let mut b = TrainingJob::new("leather".into(), "patchcore".into(), Family::Patchcore, 1);
+        assert!(b.memory_bank && !j.memory_bank);
+        b.update(&Progress::Coreset {
+            done: 256,
+            total: 1024,
+        });
+        assert!(
+            (b.fraction - (0.1 + 0.9 / 4.0)).abs() < 1e-6,
+            "{}",
+            b.fraction
+        );
+        assert_eq!(b.text, "memory bank 256/1024 patches");
     }
 
     #[test]

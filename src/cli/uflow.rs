@@ -213,6 +213,9 @@ pub fn train(args: &TrainArgs) -> anyhow::Result<()> {
                 Some(Message::Progress(Progress::Features { done, total })) if done == total => {
                     eprintln!("backbone features of {total} image(s) cached")
                 }
+                Some(Message::Progress(Progress::Coreset { done, total })) if done == total => {
+                    eprintln!("memory bank of {total} patches picked")
+                }
                 Some(Message::Progress(_)) => {}
                 Some(Message::Trained { dir, file, seconds }) => {
                     register_model(&args.target.project, &args.target.model, &cat, &dir)?;

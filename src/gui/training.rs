@@ -95,6 +95,7 @@ impl ContrarioApp {
             }
         });
         // The curve: the running training's, else the finished model's.
+        let bank_running = running.as_ref().is_some_and(|j| j.memory_bank);
         let (history, best, done) = match &running {
             Some(job) if job.category == category => {
                 ui.add(
@@ -121,7 +122,7 @@ impl ContrarioApp {
                 }
             },
         };
-        if history.is_empty() && done.is_some() {
+        if history.is_empty() && (done.is_some() || bank_running) {
             ui.label("A memory bank: no epochs, no loss curve.");
         } else {
             loss_plot(ui, &history, best);

@@ -298,6 +298,11 @@ pub enum Progress {
         done: usize,
         total: usize,
     },
+    /// A memory bank's coreset: `done` of its `total` patches picked (every 256 and at the end).
+    Coreset {
+        done: usize,
+        total: usize,
+    },
     Step {
         epoch: usize,
         step: usize,

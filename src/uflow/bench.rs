@@ -171,7 +171,7 @@ pub fn coreset(
     let x = tch::Tensor::cat(&rows, 0);
     let k = patchcore::coreset_size(x.size()[0], fraction);
     let clock = Instant::now();
-    let pruned = patchcore::greedy_coreset(&x, k, 0, &never).unwrap_or_default();
+    let pruned = patchcore::greedy_coreset(&x, k, 0, &never, &mut |_| {}).unwrap_or_default();
     let t_pruned = clock.elapsed().as_secs_f64();
     let clock = Instant::now();
     let plain = patchcore::greedy_coreset_scan(&x, k, 0, &never).unwrap_or_default();

@@ -991,7 +991,10 @@ fn train_bank(
         .collect();
     let x = Tensor::cat(&rows, 0).to_device(device);
     let k = patchcore::coreset_size(x.size()[0], config.coreset_fraction);
-    let picks = patchcore::greedy_coreset(&x, k, config.seed, cancel).ok_or(Cancelled)?;
+    let picks = patchcore::greedy_coreset(&x, k, config.seed, cancel, &mut |done| {
+        progress(Progress::Coreset { done, total: k })
+    })
+    .ok_or(Cancelled)?;
     let owner = |row: i64| starts.partition_point(|&s| s <= row) - 1;
     let folds = folds.clamp(1, paths.len());
     let mut fold = vec![0; paths.len()];

@@ -37,9 +37,15 @@ pub fn rows(patches: &Tensor) -> Tensor {
 /// Indices of a greedy k-center coreset of `x` (N x D): each next row the one farthest from
 /// those chosen, from a seeded first row; distances on a seeded random projection. The
 /// published selection (the same rows; picks tied to rounding may come in another order), found
-/// by [`farthest_first`] without measuring every row at every pick. Checks `cancel` every 256
-/// picks (None: cancelled).
-pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> Option<Vec<i64>> {
+/// by [`farthest_first`] without measuring every row at every pick. Checks `cancel` and tells
+/// `picked` how many it has every 256 picks and at the end (None: cancelled).
+pub fn greedy_coreset(
+    x: &Tensor,
+    k: usize,
+    seed: u64,
+    cancel: &AtomicBool,
+    picked: &mut dyn FnMut(usize),
+) -> Option<Vec<i64>> {
     let (xp, first) = projected(x, seed);
     let dim = xp.size()[1].max(1) as usize;
     let flat = Vec::<f32>::try_from(&xp.to_device(tch::Device::Cpu).contiguous().view([-1]))
@@ -47,7 +53,7 @@ pub fn greedy_coreset(x: &Tensor, k: usize, seed: u64, cancel: &AtomicBool) -> O
     let Some(first) = first else {
         return Some(Vec::new());
     };
-    let picks = farthest_first(flat, dim, k, first, cancel)?;
+    let picks = farthest_first(flat, dim, k, first, cancel, picked)?;
     Some(picks.into_iter().map(|i| i as i64).collect())
 }
 
@@ -216,13 +222,15 @@ impl Cell {
 /// pick keeps its cell (the rows it is nearest) and a new pick measures only the rows the
 /// triangle inequality leaves it a chance to take ([`Cell::give`]). On patch descriptors that is
 /// about a third of them (`contrario bench coreset`). Cells are scanned in parallel, each as one
-/// stream. Checks `cancel` every 256 picks (None: cancelled).
+/// stream. Checks `cancel` and tells `picked` how many it has every 256 picks and at the end
+/// (None: cancelled).
 pub fn farthest_first(
     mut x: Vec<f32>,
     dim: usize,
     k: usize,
     first: usize,
     cancel: &AtomicBool,
+    picked: &mut dyn FnMut(usize),
 ) -> Option<Vec<usize>> {
     use rayon::prelude::*;
     let n = x.len().checked_div(dim).unwrap_or(0);
@@ -238,8 +246,11 @@ pub fn farthest_first(
     let mut cells = vec![Cell::new(start, ids, near, x)];
     let mut picks = vec![first];
     while picks.len() < k.min(n) {
-        if picks.len() % 256 == 0 && cancel.load(Ordering::Relaxed) {
-            return None;
+        if picks.len() % 256 == 0 {
+            if cancel.load(Ordering::Relaxed) {
+                return None;
+            }
+            picked(picks.len());
         }
         let best = cells
             .iter()
@@ -263,6 +274,7 @@ pub fn farthest_first(
         cells.push(Cell::new(at, taken.0, taken.1, taken.2));
         picks.push(c);
     }
+    picked(picks.len());
     Some(picks)
 }
 
@@ -436,7 +448,7 @@ mod tests {
             }
         }
         let x = Tensor::from_slice(&data).view([400, 200]);
-        let picks = greedy_coreset(&x, 4, 1, &AtomicBool::new(false)).unwrap();
+        let picks = greedy_coreset(&x, 4, 1, &AtomicBool::new(false), &mut |_| {}).unwrap();
         let mut clusters: Vec<i64> = picks.iter().map(|i| i / 100).collect();
         clusters.sort();
         assert_eq!(clusters, vec![0, 1, 2, 3]);
@@ -497,12 +509,28 @@ mod tests {
             }
         }
         let n = x.len() / dim;
+        let mut told = Vec::new();
+        let all = farthest_first(x.clone(), dim, n, 11, &AtomicBool::new(false), &mut |p| {
+            told.push(p)
+        });
+        let expected: Vec<usize> = (1..=(n - 1) / 256).map(|i| i * 256).chain([n]).collect();
+        assert_eq!((all.map(|p| p.len()), told), (Some(n), expected));
         for (k, first) in [(1, 0), (40, 3), (n / 10, n / 2), (n, 11)] {
-            let fast = farthest_first(x.clone(), dim, k, first, &AtomicBool::new(false)).unwrap();
+            let fast = farthest_first(
+                x.clone(),
+                dim,
+                k,
+                first,
+                &AtomicBool::new(false),
+                &mut |_| {},
+            )
+            .unwrap();
             assert_eq!(fast, farthest_first_plain(&x, dim, k, first), "k {k}");
         }
         // Cancelled, it says so.
-        assert!(farthest_first(x.clone(), dim, n, 0, &AtomicBool::new(true)).is_none());
+        assert!(
+            farthest_first(x.clone(), dim, n, 0, &AtomicBool::new(true), &mut |_| {}).is_none()
+        );
     }
 
     #[test]
@@ -510,13 +538,16 @@ mod tests {
         // Three distinct rows, each four times: asked for ten, it picks the three.
         let rows = [[0.0f32, 1.0], [3.0, 0.0], [1.0, 5.0]];
         let x: Vec<f32> = (0..12).flat_map(|i| rows[i % 3]).collect();
-        let picks = farthest_first(x, 2, 10, 4, &AtomicBool::new(false)).unwrap();
+        let mut told = Vec::new();
+        let picks = farthest_first(x, 2, 10, 4, &AtomicBool::new(false), &mut |n| told.push(n));
+        let picks = picks.unwrap();
+        assert_eq!(told, vec![3], "the end is told even short of 256 picks");
         assert_eq!(picks.len(), 3);
         let mut kinds: Vec<usize> = picks.iter().map(|i| i % 3).collect();
         kinds.sort();
         assert_eq!(kinds, vec![0, 1, 2]);
         assert_eq!(
-            farthest_first(Vec::new(), 2, 10, 0, &AtomicBool::new(false)),
+            farthest_first(Vec::new(), 2, 10, 0, &AtomicBool::new(false), &mut |_| {}),
             Some(vec![])
         );
     }
