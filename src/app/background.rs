@@ -398,25 +398,7 @@ impl Background {
             // A cancel leaves a checkpoint to resume from.
             state.forget_model_file(&job.model, &job.category);
             if failure.is_none() {
-                let done = job.history.len();
-                let then = if job.memory_bank {
-                    "(a memory bank keeps no checkpoint: training it again starts over)".to_string()
-                } else if done == 0 {
-                    "before its first epoch".to_string()
-                } else {
-                    // The checkpoint may be an epoch or two older than the last epoch seen
-                    // (it is written every half minute): the panel's button says which.
-                    format!(
-                        "after epoch {done}; Resume training continues from its last checkpoint"
-                    )
-                };
-                state.notify(
-                    NoticeLevel::Info,
-                    format!(
-                        "Training of {} on {} cancelled {then}",
-                        job.model, job.category
-                    ),
-                );
+                state.notify(NoticeLevel::Info, job.cancelled_text());
                 return;
             }
         }

@@ -128,6 +128,24 @@ impl TrainingJob {
         }
     }
 
+    /// The notice of this training cancelled by the user: where it can go on from.
+    pub fn cancelled_text(&self) -> String {
+        let done = self.history.len();
+        let then = if self.memory_bank {
+            "(a memory bank keeps no checkpoint: training it again starts over)".to_string()
+        } else if done == 0 {
+            "before its first epoch".to_string()
+        } else {
+            // The checkpoint may be an epoch or two older than the last epoch seen (it is
+            // written every half minute): the panel's button says which.
+            format!("after epoch {done}; Resume training continues from its last checkpoint")
+        };
+        format!(
+            "Training of {} on {} cancelled {then}",
+            self.model, self.category
+        )
+    }
+
     /// Fold a progress report in: the fraction done, the curve, the line in words.
     pub fn update(&mut self, p: &Progress) {
         const FEATURES: f32 = 0.1;
@@ -263,6 +281,16 @@ mod tests {
         // A memory bank's coreset fills the rest after the features.
         let mut b = TrainingJob::new("leather".into(), "patchcore".into(), Family::Patchcore, 1);
         assert!(b.memory_bank && !j.memory_bank);
+        // Cancelled: a flow resumes from its checkpoint, a bank starts over (no epochs to name).
+        assert!(
+            j.cancelled_text()
+                .contains("cancelled after epoch 2; Resume training")
+        );
+        let bank = b.cancelled_text();
+        assert!(
+            bank.contains("keeps no checkpoint") && !bank.contains("epoch"),
+            "{bank}"
+        );
         b.update(&Progress::Coreset {
             done: 256,
             total: 1024,
