@@ -410,12 +410,15 @@ pub fn main_with(cli: Cli) -> i32 {
                 })
             }
             "coreset" => match (project, category) {
-                (Some(p), Some(c)) => self::uflow::train_images(&p, &c).and_then(|paths| {
-                    let n = images.unwrap_or(paths.len()).min(paths.len());
-                    crate::uflow::bench::coreset(&paths[..n], 0.1, 256).map(|v| {
-                        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                    })
-                }),
+                (Some(p), Some(c)) => crate::project::Project::open(&p)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|project| self::uflow::normal_training_paths(&project, &c))
+                    .and_then(|paths| {
+                        let n = images.unwrap_or(paths.len()).min(paths.len());
+                        crate::uflow::bench::coreset(&paths[..n], 0.1, 256).map(|v| {
+                            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                        })
+                    }),
                 _ => Err(anyhow::anyhow!("coreset needs --project and --category")),
             },
             "gui" => {

@@ -119,7 +119,10 @@ fn images<'a>(project: &'a Project, category: &str, split: Split) -> Vec<&'a Ima
 }
 
 /// The files of a category's normal training images (an error when it has none).
-fn normal_training_paths(project: &Project, category: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn normal_training_paths(
+    project: &Project,
+    category: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
     let train: Vec<PathBuf> = images(project, category, Split::Train)
         .iter()
         .map(|e| project.image_path(e))
@@ -128,11 +131,6 @@ fn normal_training_paths(project: &Project, category: &str) -> anyhow::Result<Ve
         bail!("category {category:?} has no normal training images");
     }
     Ok(train)
-}
-
-/// [`normal_training_paths`] of a project folder, for `bench coreset`.
-pub fn train_images(project: &std::path::Path, category: &str) -> anyhow::Result<Vec<PathBuf>> {
-    normal_training_paths(&Project::open(project)?, category)
 }
 
 pub fn train(args: &TrainArgs) -> anyhow::Result<()> {

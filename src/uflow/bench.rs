@@ -143,7 +143,7 @@ pub fn patchcore(repeat: usize, images: &[usize], input: i64) -> anyhow::Result<
 }
 
 /// PatchCore's coreset selection on the patch descriptors of `paths` (normal images, the
-/// built-in backbone on CPU at `input` px, standardised as training does by default), a share
+/// built-in backbone on CPU at `input` px, lit as training's defaults set them), a share
 /// `fraction` of them: the pruned traversal training uses against the plain scan of every row
 /// at every pick, side by side, and how many rows both pick.
 pub fn coreset(
@@ -155,8 +155,11 @@ pub fn coreset(
     use std::sync::atomic::AtomicBool;
     let device = tch::Device::Cpu;
     let backbone = EfficientNetLite::builtin(device)?;
-    let looks = crate::project::drift::looks(paths, input as u32);
-    let standard = crate::project::drift::standard_of(&looks);
+    let config = crate::project::model_file::TrainConfig {
+        input_size: input,
+        ..Default::default()
+    };
+    let (_, standard) = crate::uflow::model::training_looks(paths, &config);
     let never = AtomicBool::new(false);
     let feats = crate::uflow::model::extract_features(
         &backbone,
@@ -167,7 +170,7 @@ pub fn coreset(
         &never,
         |_| {},
     )?;
-    let (rows, _) = crate::uflow::model::patch_rows(&feats, backbone.first_stride());
+    let (rows, _) = patchcore::patch_rows(&feats, backbone.first_stride());
     let x = tch::Tensor::cat(&rows, 0);
     let k = patchcore::coreset_size(x.size()[0], fraction);
     let clock = Instant::now();

@@ -162,6 +162,20 @@ pub struct Inference {
 }
 
 /// The backbone a model names: a TorchScript file, or a built-in one by name.
+/// The training images' looks (the drift check's reference) and the standard their lighting is
+/// set to under `config.photometric`, which their features are extracted with.
+pub(crate) fn training_looks(
+    paths: &[PathBuf],
+    config: &TrainConfig,
+) -> (Vec<Look>, Option<[f32; 2]>) {
+    let looks = drift::looks(paths, config.input_size as u32);
+    let standard = match config.photometric {
+        Photometric::AsIs => None,
+        Photometric::Standardise => drift::standard_of(&looks),
+    };
+    (looks, standard)
+}
+
 fn open_backbone(
     path: Option<&Path>,
     builtin: &str,
@@ -506,13 +520,7 @@ impl Model {
             config.first_stride,
             device,
         )?;
-        // The training images' look: the drift check's reference, and the standard their
-        // lighting is set to.
-        let looks = drift::looks(&paths, config.input_size as u32);
-        let standard = match config.photometric {
-            Photometric::AsIs => None,
-            Photometric::Standardise => drift::standard_of(&looks),
-        };
+        let (looks, standard) = training_looks(&paths, config);
         let feats = extract_features(
             backbone.as_ref(),
             &paths,
@@ -918,23 +926,6 @@ fn bank_shape(backbone: &dyn Backbone, size: i64) -> FlowShape {
     }
 }
 
-/// Each image's PatchCore patch descriptors as rows (h w x D), from its backbone features, and
-/// the side (h, w) of its map.
-pub fn patch_rows(feats: &[Vec<Tensor>], first_stride: i64) -> (Vec<Tensor>, (i64, i64)) {
-    let _g = tch::no_grad_guard();
-    let mut side = (0, 0);
-    let rows = feats
-        .iter()
-        .map(|f| {
-            let f: Vec<Tensor> = f.iter().map(|t| t.unsqueeze(0)).collect();
-            let p = patchcore::patch_features(&f, first_stride).squeeze_dim(0);
-            side = (p.size()[1], p.size()[2]);
-            patchcore::rows(&p)
-        })
-        .collect();
-    (rows, side)
-}
-
 /// The memory bank's tensor in `weights.safetensors`.
 const BANK_TENSOR: &str = "memory_bank";
 
@@ -965,11 +956,7 @@ fn train_bank(
     if backbone.channels().len() < 3 && backbone.first_stride() <= 4 {
         bail!("PatchCore needs a backbone with stride-8 and stride-16 feature maps");
     }
-    let looks = drift::looks(paths, config.input_size as u32);
-    let standard = match config.photometric {
-        Photometric::AsIs => None,
-        Photometric::Standardise => drift::standard_of(&looks),
-    };
+    let (looks, standard) = training_looks(paths, config);
     let feats = extract_features(
         backbone.as_ref(),
         paths,
@@ -980,7 +967,7 @@ fn train_bank(
         &mut *progress,
     )?;
     let _g = tch::no_grad_guard();
-    let (rows, side) = patch_rows(&feats, backbone.first_stride());
+    let (rows, side) = patchcore::patch_rows(&feats, backbone.first_stride());
     let starts: Vec<i64> = rows
         .iter()
         .scan(0, |at, r| {

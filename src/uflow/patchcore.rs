@@ -34,6 +34,23 @@ pub fn rows(patches: &Tensor) -> Tensor {
     patches.view([d, -1]).transpose(0, 1).contiguous()
 }
 
+/// Each image's patch descriptors as rows (h w x D), from its backbone features (finest first),
+/// and the side (h, w) of its map.
+pub fn patch_rows(feats: &[Vec<Tensor>], first_stride: i64) -> (Vec<Tensor>, (i64, i64)) {
+    let _g = tch::no_grad_guard();
+    let mut side = (0, 0);
+    let rows = feats
+        .iter()
+        .map(|f| {
+            let f: Vec<Tensor> = f.iter().map(|t| t.unsqueeze(0)).collect();
+            let p = patch_features(&f, first_stride).squeeze_dim(0);
+            side = (p.size()[1], p.size()[2]);
+            self::rows(&p)
+        })
+        .collect();
+    (rows, side)
+}
+
 /// Indices of a greedy k-center coreset of `x` (N x D): each next row the one farthest from
 /// those chosen, from a seeded first row; distances on a seeded random projection. The
 /// published selection (the same rows; picks tied to rounding may come in another order), found
